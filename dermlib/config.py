@@ -1,0 +1,34 @@
+"""Where DermLens finds its weights and data.
+
+Both locations can be overridden with environment variables so that a deployment (or a test) can
+point the app elsewhere without code changes:
+
+* ``DERMLENS_WEIGHTS_DIR``: folder of model folders (default: ``weights/`` in the repository).
+* ``DERMLENS_DATA_ROOT``: folder holding datasets (default: ``data/`` in the repository).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+WEIGHTS_ENV = "DERMLENS_WEIGHTS_DIR"
+DATA_ROOT_ENV = "DERMLENS_DATA_ROOT"
+
+
+def weights_dir() -> Path:
+    """Return the folder that holds one sub-folder per installed model."""
+    return Path(os.environ.get(WEIGHTS_ENV) or PROJECT_ROOT / "weights")
+
+
+def data_root() -> Path:
+    """Return the configured data root (it may not exist on a fresh clone)."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or PROJECT_ROOT / "data")
+
+
+def shared_data_root() -> Path | None:
+    """Return ``../shared/data`` beside the repository when present (development and CI only)."""
+    candidate = PROJECT_ROOT.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
