@@ -1,0 +1,143 @@
+"""The ``python -m dermlib`` command line.
+
+Commands are registered by concern: this module owns ``models`` and ``predict``; other concerns
+(training, evaluation, datasets) expose ``register(subparsers)`` in their own ``cli`` module and are
+added in :data:`_EXTENSIONS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from dermlib.errors import DermLensError
+
+# Concerns that add their own sub-commands (module path, imported lazily so one broken optional
+# dependency never takes the whole CLI down).
+_EXTENSIONS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dermlib",
+        description="DermLens: dermatology decision support (not a diagnosis).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_models = sub.add_parser("models", help="list installed models")
+    p_models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p_models.set_defaults(func=_cmd_models)
+
+    from dermlib.explain.methods import CAM_METHODS
+
+    p_pred = sub.add_parser("predict", help="classify images; one JSON object per image")
+    p_pred.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, webp, heic, ...)")
+    p_pred.add_argument("--model", help="model id (default: the default installed model)")
+    p_pred.add_argument("--top-k", type=int, default=3, help="how many classes to list (default 3)")
+    p_pred.add_argument("--device", default=None, help="cpu, cuda, mps or auto (default auto)")
+    p_pred.add_argument("--json", action="store_true", help="print one JSON object per line (for scripts)")
+    p_pred.add_argument("--cam", choices=sorted(CAM_METHODS), help="also save a heatmap overlay per top-k class")
+    p_pred.add_argument("--cam-dir", default="cams", help="folder for --cam overlays (default ./cams)")
+    p_pred.set_defaults(func=_cmd_predict)
+
+    for module_name in _EXTENSIONS:
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DermLensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from dermlib.models import scan_models
+
+    cards, broken = scan_models()
+    if args.json:
+        rows = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "architecture": c.architecture,
+                "task": c.task,
+                "classes": c.class_ids,
+                "default": c.default,
+            }
+            for c in cards
+        ]
+        print(json.dumps({"models": rows, "broken": [{"folder": str(b.folder), "problem": b.problem} for b in broken]}))
+    else:
+        if not cards:
+            print("No models installed. Train one with `python -m dermlib train` (see README).")
+        for c in cards:
+            flag = " (default)" if c.default else ""
+            print(f"{c.id}{flag}\t{c.architecture}\t{c.num_classes} classes\t{c.name}")
+        for b in broken:
+            print(f"BROKEN {b.folder}: {b.problem}", file=sys.stderr)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dermlib.errors import ModelError
+    from dermlib.images import load_image
+    from dermlib.inference import predict
+    from dermlib.models import default_model_id, load_model
+
+    model_id = args.model or default_model_id()
+    if model_id is None:
+        raise ModelError("No model is installed. Train one with `python -m dermlib train` (see README).")
+    loaded = load_model(model_id, device=args.device)
+    failures = 0
+    for path in args.images:
+        try:
+            image = load_image(path)
+        except DermLensError as exc:
+            failures += 1
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            continue
+        pred = predict(loaded, image, top_k=args.top_k)
+        record = {"image": path, **pred.to_dict()}
+        if args.cam:
+            record["cams"] = _save_cams(loaded, image, pred, args.cam, Path(args.cam_dir), Path(path).stem)
+        print(json.dumps(record) if args.json else _human(record))
+    return 1 if failures else 0
+
+
+def _human(record: dict) -> str:
+    lines = [f"{record['image']}  (model {record['model']})"]
+    for item in record["top_k"]:
+        lines.append(f"  {item['probability']:6.1%}  {item['name']} [{item['label']}]")
+    risk = ", ".join(f"{k} {v:.0%}" for k, v in record["risk"].items())
+    lines.append(f"  risk groups: {risk}")
+    if record["uncertain"]:
+        lines.append("  UNCERTAIN: " + "; ".join(record["uncertain_reasons"]) + ". Do not rely on this result.")
+    for path in record.get("cams", []):
+        lines.append(f"  heatmap: {path}")
+    return "\n".join(lines)
+
+
+def _save_cams(loaded, image, pred, method: str, folder, stem: str) -> list[str]:
+    from dermlib.explain import explain, overlay_heatmap
+
+    indices = [loaded.card.class_ids.index(s.label) for s in pred.top_k]
+    maps = explain(loaded, image, indices, method)
+    folder.mkdir(parents=True, exist_ok=True)
+    view = loaded.model_view(image)
+    paths = []
+    for score, cam in zip(pred.top_k, maps, strict=True):
+        out = folder / f"{stem}_{method}_{score.label}.png"
+        overlay_heatmap(view, cam).save(out)
+        paths.append(str(out))
+    return paths

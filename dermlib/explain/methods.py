@@ -1,0 +1,135 @@
+"""The registry of CAM methods by name, on top of the grad-cam package.
+
+Each entry names a grad-cam class whose weighting (``get_cam_weights`` / ``get_cam_image``) DermLens
+reuses; the forward and backward passes are DermLens's own (see :mod:`dermlib.explain.engine`) so that
+a model shared by many sessions never carries another session's hooks. The app's method picker and the
+CLI's ``--cam`` choices both read :data:`CAM_METHODS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pytorch_grad_cam import (
+    EigenCAM,
+    EigenGradCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
+from pytorch_grad_cam.base_cam import BaseCAM
+
+
+@dataclass(frozen=True)
+class CamMethod:
+    """One explanation method.
+
+    Attributes:
+        name: Registry key (CLI and URL friendly).
+        label: Name shown in the app.
+        cam_class: The grad-cam class that supplies the weighting.
+        uses_gradients: Needs a backward pass (class-specific maps).
+        class_specific: False when the map is the same for every class (EigenCAM).
+        slow: Needs one forward pass per feature channel (hundreds), seconds on a CPU.
+        description: One sentence for the app.
+    """
+
+    name: str
+    label: str
+    cam_class: type[BaseCAM]
+    uses_gradients: bool
+    class_specific: bool
+    slow: bool
+    description: str
+
+    def weighting(self) -> BaseCAM:
+        """A grad-cam object used only for its weighting maths.
+
+        It is built on a private throw-away layer and its hooks are released at once, so the shared
+        model is never touched.
+        """
+        dummy = torch.nn.Linear(1, 1)
+        obj = self.cam_class(model=dummy, target_layers=[dummy])
+        obj.activations_and_grads.release()
+        return obj
+
+
+_METHODS = (
+    CamMethod("gradcam", "Grad-CAM", GradCAM, True, True, False,
+              "Channel weights are the spatially averaged gradients of the class score (Selvaraju et al., 2017)."),
+    CamMethod("gradcam++", "Grad-CAM++", GradCAMPlusPlus, True, True, False,
+              "Weights positive gradients with higher-order terms; better for several lesions in one image."),
+    CamMethod("hirescam", "HiResCAM", HiResCAM, True, True, False,
+              "Multiplies activations by gradients element-wise; provably faithful to the class score."),
+    CamMethod("xgradcam", "XGrad-CAM", XGradCAM, True, True, False,
+              "Gradient weights normalised by the activations (axiom-based Grad-CAM)."),
+    CamMethod("layercam", "LayerCAM", LayerCAM, True, True, False,
+              "Positive gradients weight each location separately: finer, more local maps."),
+    CamMethod("eigengradcam", "Eigen-Grad-CAM", EigenGradCAM, True, True, False,
+              "First principal component of gradient x activation: class-specific and less noisy."),
+    CamMethod("eigencam", "EigenCAM", EigenCAM, False, False, False,
+              "First principal component of the activations: shows what the network attends to, for any class."),
+    CamMethod("scorecam", "Score-CAM", ScoreCAM, False, True, True,
+              "Weights each channel by the class score of the image masked with it: no gradients, slow."),
+)
+
+CAM_METHODS: dict[str, CamMethod] = {m.name: m for m in _METHODS}
+DEFAULT_CAM_METHOD = "gradcam"
+
+
+def get_cam_method(name: str) -> CamMethod:
+    """Look up a method by registry name (case-insensitive).
+
+    Raises:
+        ValueError: Unknown method; the message lists the known ones.
+    """
+    key = name.lower().strip()
+    if key not in CAM_METHODS:
+        raise ValueError(f"Unknown CAM method '{name}'. Choose one of: {', '.join(CAM_METHODS)}.")
+    return CAM_METHODS[key]
+
+
+def score_cam_weights(
+    model: torch.nn.Module,
+    input_tensor: torch.Tensor,
+    activations: np.ndarray,
+    class_indices: list[int],
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Score-CAM channel weights for several classes from one set of masked forward passes.
+
+    grad-cam's ScoreCAM runs every masked image once per target class and materialises all masked
+    images at once (hundreds of full-size copies); scoring each masked batch for all requested classes
+    gives the same weights with 1/K of the passes and bounded memory.
+
+    Args:
+        model: The network (called under ``torch.no_grad``).
+        input_tensor: The preprocessed image, shape (1, 3, H, W).
+        activations: Target-layer activations, shape (1, C, h, w).
+        class_indices: Classes to weight for.
+        batch_size: Masked images per forward pass.
+
+    Returns:
+        Weights of shape (K, C): a softmax over channels of each class's score.
+    """
+    acts = torch.from_numpy(activations[:1]).to(input_tensor.device, torch.float32)
+    upsampled = torch.nn.functional.interpolate(acts, size=input_tensor.shape[-2:], mode="bilinear",
+                                                align_corners=True)[0]
+    flat = upsampled.flatten(1)
+    lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
+    masks = (upsampled - lo[:, None, None]) / (hi - lo + 1e-8)[:, None, None]
+    idx = torch.as_tensor(class_indices, device=input_tensor.device)
+    scores = []
+    with torch.no_grad():
+        for start in range(0, masks.shape[0], batch_size):
+            batch = input_tensor * masks[start : start + batch_size, None]
+            if input_tensor.is_contiguous(memory_format=torch.channels_last):
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            scores.append(model(batch).float()[:, idx])
+    per_channel = torch.cat(scores).T  # (K, C)
+    return torch.softmax(per_channel, dim=-1).cpu().numpy()

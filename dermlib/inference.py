@@ -1,0 +1,129 @@
+"""Prediction: calibrated probabilities, the top-k list, risk-group totals and abstention."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from dermlib.models.loading import LoadedModel
+
+# Used only when a card carries no thresholds of its own (an uncalibrated model): abstain readily.
+DEFAULT_MIN_TOP1 = 0.5
+DEFAULT_MAX_NORMALIZED_ENTROPY = 0.75
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One entry of the top-k list."""
+
+    label: str
+    name: str
+    probability: float
+    risk_group: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one image.
+
+    Attributes:
+        model_id: The card id of the model that answered.
+        probabilities: Calibrated probability of every class, in card order.
+        top_k: The k most probable classes, most probable first.
+        risk: Probability summed per risk group (benign / malignant / non-neoplastic).
+        uncertain: True when the model should not be trusted on this image.
+        reasons: Why it is uncertain (empty when it is not).
+        normalized_entropy: Entropy of the probabilities divided by log(C), in [0, 1].
+    """
+
+    model_id: str
+    probabilities: tuple[float, ...]
+    top_k: tuple[ClassScore, ...]
+    risk: dict[str, float]
+    uncertain: bool
+    reasons: tuple[str, ...] = field(default=())
+    normalized_entropy: float = 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-ready form used by the CLI (``top_k``, ``risk``, ``uncertain``)."""
+        return {
+            "model": self.model_id,
+            "top_k": [
+                {"label": s.label, "name": s.name, "probability": round(s.probability, 6)} for s in self.top_k
+            ],
+            "risk": {k: round(v, 6) for k, v in self.risk.items()},
+            "uncertain": self.uncertain,
+            "uncertain_reasons": list(self.reasons),
+        }
+
+
+def normalized_entropy(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy divided by log(C): 0 for a one-hot vector, 1 for the uniform one."""
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    n_classes = probs.shape[1]
+    if n_classes < 2:
+        return np.zeros(len(probs))
+    ent = -np.sum(np.where(probs > 0, probs * np.log(np.clip(probs, 1e-300, None)), 0.0), axis=1)
+    return ent / math.log(n_classes)
+
+
+def uncertainty_reasons(probs: np.ndarray, calibration: dict) -> list[str]:
+    """Why a probability vector should not be trusted, judged by the card's thresholds."""
+    min_top1 = float(calibration.get("min_top1_probability", DEFAULT_MIN_TOP1))
+    max_ent = float(calibration.get("max_normalized_entropy", DEFAULT_MAX_NORMALIZED_ENTROPY))
+    top1 = float(np.max(probs))
+    ent = float(normalized_entropy(probs)[0])
+    reasons = []
+    if top1 < min_top1:
+        reasons.append(f"the most likely class has only {top1:.0%} probability (needs at least {min_top1:.0%})")
+    if ent > max_ent:
+        reasons.append(f"the probabilities are spread over many classes (entropy {ent:.2f} > {max_ent:.2f})")
+    return reasons
+
+
+def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3) -> Prediction:
+    """Package one probability vector as a :class:`Prediction`."""
+    card = loaded.card
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    k = max(1, min(int(top_k), card.num_classes))
+    order = np.argsort(-probs, kind="stable")[:k]
+    top = tuple(
+        ClassScore(card.classes[i].id, card.classes[i].name, float(probs[i]), card.classes[i].risk_group)
+        for i in order
+    )
+    risk: dict[str, float] = {}
+    for info, p in zip(card.classes, probs, strict=True):
+        risk[info.risk_group] = risk.get(info.risk_group, 0.0) + float(p)
+    reasons = uncertainty_reasons(probs, card.calibration)
+    return Prediction(
+        model_id=card.id,
+        probabilities=tuple(float(p) for p in probs),
+        top_k=top,
+        risk=dict(sorted(risk.items(), key=lambda kv: -kv[1])),
+        uncertain=bool(reasons),
+        reasons=tuple(reasons),
+        normalized_entropy=float(normalized_entropy(probs)[0]),
+    )
+
+
+def predict(loaded: LoadedModel, image: Image.Image, top_k: int = 3) -> Prediction:
+    """Classify one RGB image.
+
+    Args:
+        loaded: A model from :func:`dermlib.models.load_model`.
+        image: An RGB image (see :func:`dermlib.images.load_image`).
+        top_k: How many classes to list.
+
+    Returns:
+        The calibrated prediction.
+    """
+    return predict_batch(loaded, [image], top_k=top_k)[0]
+
+
+def predict_batch(loaded: LoadedModel, images: list[Image.Image], top_k: int = 3) -> list[Prediction]:
+    """Classify several RGB images in batches; one :class:`Prediction` per image."""
+    probs = loaded.predict_proba(images)
+    return [build_prediction(loaded, row, top_k) for row in probs]

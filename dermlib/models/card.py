@@ -1,0 +1,226 @@
+"""Model cards: the one JSON file beside each weights file that describes the model.
+
+A card is the single source of a model's classes (ids, display names, risk groups), preprocessing,
+CAM target layer, calibration, training data and measured metrics. The training CLI writes it; the
+app, the CLI and the tests read it; nothing else repeats it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dermlib.errors import CardError
+
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_SCHEMA_VERSION = 1
+
+RISK_GROUPS = ("benign", "malignant", "non-neoplastic")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+RESHAPES = (None, "vit", "swin")
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One output class of a model.
+
+    Attributes:
+        id: Stable label id as the dataset names it (e.g. ``"basal-cell-carcinoma"``).
+        name: Human-readable name.
+        risk_group: ``"benign"``, ``"malignant"`` or ``"non-neoplastic"``.
+    """
+
+    id: str
+    name: str
+    risk_group: str
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A validated model card (see the module docstring); ``raw`` keeps the full JSON."""
+
+    id: str
+    name: str
+    architecture: str
+    task: str
+    classes: tuple[ClassInfo, ...]
+    preprocessing: dict[str, Any]
+    cam: dict[str, Any]
+    calibration: dict[str, Any]
+    inference: dict[str, Any]
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    limitations: tuple[str, ...]
+    weights: dict[str, Any]
+    model_kwargs: dict[str, Any]
+    description: str = ""
+    default: bool = False
+    path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def class_ids(self) -> list[str]:
+        """Class ids in output order."""
+        return [c.id for c in self.classes]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes."""
+        return len(self.classes)
+
+    @property
+    def temperature(self) -> float:
+        """Calibration temperature (1.0 when the model was never calibrated)."""
+        return float(self.calibration.get("temperature", 1.0))
+
+    @property
+    def weights_path(self) -> Path:
+        """Path of the safetensors file this card describes."""
+        if self.path is None:
+            raise CardError(f"Model card '{self.id}' was not loaded from a folder.")
+        return self.path / str(self.weights.get("file", WEIGHTS_FILE))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> ModelCard:
+        """Validate a card dict and build a :class:`ModelCard`.
+
+        Args:
+            data: The parsed JSON.
+            path: The folder the card came from, if any.
+
+        Raises:
+            CardError: A required field is missing or has an invalid value.
+        """
+        where = f"model card {path / CARD_FILE}" if path else "model card"
+        problems = validate_card_dict(data)
+        if problems:
+            raise CardError(f"The {where} is invalid: " + "; ".join(problems) + ".")
+        classes = tuple(ClassInfo(str(c["id"]), str(c["name"]), str(c["risk_group"])) for c in data["classes"])
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            architecture=str(data["architecture"]),
+            task=str(data.get("task", "")),
+            classes=classes,
+            preprocessing=dict(data["preprocessing"]),
+            cam=dict(data["cam"]),
+            calibration=dict(data.get("calibration") or {}),
+            inference=dict(data.get("inference") or {}),
+            training=dict(data.get("training") or {}),
+            metrics=dict(data.get("metrics") or {}),
+            limitations=tuple(str(x) for x in data.get("limitations") or ()),
+            weights=dict(data.get("weights") or {"file": WEIGHTS_FILE}),
+            model_kwargs=dict(data.get("model_kwargs") or {}),
+            description=str(data.get("description", "")),
+            default=bool(data.get("default", False)),
+            path=path,
+            raw=data,
+        )
+
+
+def validate_card_dict(data: Any) -> list[str]:
+    """Return the list of schema problems of a card dict (empty when valid)."""
+    if not isinstance(data, dict):
+        return ["the card must be a JSON object"]
+    problems: list[str] = []
+    for key in ("id", "name", "architecture", "classes", "preprocessing", "cam"):
+        if key not in data:
+            problems.append(f"missing field '{key}'")
+    if problems:
+        return problems
+    for key in ("id", "name", "architecture"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            problems.append(f"'{key}' must be a non-empty string")
+
+    classes = data["classes"]
+    if not isinstance(classes, list) or not classes:
+        problems.append("'classes' must be a non-empty list")
+    else:
+        seen: set[str] = set()
+        for i, c in enumerate(classes):
+            if not isinstance(c, dict) or not {"id", "name", "risk_group"} <= set(c):
+                problems.append(f"classes[{i}] needs 'id', 'name' and 'risk_group'")
+                continue
+            if c["risk_group"] not in RISK_GROUPS:
+                problems.append(f"classes[{i}].risk_group must be one of {', '.join(RISK_GROUPS)}")
+            if c["id"] in seen:
+                problems.append(f"class id '{c['id']}' appears twice")
+            seen.add(c["id"])
+
+    pre = data["preprocessing"]
+    if not isinstance(pre, dict):
+        problems.append("'preprocessing' must be an object")
+    else:
+        size = pre.get("input_size")
+        if not (isinstance(size, list) and len(size) == 3 and all(isinstance(s, int) and s > 0 for s in size)):
+            problems.append("preprocessing.input_size must be [channels, height, width]")
+        for key in ("mean", "std"):
+            val = pre.get(key)
+            if not (isinstance(val, list) and len(val) == 3 and all(_finite(v) for v in val)):
+                problems.append(f"preprocessing.{key} must be three numbers")
+        if isinstance(pre.get("std"), list) and any(_finite(v) and v <= 0 for v in pre["std"]):
+            problems.append("preprocessing.std must be positive")
+        if pre.get("interpolation") not in INTERPOLATIONS:
+            problems.append(f"preprocessing.interpolation must be one of {', '.join(INTERPOLATIONS)}")
+        crop = pre.get("crop_pct", 1.0)
+        if not (_finite(crop) and 0 < crop <= 1):
+            problems.append("preprocessing.crop_pct must be in (0, 1]")
+
+    cam = data["cam"]
+    if not isinstance(cam, dict) or not isinstance(cam.get("target_layer"), str) or not cam["target_layer"]:
+        problems.append("cam.target_layer must name a layer (dotted path)")
+    elif cam.get("reshape") not in RESHAPES:
+        problems.append("cam.reshape must be null, 'vit' or 'swin'")
+
+    cal = data.get("calibration") or {}
+    if not isinstance(cal, dict):
+        problems.append("'calibration' must be an object")
+    else:
+        temp = cal.get("temperature", 1.0)
+        if not (_finite(temp) and temp > 0):
+            problems.append("calibration.temperature must be a positive number")
+        for key in ("min_top1_probability", "max_normalized_entropy"):
+            if key in cal and not (_finite(cal[key]) and 0 <= cal[key] <= 1):
+                problems.append(f"calibration.{key} must be between 0 and 1")
+    return problems
+
+
+def load_card(folder: str | Path) -> ModelCard:
+    """Read and validate ``card.json`` in ``folder``.
+
+    Raises:
+        CardError: The card is missing, not JSON, or fails its schema.
+    """
+    folder = Path(folder)
+    path = folder / CARD_FILE
+    if not path.is_file():
+        raise CardError(f"No model card at {path}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CardError(f"The model card {path} is not valid JSON ({exc}).") from exc
+    return ModelCard.from_dict(data, path=folder)
+
+
+def save_card(data: dict[str, Any], folder: str | Path) -> Path:
+    """Validate and write a card dict as ``folder/card.json``; returns the path.
+
+    Raises:
+        CardError: The dict fails the schema (nothing is written then).
+    """
+    ModelCard.from_dict(data)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CARD_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,78 @@
+"""Cached model loading and the notices every page shows."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from dermlib.explain import cams_for_tensor
+from dermlib.images import load_image
+from dermlib.inference import Prediction, build_prediction
+from dermlib.models import LoadedModel, ModelCard, load_model
+
+DISCLAIMER = (
+    "**DermLens is decision support, not a diagnosis.** It can be wrong, it has only seen the conditions "
+    "it was trained on, and it does not replace an examination by a clinician. If a spot is new, "
+    "changing, bleeding or worrying you, see a doctor."
+)
+
+NO_MODEL_HELP = """
+**No model is installed.** DermLens looks for models in the `weights/` folder (one folder per model
+with `card.json` and `model.safetensors`, or the folder named by `DERMLENS_WEIGHTS_DIR`).
+
+To get one: clone the repository with its shipped `weights/` folder, or train your own:
+
+```
+python -m dermlib train --dataset fitzpatrick17k --data-root PATH/TO/DATA --out weights/my-model
+```
+"""
+
+
+def show_disclaimer() -> None:
+    """The decision-support disclaimer, shown at the top of every page that shows model output."""
+    st.info(DISCLAIMER, icon="⚕️")
+
+
+def digest(data: bytes) -> str:
+    """Content hash used as a cache key (raw uploads are never hashed by Streamlit itself)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def model_cache_key(card: ModelCard) -> str:
+    """Changes when the weights file changes, so a replaced model is reloaded."""
+    path = card.weights_path
+    try:
+        stat = path.stat()
+        return f"{card.id}:{path}:{stat.st_mtime_ns}:{stat.st_size}"
+    except OSError:
+        return f"{card.id}:{path}:missing"
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def get_loaded_model(_card: ModelCard, cache_key: str) -> LoadedModel:
+    """One loaded model per weights file, shared by every session (errors are not cached)."""
+    return load_model(_card)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def decode_image(_data: bytes, data_digest: str) -> Image.Image:
+    """Decode an upload once per distinct content (raises ImageError for bad files)."""
+    return load_image(_data)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_prediction(_loaded: LoadedModel, model_key: str, image_digest: str, _image: Image.Image,
+                      top_k: int) -> Prediction:
+    """Prediction for one image, reused across reruns (for example when only the opacity moves)."""
+    probs = _loaded.predict_proba([_image])[0]
+    return build_prediction(_loaded, probs, top_k)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_cams(_loaded: LoadedModel, model_key: str, image_digest: str, _image: Image.Image,
+                class_indices: tuple[int, ...], method: str) -> np.ndarray:
+    """Heatmaps for the given classes, reused across reruns (opacity only changes the rendering)."""
+    return cams_for_tensor(_loaded, _loaded.preprocess([_image]), list(class_indices), method)

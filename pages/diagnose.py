@@ -1,0 +1,125 @@
+"""Diagnose: upload or photograph a skin condition; see top-k diagnoses and where the model looked."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dermlib.errors import DermLensError
+from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay_heatmap
+from dermlib.images import UPLOAD_EXTENSIONS
+from dermlib.models import ModelCard, scan_models
+from dermlib.ui.common import (
+    NO_MODEL_HELP,
+    cached_cams,
+    cached_prediction,
+    decode_image,
+    digest,
+    get_loaded_model,
+    model_cache_key,
+    show_disclaimer,
+)
+from dermlib.ui.model_summary import condition_links, measured_limits
+from dermlib.viz.prediction_charts import probability_chart, risk_chart
+
+
+def main() -> None:
+    """Render the Diagnose page."""
+    st.title("Diagnose")
+    show_disclaimer()
+
+    cards, broken = scan_models()
+    for item in broken:
+        st.error(f"A model in `{item.folder.name}` cannot be used: {item.problem}")
+    if not cards:
+        st.warning(NO_MODEL_HELP)
+        return
+
+    by_id = {c.id: c for c in cards}
+    model_id = st.selectbox(
+        "Model", list(by_id), format_func=lambda i: by_id[i].name, key="diagnose_model",
+        help="Clinical models expect ordinary photos; dermoscopy models expect dermatoscope images.",
+    )
+    card = by_id[model_id]
+    _model_notes(card)
+
+    try:
+        loaded = get_loaded_model(card, model_cache_key(card))
+    except DermLensError as exc:
+        st.error(f"The model could not be loaded: {exc}")
+        return
+
+    source = st.radio("Image source", ["Upload a photo", "Take a photo"], horizontal=True, key="diagnose_source")
+    if source == "Upload a photo":
+        upload = st.file_uploader(
+            "Photo of the skin condition", type=list(UPLOAD_EXTENSIONS), key="diagnose_upload",
+            help="JPEG, PNG, WebP or HEIC. The photo stays in memory for this session and is never saved.",
+        )
+    else:
+        upload = st.camera_input("Photograph the skin condition", key="diagnose_camera")
+    if upload is None:
+        st.caption("Frame the affected skin closely, in good light, in focus, without filters.")
+        return
+
+    data = upload.getvalue()
+    image_digest = digest(data)
+    try:
+        image = decode_image(data, image_digest)
+    except DermLensError as exc:
+        st.error(f"This file cannot be used: {exc}")
+        return
+
+    top_k = st.slider("How many diagnoses to list", 1, min(5, card.num_classes), min(3, card.num_classes),
+                      key="diagnose_top_k")
+    key = model_cache_key(card)
+    prediction = cached_prediction(loaded, key, image_digest, image, top_k)
+
+    left, right = st.columns([2, 3])
+    view = loaded.model_view(image)
+    left.image(view, caption="What the model sees (resized and cropped)", width="stretch")
+    with right:
+        if prediction.uncertain:
+            st.warning(
+                "**The model is not sure about this image, so DermLens does not offer a diagnosis.** "
+                + "Reasons: " + "; ".join(prediction.reasons) + ". "
+                "The list below is shown for transparency only. Please have the skin examined by a clinician."
+            )
+        st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
+        st.markdown("**Risk groups** (probability summed over the classes in each group)")
+        st.plotly_chart(risk_chart(prediction), key="diagnose_risk_chart")
+        links = condition_links(prediction, card)
+        if links:
+            st.markdown("Learn more: " + " · ".join(links))
+
+    _cam_panel(loaded, key, image_digest, image, view, prediction)
+
+
+def _model_notes(card: ModelCard) -> None:
+    with st.expander("What this model can and cannot do (measured)", expanded=False):
+        for line in measured_limits(card):
+            st.markdown(f"- {line}")
+
+
+def _cam_panel(loaded, key: str, image_digest: str, image, view, prediction) -> None:
+    st.subheader("Where the model looked")
+    col_method, col_opacity = st.columns(2)
+    method = col_method.selectbox(
+        "Explanation method", list(CAM_METHODS), index=list(CAM_METHODS).index(DEFAULT_CAM_METHOD),
+        format_func=lambda m: CAM_METHODS[m].label, key="diagnose_cam_method",
+    )
+    opacity = col_opacity.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="diagnose_opacity")
+    spec = CAM_METHODS[method]
+    st.caption(spec.description + (" Slow: several seconds." if spec.slow else "")
+               + ("" if spec.class_specific else " The map is the same for every class."))
+    indices = tuple(loaded.card.class_ids.index(s.label) for s in prediction.top_k)
+    with st.spinner(f"Computing {spec.label} heatmaps…"):
+        maps = cached_cams(loaded, key, image_digest, image, indices, method)
+    columns = st.columns(len(indices) + 1)
+    columns[0].image(view, caption="Original", width="stretch")
+    for col, score, cam in zip(columns[1:], prediction.top_k, maps, strict=True):
+        col.image(overlay_heatmap(view, cam, opacity), caption=f"{score.name} ({score.probability:.0%})",
+                  width="stretch")
+    st.caption("Warm colours mark the regions that raised the score of each class. A heatmap on healthy skin, "
+               "a ruler or the background is a reason to distrust the prediction.")
+
+
+main()
