@@ -11,6 +11,7 @@ import pytest
 from dermlib import config
 from dermlib.data import DATASETS, INDEX_COLUMNS, detect, discover, load_index, summarize_index
 from dermlib.data import synthetic as syn
+from dermlib.data.schema import empty_index, finalize_index, validate_index
 from dermlib.errors import DatasetError
 
 
@@ -23,15 +24,9 @@ def shared(name: str) -> Path:
 
 
 def check_schema(index: pd.DataFrame) -> None:
-    assert tuple(index.columns) == INDEX_COLUMNS
-    assert str(index["fitzpatrick"].dtype) == "Int64"
-    assert str(index["age"].dtype) == "Float64"
-    assert index["image_path"].dtype == object
-    assert set(index["risk_group"].dropna()) <= {"benign", "malignant", "non-neoplastic"}
-    assert set(index["split"].dropna()) <= {"train", "val", "test"}
-    assert index["fitzpatrick"].dropna().between(1, 6).all()
-    paths = index["image_path"].dropna()
-    assert all(isinstance(p, str) and Path(p).is_absolute() and Path(p).is_file() for p in paths)
+    """Schema checks plus: every image path exists, metadata-only rows hold None."""
+    validate_index(index)
+    assert all(Path(p).is_file() for p in index["image_path"].dropna())
     assert index.loc[index["image_path"].isna(), "image_path"].map(lambda v: v is None).all()
 
 
@@ -126,6 +121,20 @@ def test_fitzpatrick17k_shared_round_trip() -> None:
 
 
 # --- registry and bad layouts --------------------------------------------------------------------
+
+
+def test_validate_index_catches_problems() -> None:
+    validate_index(empty_index())
+    good = finalize_index(pd.DataFrame({"image_path": ["/x.jpg"], "label": ["a"], "group_id": ["g"]}))
+    validate_index(good)
+    assert tuple(good.columns) == INDEX_COLUMNS
+    for column, value in [("risk_group", "unknown"), ("split", "holdout"), ("image_path", "rel.jpg")]:
+        bad = good.copy()
+        bad[column] = value if column == "image_path" else pd.array([value], dtype="string")
+        with pytest.raises(DatasetError, match=column):
+            validate_index(bad)
+    with pytest.raises(DatasetError, match="columns"):
+        validate_index(good.drop(columns=["split"]))
 
 
 def test_registry_names_match_adapters() -> None:

@@ -18,7 +18,14 @@ from dermlib.data.duplicates import (
     with_duplicate_groups,
 )
 from dermlib.data.registry import DATASETS, detect, discover, get_adapter, load_index
-from dermlib.data.schema import INDEX_COLUMNS, RISK_GROUPS, SPLITS, finalize_index, summarize_index
+from dermlib.data.schema import (
+    INDEX_COLUMNS,
+    RISK_GROUPS,
+    SPLITS,
+    finalize_index,
+    summarize_index,
+    validate_index,
+)
 
 __all__ = [
     "DATASETS",
@@ -36,5 +43,6 @@ __all__ = [
     "load_index",
     "near_duplicate_groups",
     "summarize_index",
+    "validate_index",
     "with_duplicate_groups",
 ]

@@ -141,3 +141,38 @@ def summarize_index(index: pd.DataFrame) -> dict[str, object]:
         "risk_group_counts": counts(with_images["risk_group"]),
         "split_counts": counts(with_images["split"]),
     }
+
+
+def validate_index(index: pd.DataFrame) -> None:
+    """Check that a table follows the index schema (columns, dtypes, value sets).
+
+    Args:
+        index: A table that claims to be a dataset index.
+
+    Raises:
+        DatasetError: Naming the first problem found.
+    """
+    from dermlib.errors import DatasetError
+
+    if tuple(index.columns) != INDEX_COLUMNS:
+        raise DatasetError(f"Index columns are {list(index.columns)}, expected {list(INDEX_COLUMNS)}.")
+    expected = {"fitzpatrick": "Int64", "age": "Float64", "image_path": "object"}
+    for column, dtype in expected.items():
+        if str(index[column].dtype) != dtype:
+            raise DatasetError(f"Index column {column} has dtype {index[column].dtype}, expected {dtype}.")
+    checks = {
+        "risk_group": set(RISK_GROUPS),
+        "split": set(SPLITS),
+        "fitzpatrick": set(FITZPATRICK_TYPES),
+        "sex": {"female", "male"},
+    }
+    for column, allowed in checks.items():
+        unexpected = set(index[column].dropna()) - allowed
+        if unexpected:
+            raise DatasetError(f"Index column {column} has unexpected values {sorted(map(str, unexpected))}.")
+    paths = index["image_path"]
+    bad = paths[paths.notna() & ~paths.map(lambda p: isinstance(p, str) and p.startswith("/"))]
+    if len(bad):
+        raise DatasetError(f"image_path must be absolute str or None, e.g. not {bad.iloc[0]!r}.")
+    if index["label"].isna().any() or index["group_id"].isna().any():
+        raise DatasetError("Every index row needs a label and a group_id.")
