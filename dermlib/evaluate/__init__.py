@@ -23,9 +23,11 @@ from dermlib.evaluate.metrics import (
     headline_metrics,
     limitation_notes,
 )
+from dermlib.evaluate.reports import EVALUATION_FILE, model_reports
 from dermlib.evaluate.splits import SPLIT_NAMES, stratified_group_split
 
 __all__ = [
+    "EVALUATION_FILE",
     "SKIN_TYPE_GROUPS",
     "SPLIT_NAMES",
     "choose_uncertain_thresholds",
@@ -37,6 +39,7 @@ __all__ = [
     "headline_metrics",
     "is_uncertain",
     "limitation_notes",
+    "model_reports",
     "normalized_entropy",
     "reliability_bins",
     "softmax",
