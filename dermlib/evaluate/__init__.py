@@ -1,0 +1,47 @@
+"""Evaluation of classifiers: metrics report, calibration, selective prediction and data splits.
+
+Pure numpy (no framework, no dataset), so the training CLI, the model card and the Model page all
+share one implementation.
+"""
+
+from __future__ import annotations
+
+from dermlib.evaluate.calibration import (
+    choose_uncertain_thresholds,
+    entropy,
+    expected_calibration_error,
+    fit_temperature,
+    is_uncertain,
+    normalized_entropy,
+    reliability_bins,
+    softmax,
+)
+from dermlib.evaluate.metrics import (
+    SKIN_TYPE_GROUPS,
+    coverage_accuracy_curve,
+    evaluation_report,
+    headline_metrics,
+    limitation_notes,
+)
+from dermlib.evaluate.reports import EVALUATION_FILE, model_reports
+from dermlib.evaluate.splits import SPLIT_NAMES, stratified_group_split
+
+__all__ = [
+    "EVALUATION_FILE",
+    "SKIN_TYPE_GROUPS",
+    "SPLIT_NAMES",
+    "choose_uncertain_thresholds",
+    "coverage_accuracy_curve",
+    "entropy",
+    "evaluation_report",
+    "expected_calibration_error",
+    "fit_temperature",
+    "headline_metrics",
+    "is_uncertain",
+    "limitation_notes",
+    "model_reports",
+    "normalized_entropy",
+    "reliability_bins",
+    "softmax",
+    "stratified_group_split",
+]

@@ -1,0 +1,121 @@
+"""Reading a model's evaluation for display: the card's ``metrics`` and an optional ``evaluation.json``.
+
+The Model page never needs the dataset: the training CLI stores the test-split report in the card's
+``metrics``; a fuller record may sit beside the card as ``evaluation.json``, either one report or a
+mapping of split name -> report (e.g. ``{"val": {...}, "test": {...}}``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+EVALUATION_FILE = "evaluation.json"
+
+
+def is_report(obj: Any) -> bool:
+    """True when ``obj`` looks like a dict from :func:`dermlib.evaluate.evaluation_report`."""
+    return isinstance(obj, dict) and "top1_accuracy" in obj and "n" in obj
+
+
+def model_reports(card: Any) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Collect the evaluation reports of a model card.
+
+    Args:
+        card: A model card (needs ``metrics`` and ``path``; other attributes are not read).
+
+    Returns:
+        ``(reports, problems)``: reports by split name, the card's own ``metrics`` first as ``"test"``
+        (an entry of ``evaluation.json`` with the same name replaces it, being the fuller record), and
+        human-readable problems found on the way (an unreadable ``evaluation.json``).
+    """
+    reports: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    metrics = getattr(card, "metrics", None)
+    if is_report(metrics):
+        reports["test"] = metrics
+    folder = getattr(card, "path", None)
+    path = Path(folder) / EVALUATION_FILE if folder else None
+    if path is not None and path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(f"{path} could not be read ({exc}); showing the card's metrics only.")
+            data = None
+        if is_report(data):
+            reports["test"] = data
+        elif isinstance(data, dict):
+            for name, value in data.items():
+                if is_report(value):
+                    reports[str(name)] = value
+    return reports, problems
+
+
+def model_facts(card: Any) -> dict[str, str]:
+    """What the model is, as label -> text (architecture, classes, input, preprocessing, calibration)."""
+    pre = dict(getattr(card, "preprocessing", None) or {})
+    calibration = dict(getattr(card, "calibration", None) or {})
+    classes = list(getattr(card, "classes", None) or [])
+    facts: dict[str, str] = {
+        "Model id": str(getattr(card, "id", "")),
+        "Architecture": str(getattr(card, "architecture", "")),
+        "Task": str(getattr(card, "task", "") or "classification"),
+        "Classes": str(len(classes)),
+    }
+    size = pre.pop("input_size", None)
+    if isinstance(size, list | tuple) and len(size) == 3:
+        facts["Input size"] = f"{size[1]} x {size[2]} pixels, {size[0]} channels"
+    for key, label in (("interpolation", "Resize interpolation"), ("crop_pct", "Centre crop")):
+        if key in pre:
+            value = pre.pop(key)
+            facts[label] = f"{float(value):.0%} of the image" if key == "crop_pct" else str(value)
+    for key in ("mean", "std"):
+        if key in pre:
+            facts[f"Normalisation {key}"] = ", ".join(f"{float(v):.3f}" for v in pre.pop(key))
+    for key, value in pre.items():
+        facts[f"Preprocessing {key}"] = str(value)
+    if "temperature" in calibration:
+        facts["Calibration temperature"] = f"{float(calibration['temperature']):.3f}"
+    if calibration.get("min_top1_probability") is not None:
+        facts["Uncertain below top-1 probability"] = f"{float(calibration['min_top1_probability']):.2f}"
+    if calibration.get("max_normalized_entropy") is not None:
+        facts["Uncertain above normalised entropy"] = f"{float(calibration['max_normalized_entropy']):.2f}"
+    return facts
+
+
+def class_rows(card: Any) -> list[dict[str, str]]:
+    """One row per output class: id, name and risk group, in output order."""
+    return [
+        {"id": str(c.id), "name": str(c.name), "risk group": str(c.risk_group)}
+        for c in getattr(card, "classes", None) or []
+    ]
+
+
+def training_facts(card: Any) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """How the model was trained: scalar facts (label -> text) and count tables (name -> {key: count}).
+
+    Reads ``card.training``: any scalar entry becomes a fact; ``data_summary`` gives ``n_images`` and
+    the count mappings (``class_counts``, ``fitzpatrick_counts``, ``split_counts``, ...).
+    """
+    training = dict(getattr(card, "training", None) or {})
+    summary = training.pop("data_summary", None) or {}
+    facts: dict[str, str] = {}
+    counts: dict[str, dict[str, Any]] = {}
+    for key, value in training.items():
+        if isinstance(value, dict):
+            if value and all(isinstance(v, int | float) for v in value.values()):
+                counts[key.replace("_", " ")] = value
+            else:
+                facts[key.replace("_", " ").capitalize()] = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, list):
+            facts[key.replace("_", " ").capitalize()] = ", ".join(str(v) for v in value)
+        elif value is not None:
+            facts[key.replace("_", " ").capitalize()] = str(value)
+    if isinstance(summary, dict):
+        for key, value in summary.items():
+            if isinstance(value, dict):
+                counts[key.replace("_", " ")] = value
+            elif value is not None:
+                facts[key.replace("_", " ").capitalize()] = str(value)
+    return facts, counts

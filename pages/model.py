@@ -1,0 +1,157 @@
+"""Model page: what the selected model is, how it was trained, how well it works, and where it fails.
+
+Everything shown comes from the model card (and an optional ``evaluation.json`` beside it); the page
+needs neither the weights nor the dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dermlib.config import weights_dir
+from dermlib.errors import DermLensError
+from dermlib.evaluate import headline_metrics, limitation_notes, model_reports
+from dermlib.evaluate.reports import class_rows, model_facts, training_facts
+from dermlib.viz import eval_charts
+
+NO_MODEL_HELP = """
+DermLens reads each model from its own folder under the weights directory (`{weights}`):
+a `card.json` (what the model is and how well it works) beside a `model.safetensors` file.
+
+To get one:
+* train one on a public dataset with the training command: `python -m dermlib train --help`;
+* or copy an existing model folder into the weights directory;
+* or point the app at another folder with the environment variable `DERMLENS_WEIGHTS_DIR`.
+"""
+
+
+def _installed_models() -> tuple[list[Any], list[str]]:
+    """Cards of the installed models and problems to show (never raises)."""
+    try:
+        import dermlib.models as models
+    except ImportError as exc:
+        return [], [f"The model registry is not available in this installation ({exc})."]
+    try:
+        if hasattr(models, "scan_models"):
+            _, broken = models.scan_models()
+            problems = [f"{b.folder.name}: {b.problem}" for b in broken]
+        else:
+            problems = []
+        return list(models.list_models()), problems
+    except (DermLensError, OSError) as exc:
+        return [], [str(exc)]
+
+
+def _fmt(value: float | None, percent: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1%}" if percent else f"{value:.3f}"
+
+
+def _facts_table(facts: dict[str, str]) -> None:
+    if facts:
+        frame = pd.DataFrame({"": list(facts.keys()), "value": list(facts.values())})
+        st.dataframe(frame, hide_index=True)
+
+
+def _show_headline(report: dict[str, Any]) -> None:
+    st.caption(f"Measured on {report.get('n', 0)} held-out test images the model never saw in training.")
+    tiles = headline_metrics(report)
+    for start in range(0, len(tiles), 4):
+        columns = st.columns(4)
+        for column, (label, value, help_text) in zip(columns, tiles[start : start + 4], strict=False):
+            column.metric(label, _fmt(value, percent=label != "ECE"), help=help_text)
+
+
+def _show_report(report: dict[str, Any], names: dict[str, str]) -> None:
+    _show_headline(report)
+    per_class, confusion, calibration, skin = st.tabs(
+        ["Per class", "Confusion matrix", "Calibration and abstention", "By skin type"]
+    )
+    with per_class:
+        st.dataframe(eval_charts.per_class_table(report, names), hide_index=True)
+        st.plotly_chart(eval_charts.auc_figure(report, names))
+    with confusion:
+        normalize = st.toggle("Normalise rows (recall per class)", value=True, key="model_cm_normalize")
+        st.plotly_chart(eval_charts.confusion_matrix_figure(report, normalize=normalize, class_names=names))
+    with calibration:
+        st.plotly_chart(eval_charts.reliability_figure(report))
+        st.plotly_chart(eval_charts.coverage_accuracy_figure(report))
+        selective = report.get("selective")
+        if selective:
+            coverage, accuracy = _fmt(selective.get("coverage")), _fmt(selective.get("accuracy"))
+            st.markdown(
+                f"With the app's uncertainty thresholds the model answers **{coverage}** of test images "
+                f"with **{accuracy}** accuracy; on the images it flags as uncertain its accuracy is "
+                f"{_fmt(selective.get('accuracy_abstained'))}."
+            )
+    with skin:
+        table = eval_charts.skin_type_table(report)
+        if table.empty:
+            st.info("Skin type was not recorded for the test images, so this cannot be shown.")
+        else:
+            st.dataframe(table, hide_index=True)
+            st.plotly_chart(eval_charts.skin_type_figure(report))
+            st.caption("Error bars: 95% interval of top-1 accuracy; a small group gives a wide interval.")
+
+
+def main() -> None:
+    """Render the Model page."""
+    st.title("Model")
+    cards, problems = _installed_models()
+    for problem in problems:
+        st.warning(problem)
+    if not cards:
+        st.info("No model is installed yet.")
+        st.markdown(NO_MODEL_HELP.format(weights=weights_dir()))
+        return
+
+    card = st.selectbox("Model", cards, format_func=lambda c: f"{c.name} ({c.id})", key="model_page_model")
+    if getattr(card, "description", ""):
+        st.write(card.description)
+
+    st.header("What it is")
+    _facts_table(model_facts(card))
+    with st.expander(f"Classes ({len(card.classes)})"):
+        st.dataframe(pd.DataFrame(class_rows(card)), hide_index=True)
+
+    st.header("How it was trained")
+    facts, counts = training_facts(card)
+    if not facts and not counts:
+        st.info("The model card does not describe its training.")
+    _facts_table(facts)
+    for name, mapping in counts.items():
+        with st.expander(name.capitalize()):
+            st.dataframe(pd.DataFrame({"": list(mapping), "images": list(mapping.values())}), hide_index=True)
+
+    st.header("How well it works")
+    reports, report_problems = model_reports(card)
+    for problem in report_problems:
+        st.warning(problem)
+    report: dict[str, Any] | None = None
+    if not reports:
+        st.info("This model's card holds no evaluation report, so its accuracy is unknown.")
+    else:
+        split = "test" if "test" in reports else next(iter(reports))
+        if len(reports) > 1:
+            split = st.radio("Evaluation split", list(reports), horizontal=True, key="model_page_split")
+        report = reports[split]
+        names = {c.id: c.name for c in card.classes}
+        _show_report(report, names)
+
+    st.header("Limitations")
+    notes = list(getattr(card, "limitations", None) or ())
+    if report is not None:
+        notes += limitation_notes(report)
+    for note in notes:
+        st.markdown(f"- {note}")
+    st.caption(
+        "DermLens is decision support and education, not a diagnosis. A clinician should examine any "
+        "lesion that is changing, bleeding or worrying."
+    )
+
+
+main()

@@ -1,0 +1,129 @@
+"""Temperature scaling, ECE, and the abstention thresholds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dermlib.evaluate import (
+    choose_uncertain_thresholds,
+    entropy,
+    expected_calibration_error,
+    fit_temperature,
+    is_uncertain,
+    normalized_entropy,
+    reliability_bins,
+    softmax,
+)
+from dermlib.evaluate.calibration import nll
+
+
+def _calibrated(n: int = 3000, c: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits whose softmax is the true label distribution (labels are drawn from it)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=2.0, size=(n, c))
+    probs = softmax(logits)
+    labels = (probs.cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
+    return logits, labels
+
+
+def test_softmax() -> None:
+    logits = np.array([[1.0, 2.0, 3.0], [1000.0, 1000.0, 0.0]])
+    p = softmax(logits)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[1], [0.5, 0.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(softmax(logits[:1] + 7.0), p[:1])
+    assert np.ptp(softmax(logits[:1], temperature=1e6)) < 1e-5
+    with pytest.raises(ValueError):
+        softmax(logits, temperature=0)
+
+
+def test_ece_known_example() -> None:
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
+    labels = np.array([0, 1, 0, 1])
+    # Bin of 0.9: confidence 0.9, accuracy 0.5; bin of 0.6: confidence 0.6, accuracy 1.
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
+    bins = [b for b in reliability_bins(probs, labels) if b["count"]]
+    assert [(b["count"], b["confidence"], b["accuracy"]) for b in bins] == [
+        (2, pytest.approx(0.6), 1.0),
+        (2, pytest.approx(0.9), 0.5),
+    ]
+    assert expected_calibration_error(np.eye(3), np.arange(3)) == 0.0
+
+
+def test_temperature_recovers_overconfidence() -> None:
+    logits, labels = _calibrated()
+    over = 3.0 * logits
+    t = fit_temperature(over, labels)
+    assert t == pytest.approx(3.0, rel=0.15)
+    assert nll(over, labels, t) < nll(over, labels) - 0.1
+    before = expected_calibration_error(softmax(over), labels)
+    after = expected_calibration_error(softmax(over, t), labels)
+    assert after < before / 2 and after < 0.05
+    # Temperature never changes the predicted class.
+    np.testing.assert_array_equal(softmax(over, t).argmax(1), over.argmax(1))
+
+
+def test_temperature_respects_bounds() -> None:
+    logits = np.array([[5.0, 0.0], [0.0, 5.0]] * 10)
+    labels = np.array([0, 1] * 10)
+    assert fit_temperature(logits, labels) == pytest.approx(0.05)  # separable: wants T -> 0
+    assert fit_temperature(logits, 1 - labels) == pytest.approx(20.0)  # always wrong: wants T -> inf
+    assert fit_temperature(np.zeros((0, 3)), np.zeros(0, int)) == 1.0
+
+
+def test_entropy() -> None:
+    assert entropy(np.array([1.0, 0.0])) == 0.0
+    assert entropy(np.full(4, 0.25)) == pytest.approx(math.log(4))
+    np.testing.assert_allclose(normalized_entropy(np.array([[0.25] * 4, [1, 0, 0, 0]])), [1.0, 0.0])
+
+
+def test_thresholds_by_hand() -> None:
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+    labels = np.array([0, 0, 1, 0])  # right, right, wrong, right
+    th = choose_uncertain_thresholds(probs, labels, target_accuracy=0.8)
+    assert th["reached"] and th["min_top1_probability"] == pytest.approx(0.8)
+    assert th["max_entropy"] == pytest.approx(float(entropy(probs[1])))
+    assert th["max_normalized_entropy"] == pytest.approx(float(normalized_entropy(probs[1])))
+    assert (th["coverage"], th["accuracy"], th["n_kept"]) == (0.5, 1.0, 2)
+    th75 = choose_uncertain_thresholds(probs, labels, target_accuracy=0.75)
+    assert th75["min_top1_probability"] == pytest.approx(0.6) and th75["coverage"] == 1.0
+
+
+def test_thresholds_reach_target_on_synthetic_data() -> None:
+    logits, labels = _calibrated(seed=1)
+    val, test = slice(0, 1500), slice(1500, None)
+    probs = softmax(logits)
+    th = choose_uncertain_thresholds(probs[val], labels[val], target_accuracy=0.9)
+    assert th["reached"] and th["accuracy"] >= 0.9 and 0.05 < th["coverage"] < 0.95
+    kept = np.array([not is_uncertain(p, th) for p in probs[val]])
+    assert kept.mean() == pytest.approx(th["coverage"])
+    # It carries over to held-out data (calibrated synthetic data, so roughly).
+    kept_test = np.array([not is_uncertain(p, th) for p in probs[test]])
+    acc_test = np.mean(probs[test].argmax(1)[kept_test] == labels[test][kept_test])
+    assert acc_test > 0.85
+
+
+def test_unreachable_target_reports_best() -> None:
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])
+    labels = np.array([1, 0, 1])  # the most confident row is wrong
+    th = choose_uncertain_thresholds(probs, labels, target_accuracy=0.9)
+    assert not th["reached"] and "not reachable" in th["note"]
+    assert th["min_top1_probability"] == pytest.approx(0.8)  # best accuracy: 1 of 2
+    assert th["accuracy"] == 0.5
+    with pytest.raises(ValueError):
+        choose_uncertain_thresholds(probs, labels, target_accuracy=0)
+
+
+def test_is_uncertain() -> None:
+    row = np.array([0.5, 0.3, 0.2])
+    assert not is_uncertain(row, None) and not is_uncertain(row, {})
+    assert is_uncertain(row, {"min_top1_probability": 0.6})
+    assert not is_uncertain(row, {"min_top1_probability": 0.5})
+    assert is_uncertain(row, {"max_entropy": 0.5})
+    assert not is_uncertain(row, {"max_entropy": 1.1, "temperature": 1.3})
+    # The form model cards keep (see dermlib.models.card): entropy / log(C).
+    assert is_uncertain(row, {"max_normalized_entropy": 0.8})
+    assert not is_uncertain(row, {"max_normalized_entropy": 0.95, "min_top1_probability": None})

@@ -1,0 +1,225 @@
+"""The evaluation report against hand-computed values and scikit-learn as an independent check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    top_k_accuracy_score,
+)
+
+from dermlib.evaluate import coverage_accuracy_curve, evaluation_report, limitation_notes
+from dermlib.evaluate.metrics import binary_roc_auc, wilson_interval
+
+# Six rows, four classes; class "d" has no support but is predicted once (row 5).
+PROBS = np.array(
+    [
+        [0.70, 0.20, 0.05, 0.05],  # a, predicted a
+        [0.10, 0.60, 0.20, 0.10],  # b, predicted b
+        [0.40, 0.30, 0.20, 0.10],  # b, predicted a
+        [0.10, 0.10, 0.60, 0.20],  # c, predicted c
+        [0.30, 0.35, 0.30, 0.05],  # c, predicted b (c still in the top 3)
+        [0.04, 0.06, 0.10, 0.80],  # a, predicted d (a not in the top 3)
+    ]
+)
+LABELS = np.array([0, 1, 1, 2, 2, 0])
+CLASSES = ["a", "b", "c", "d"]
+GROUPS = ["benign", "malignant", "benign", "malignant"]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> dict:
+    return evaluation_report(PROBS, LABELS, CLASSES, GROUPS, fitzpatrick=[1, 2, 3, 0, np.nan, 6])
+
+
+def test_headline_by_hand(tiny: dict) -> None:
+    assert tiny["n"] == 6
+    assert tiny["top1_accuracy"] == pytest.approx(3 / 6)
+    assert tiny["top3_accuracy"] == pytest.approx(5 / 6, abs=1e-4)
+    # Recall a, b, c = 1/2 each; d has no support and is left out.
+    assert tiny["balanced_accuracy"] == pytest.approx(0.5)
+    # F1: a 0.5, b 0.5, c 2/3, d 0 (predicted once, never right).
+    assert tiny["macro_f1"] == pytest.approx((0.5 + 0.5 + 2 / 3 + 0) / 4, abs=1e-4)
+    assert tiny["weighted_f1"] == pytest.approx((2 * 0.5 + 2 * 0.5 + 2 * 2 / 3) / 6, abs=1e-4)
+
+
+def test_per_class_and_confusion_by_hand(tiny: dict) -> None:
+    assert tiny["confusion_matrix"] == {
+        "labels": CLASSES,
+        "matrix": [[1, 0, 0, 1], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]],
+    }
+    rows = {r["class_id"]: r for r in tiny["per_class"]}
+    assert [r["class_id"] for r in tiny["per_class"]] == CLASSES
+    assert rows["c"]["precision"] == 1.0 and rows["c"]["recall"] == 0.5
+    assert rows["c"]["f1"] == pytest.approx(2 / 3, abs=1e-4)
+    assert rows["d"] == {
+        "class_id": "d",
+        "risk_group": "malignant",
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 0,
+        "n_predicted": 1,
+        "auc": None,
+    }
+
+
+def test_auc_by_hand(tiny: dict) -> None:
+    # a: positives score 0.70 and 0.04 against 0.10, 0.40, 0.10, 0.30 -> 4 of 8 pairs.
+    assert tiny["roc_auc"]["per_class"] == {"a": 0.5, "b": 0.875, "c": 1.0, "d": None}
+    assert tiny["roc_auc"]["macro"] == pytest.approx((0.5 + 0.875 + 1.0) / 3, abs=1e-4)
+
+
+def test_risk_groups_by_hand(tiny: dict) -> None:
+    rg = tiny["risk_group"]
+    assert rg["groups"] == ["benign", "malignant"]
+    assert rg["support"] == {"benign": 4, "malignant": 2}
+    assert tiny["risk_group_accuracy"] == rg["accuracy"] == 0.5
+    # Summing a+c vs b+d rescues row 4 (0.60 benign).
+    assert rg["accuracy_summed"] == pytest.approx(4 / 6, abs=1e-4)
+    mal = rg["malignant"]
+    assert (mal["n_malignant"], mal["n_other"]) == (2, 4)
+    assert (mal["sensitivity"], mal["specificity"]) == (0.5, 0.5)
+    assert (mal["sensitivity_summed"], mal["specificity_summed"]) == (0.5, 0.75)
+
+
+def test_skin_type_groups_match_subsets(tiny: dict) -> None:
+    by_skin = tiny["by_skin_type"]
+    assert by_skin["n_unknown"] == 2
+    assert {k: v["n"] for k, v in by_skin["groups"].items()} == {"I-II": 2, "III-IV": 1, "V-VI": 1}
+    light = by_skin["groups"]["I-II"]
+    sub = evaluation_report(PROBS[:2], LABELS[:2], CLASSES, GROUPS)
+    for key in ("top1_accuracy", "top3_accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"):
+        assert light[key] == sub[key]
+    assert light["top1_accuracy"] == 1.0
+    assert by_skin["groups"]["V-VI"]["top1_accuracy"] == 0.0
+
+
+def test_calibration_section(tiny: dict) -> None:
+    cal = tiny["calibration"]
+    assert cal["n_bins"] == 15 and len(cal["bins"]) == 15
+    assert sum(b["count"] for b in cal["bins"]) == 6
+    conf = PROBS.max(axis=1)
+    assert cal["mean_confidence"] == pytest.approx(conf.mean(), abs=1e-4)
+    assert cal["nll"] == pytest.approx(-np.mean(np.log(PROBS[np.arange(6), LABELS])), abs=1e-4)
+
+
+def test_report_is_strict_json(tiny: dict) -> None:
+    text = json.dumps(tiny, allow_nan=False)
+    assert json.loads(text) == tiny
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes")
+def test_matches_sklearn_on_random_data() -> None:
+    rng = np.random.default_rng(3)
+    n, c = 400, 7
+    labels = rng.integers(0, c - 1, n)  # the last class never occurs
+    logits = rng.normal(size=(n, c))
+    logits[np.arange(n), labels] += 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    preds = probs.argmax(axis=1)
+    report = evaluation_report(probs, labels, [f"k{i}" for i in range(c)], ["benign"] * c)
+    every = list(range(c))
+
+    assert report["top1_accuracy"] == pytest.approx(np.mean(preds == labels), abs=1e-4)
+    top3 = top_k_accuracy_score(labels, probs, k=3, labels=every)
+    assert report["top3_accuracy"] == pytest.approx(top3, abs=1e-4)
+    assert report["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, preds), abs=1e-4)
+    assert report["macro_f1"] == pytest.approx(f1_score(labels, preds, average="macro"), abs=1e-4)
+    assert report["weighted_f1"] == pytest.approx(f1_score(labels, preds, average="weighted"), abs=1e-4)
+    assert report["confusion_matrix"]["matrix"] == confusion_matrix(labels, preds, labels=every).tolist()
+    p, r, f, s = precision_recall_fscore_support(labels, preds, labels=every, zero_division=0)
+    got = report["per_class"]
+    np.testing.assert_allclose([g["precision"] for g in got], p, atol=1e-4)
+    np.testing.assert_allclose([g["recall"] for g in got], r, atol=1e-4)
+    np.testing.assert_allclose([g["f1"] for g in got], f, atol=1e-4)
+    assert [g["support"] for g in got] == s.tolist()
+    for k in range(c - 1):
+        assert got[k]["auc"] == pytest.approx(roc_auc_score(labels == k, probs[:, k]), abs=1e-4)
+    assert got[c - 1]["auc"] is None
+
+
+def test_auc_with_ties_matches_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, 200) / 4  # heavy ties
+    positive = rng.random(200) < 0.3
+    assert binary_roc_auc(scores, positive) == pytest.approx(roc_auc_score(positive, scores))
+    assert binary_roc_auc(scores, np.zeros(200, dtype=bool)) is None
+
+
+def test_coverage_curve() -> None:
+    curve = coverage_accuracy_curve(PROBS, LABELS)
+    coverages = [p["coverage"] for p in curve]
+    assert coverages == sorted(coverages) and coverages[-1] == 1.0
+    assert curve[-1]["accuracy"] == pytest.approx(0.5)
+    # The most confident row (0.80) is wrong, the next (0.70) right.
+    assert curve[0] == {"coverage": pytest.approx(1 / 6), "accuracy": 0.0, "threshold": 0.8}
+    assert curve[1]["accuracy"] == pytest.approx(0.5)
+    # Tied confidences are kept or dropped together: one point only.
+    tied = coverage_accuracy_curve(np.full((5, 2), 0.5), np.array([0, 1, 0, 1, 0]))
+    assert tied == [{"coverage": 1.0, "accuracy": 0.6, "threshold": 0.5}]
+    many = coverage_accuracy_curve(np.random.default_rng(1).dirichlet(np.ones(3), 5000), np.zeros(5000, int))
+    assert 90 <= len(many) <= 100
+
+
+def test_selective_section() -> None:
+    thresholds = {"min_top1_probability": 0.6}
+    report = evaluation_report(PROBS, LABELS, CLASSES, GROUPS, uncertain_thresholds=thresholds)
+    sel = report["selective"]
+    # Kept: confidences 0.70, 0.60, 0.60, 0.80 -> rows 0, 1, 3, 5; three of them right.
+    assert sel["n_kept"] == 4 and sel["coverage"] == pytest.approx(4 / 6, abs=1e-4)
+    assert sel["accuracy"] == 0.75 and sel["accuracy_abstained"] == 0.0
+    assert sel["thresholds"] == {"min_top1_probability": 0.6}
+    assert evaluation_report(PROBS, LABELS, CLASSES, GROUPS)["selective"] is None
+
+
+def test_edge_cases() -> None:
+    one_class = evaluation_report(np.ones((3, 1)), np.zeros(3, int), ["only"], ["benign"])
+    assert one_class["top1_accuracy"] == 1.0 and one_class["macro_f1"] == 1.0
+    assert one_class["roc_auc"]["macro"] is None and one_class["risk_group"]["malignant"] is None
+    single = evaluation_report(PROBS[:1], LABELS[:1], CLASSES, GROUPS, fitzpatrick=[5])
+    assert single["n"] == 1 and single["roc_auc"]["macro"] is None
+    assert single["by_skin_type"]["groups"]["I-II"]["n"] == 0
+    assert single["by_skin_type"]["groups"]["I-II"]["top1_accuracy"] is None
+    assert single["risk_group"]["malignant"]["sensitivity"] is None  # no malignant row
+    json.dumps(single, allow_nan=False)
+    with pytest.raises(ValueError, match="empty"):
+        evaluation_report(np.zeros((0, 4)), np.zeros(0, int), CLASSES, GROUPS)
+    with pytest.raises(ValueError, match="class ids"):
+        evaluation_report(PROBS, LABELS, CLASSES[:3], GROUPS)
+    with pytest.raises(ValueError, match="labels"):
+        evaluation_report(PROBS, LABELS + 2, CLASSES, GROUPS)
+    with pytest.raises(ValueError, match="fitzpatrick"):
+        evaluation_report(PROBS, LABELS, CLASSES, GROUPS, fitzpatrick=[1, 2])
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert wilson_interval(0, 0) is None
+
+
+def test_limitation_notes() -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    labels = rng.integers(0, 3, n)
+    probs = np.full((n, 3), 0.1)
+    fitz = np.where(np.arange(n) < 280, 1, 6)
+    # Right on every light-skin row, wrong on every dark-skin row.
+    pred = np.where(fitz == 1, labels, (labels + 1) % 3)
+    probs[np.arange(n), pred] = 0.8
+    report = evaluation_report(probs, labels, ["x", "y", "z"], ["benign", "malignant", "benign"], fitz)
+    text = " ".join(limitation_notes(report))
+    assert "Only 20 test images of skin type V-VI" in text
+    assert "No test images of skin type III-IV" in text
+    assert "100 percentage points lower on skin types V-VI" in text
+    assert "malignant test lesions were not flagged" in text
+    plain = evaluation_report(probs, labels, ["x", "y", "z"], ["benign"] * 3)
+    assert any("Skin type was not recorded" in s for s in limitation_notes(plain))
