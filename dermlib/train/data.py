@@ -1,0 +1,123 @@
+"""Training data: pre-decoded images in memory, skin-photo augmentation, balanced sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2
+
+from dermlib.errors import DatasetError
+
+_INTERP = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
+           "nearest": InterpolationMode.NEAREST}
+
+
+def decode_resized(path: str, short_side: int) -> torch.Tensor:
+    """Decode one image to a uint8 (3, H, W) tensor whose shorter side is ``short_side``."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (short_side * 2, short_side * 2))  # JPEG: decode at reduced scale
+            img = img.convert("RGB")
+            w, h = img.size
+            scale = short_side / min(w, h)
+            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC,
+                             reducing_gap=3.0)
+            arr = np.asarray(img, dtype=np.uint8)
+    except OSError as exc:
+        raise DatasetError(f"Cannot read training image {path}: {exc}") from exc
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def predecode(paths: Sequence[str], short_side: int, workers: int = 2) -> list[torch.Tensor]:
+    """Decode every image once per run (JPEG decoding would otherwise dominate CPU training)."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(lambda p: decode_resized(p, short_side), paths))
+
+
+def train_transform(img_size: int, mean: Sequence[float], std: Sequence[float], interpolation: str = "bicubic",
+                    strength: float = 1.0) -> v2.Compose:
+    """Augmentation for skin photos.
+
+    Lesions have no canonical orientation, so flips both ways and rotations are label-preserving. Colour
+    jitter is kept mild and hue nearly fixed: hue and saturation carry diagnostic information (erythema,
+    pigment) and skin tone itself must not be shifted into another Fitzpatrick type.
+    """
+    interp = _INTERP[interpolation]
+    return v2.Compose([
+        v2.RandomResizedCrop(img_size, scale=(max(0.25, 1 - 0.65 * strength), 1.0), ratio=(0.75, 1.333),
+                             interpolation=interp, antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomVerticalFlip(),
+        v2.RandomApply([v2.RandomRotation(30, interpolation=InterpolationMode.BILINEAR)], p=0.5 * strength),
+        v2.ColorJitter(brightness=0.25 * strength, contrast=0.25 * strength, saturation=0.15 * strength,
+                       hue=0.02 * strength),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(mean), std=list(std)),
+    ])
+
+
+def eval_transform(img_size: int, mean: Sequence[float], std: Sequence[float],
+                   interpolation: str = "bicubic") -> v2.Compose:
+    """Resize the shorter side and centre-crop, as timm's inference transform does with crop_pct=1."""
+    return v2.Compose([
+        v2.Resize(img_size, interpolation=_INTERP[interpolation], antialias=True),
+        v2.CenterCrop(img_size),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(mean), std=list(std)),
+    ])
+
+
+class TensorImageDataset(Dataset):
+    """Pre-decoded uint8 images with integer labels and a transform."""
+
+    def __init__(self, images: Sequence[torch.Tensor], labels: Sequence[int], transform: v2.Compose) -> None:
+        if len(images) != len(labels):
+            raise ValueError("images and labels differ in length")
+        self.images = list(images)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.images[i]), int(self.labels[i])
+
+
+def skin_group(fitzpatrick: pd.Series) -> np.ndarray:
+    """Map Fitzpatrick types 1-6 to groups 0 (I-II), 1 (III-IV), 2 (V-VI); unknown -> -1."""
+    values = pd.to_numeric(fitzpatrick, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    out = np.full(len(values), -1, dtype=np.int64)
+    known = np.isfinite(values) & (values >= 1) & (values <= 6)
+    out[known] = ((values[known] - 1) // 2).astype(np.int64)
+    return out
+
+
+def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> np.ndarray:
+    """Per-class weights ~ 1 / count**power, normalised to mean 1 over the samples."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, 1.0 / np.maximum(counts, 1) ** power, 0.0)
+    return weights / max((weights[labels]).mean(), 1e-12)
+
+
+def sample_weights(labels: np.ndarray, groups: np.ndarray, num_classes: int, skin_balance: float) -> np.ndarray:
+    """Weights for a sampler: balance classes fully, and skin-type groups by ``skin_balance`` in [0, 1].
+
+    ``skin_balance`` = 1 draws each known skin-type group equally often; 0 ignores skin type.
+    """
+    weights = class_weights(labels, num_classes, power=1.0)
+    if skin_balance > 0:
+        known = groups >= 0
+        counts = np.bincount(groups[known], minlength=3).astype(np.float64)
+        factor = np.ones(len(labels))
+        safe = np.maximum(counts, 1)
+        factor[known] = (safe.mean() / safe[groups[known]]) ** skin_balance
+        weights = weights * factor
+    return weights / weights.sum()

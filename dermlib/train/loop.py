@@ -1,0 +1,497 @@
+"""The training run: data -> splits -> fine-tuning -> calibration -> evaluation -> model folder.
+
+Each run folder keeps ``args.json``, ``splits.csv``, per-epoch ``metrics.csv``, a resumable
+``checkpoint.pt`` (plain tensors, read back with ``weights_only=True``) and the final model folder
+(``model.safetensors`` + ``card.json`` + ``evaluation.json`` + ``splits.csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
+
+from dermlib.data import load_index, with_duplicate_groups
+from dermlib.errors import DatasetError
+from dermlib.evaluate import (
+    choose_uncertain_thresholds,
+    evaluation_report,
+    fit_temperature,
+    softmax,
+    stratified_group_split,
+)
+from dermlib.evaluate.metrics import confusion_matrix, precision_recall_f1
+from dermlib.models.card import WEIGHTS_FILE, save_card
+from dermlib.models.device import select_device
+from dermlib.models.loading import file_sha256, load_model
+from dermlib.train.data import (
+    TensorImageDataset,
+    class_weights,
+    eval_transform,
+    predecode,
+    sample_weights,
+    skin_group,
+    train_transform,
+)
+from dermlib.train.pretrained import create_backbone
+
+# Licences and citations of datasets the CLI knows, for the card (the user can override both).
+DATASET_INFO: dict[str, dict[str, str]] = {
+    "fitzpatrick17k": {
+        "name": "Fitzpatrick17k (21-condition subset of the Equitable AI for Dermatology challenge)",
+        "licence": "CC BY-NC-SA 3.0",
+        "citation": "Groh et al., Evaluating Deep Neural Networks Trained on Clinical Images in Dermatology "
+                    "with the Fitzpatrick 17k Dataset, CVPR Workshops 2021.",
+    },
+    "ham10000": {"name": "HAM10000", "licence": "CC BY-NC-SA 4.0",
+                 "citation": "Tschandl et al., The HAM10000 dataset, Sci Data 5, 180161 (2018)."},
+    "pad-ufes-20": {"name": "PAD-UFES-20", "licence": "CC BY 4.0",
+                    "citation": "Pacheco et al., PAD-UFES-20, Data in Brief 32, 106221 (2020)."},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on (saved as args.json)."""
+
+    data_root: str
+    out: str
+    dataset: str | None = None
+    model_id: str | None = None
+    name: str | None = None
+    task: str = "clinical"
+    architecture: str = "tf_efficientnet_lite0"
+    pretrained: str = "auto"
+    img_size: int | None = None
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.02
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    drop_rate: float = 0.2
+    balance: str = "loss"  # loss | sampler | none
+    skin_balance: float = 0.0
+    aug_strength: float = 1.0
+    patience: int = 6
+    seed: int = 0
+    workers: int = 2
+    device: str | None = None
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    duplicate_grouping: bool = True
+    classes: list[str] | None = None
+    max_per_class: int | None = None
+    target_accuracy: float = 0.8
+    hflip_tta: bool = True
+    resume: bool = True
+    run_dir: str | None = None
+    default: bool = False
+    limitations: list[str] = field(default_factory=list)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
+    """Index the dataset, keep rows with images (and chosen classes), group duplicates, assign splits."""
+    index = load_index(cfg.dataset, cfg.data_root)
+    index = index[index["image_path"].notna()].reset_index(drop=True)
+    if cfg.classes:
+        missing = sorted(set(cfg.classes) - set(index["label"]))
+        if missing:
+            raise DatasetError(f"Classes not found in {cfg.data_root}: {', '.join(missing)}")
+        index = index[index["label"].isin(cfg.classes)].reset_index(drop=True)
+    if cfg.max_per_class:
+        index = (index.groupby("label", group_keys=False)
+                 .apply(lambda g: g.sample(min(len(g), cfg.max_per_class), random_state=cfg.seed))
+                 .reset_index(drop=True))
+    if index.empty or index["label"].nunique() < 2:
+        raise DatasetError(f"Need images of at least two classes in {cfg.data_root} to train.")
+    if cfg.duplicate_grouping:
+        index = with_duplicate_groups(index, workers=cfg.workers)
+    has_split = index["split"].notna().all() and {"train", "test"} <= set(index["split"])
+    if has_split:
+        # Official train/test folders: keep the test set, carve validation out of train by group.
+        train_mask = index["split"] != "test"
+        sub = index[train_mask]
+        val_frac = cfg.split_fractions[1] / (cfg.split_fractions[0] + cfg.split_fractions[1])
+        inner = stratified_group_split(sub["label"].tolist(), sub["group_id"].tolist(),
+                                       (1 - val_frac, val_frac, 0.0), seed=cfg.seed)
+        index.loc[train_mask, "split"] = inner
+    else:
+        index["split"] = stratified_group_split(index["label"].tolist(), index["group_id"].tolist(),
+                                                cfg.split_fractions, seed=cfg.seed)
+    return index
+
+
+def _class_table(index: pd.DataFrame) -> list[dict[str, str]]:
+    first = index.drop_duplicates("label").set_index("label")
+    rows = []
+    for label in sorted(index["label"].unique()):
+        risk = first.loc[label, "risk_group"]
+        rows.append({
+            "id": str(label),
+            "name": str(first.loc[label, "display_name"]),
+            "risk_group": str(risk) if isinstance(risk, str) and risk else "non-neoplastic",
+        })
+    return rows
+
+
+def _lr_lambda(total_steps: int, warmup_steps: int):
+    def fn(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return fn
+
+
+def _macro_f1(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    cm = confusion_matrix(labels, logits.argmax(1), num_classes)
+    _, _, f1, support = precision_recall_f1(cm)
+    present = support > 0
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def _evaluate_logits(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    outs, labels = [], []
+    with torch.inference_mode():
+        for x, y in loader:
+            x = x.to(device).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                out = model(x)
+            outs.append(out.float().cpu())
+            labels.append(y)
+    return torch.cat(outs).numpy(), torch.cat(labels).numpy()
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run one training job; returns the finished model folder (``cfg.out``)."""
+    world, rank, local_rank = _dist_info()
+    distributed = world > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    is_main = rank == 0
+    _seed_everything(cfg.seed + rank)
+    device = torch.device(f"cuda:{local_rank}") if distributed and torch.cuda.is_available() else select_device(cfg.device)
+    if distributed and device.type == "cuda":
+        torch.cuda.set_device(device)
+
+    out = Path(cfg.out)
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else out.parent.parent / "runs" / out.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "args.json").write_text(json.dumps(asdict(cfg), indent=2, default=str) + "\n")
+
+    index = prepare_index(cfg)
+    dataset_name = str(index["source"].iloc[0])
+    classes = _class_table(index)
+    class_ids = [c["id"] for c in classes]
+    label_of = {c: i for i, c in enumerate(class_ids)}
+    index["y"] = index["label"].map(label_of)
+    if is_main:
+        index[["image_path", "label", "group_id", "fitzpatrick", "split"]].assign(
+            image=index["image_path"].map(lambda p: Path(p).name)
+        )[["image", "label", "group_id", "fitzpatrick", "split"]].to_csv(run_dir / "splits.csv", index=False)
+
+    model, init_note = create_backbone(cfg.architecture, len(classes), cfg.pretrained, drop_rate=cfg.drop_rate)
+    pcfg = model.pretrained_cfg
+    img_size = cfg.img_size or int(pcfg.get("input_size", (3, 224, 224))[-1])
+    mean, std = list(pcfg.get("mean", (0.485, 0.456, 0.406))), list(pcfg.get("std", (0.229, 0.224, 0.225)))
+    interpolation = pcfg.get("interpolation", "bicubic") if pcfg.get("interpolation") in ("bicubic", "bilinear") else "bicubic"
+    model = model.to(device, memory_format=torch.channels_last)
+
+    train_rows = index[index["split"] == "train"].reset_index(drop=True)
+    val_rows = index[index["split"] == "val"].reset_index(drop=True)
+    test_rows = index[index["split"] == "test"].reset_index(drop=True)
+    if train_rows.empty or val_rows.empty:
+        raise DatasetError("The split left no training or no validation images; add more images per class.")
+    short = int(round(img_size / 0.875))
+    t0 = time.perf_counter()
+    train_images = predecode(train_rows["image_path"].tolist(), short, cfg.workers)
+    val_images = predecode(val_rows["image_path"].tolist(), img_size, cfg.workers)
+    decode_s = time.perf_counter() - t0
+
+    y_train = train_rows["y"].to_numpy(np.int64)
+    train_ds = TensorImageDataset(train_images, y_train,
+                                  train_transform(img_size, mean, std, interpolation, cfg.aug_strength))
+    val_ds = TensorImageDataset(val_images, val_rows["y"].to_numpy(np.int64),
+                                eval_transform(img_size, mean, std, interpolation))
+    groups = skin_group(train_rows["fitzpatrick"])
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if distributed:
+        sampler = DistributedSampler(train_ds, shuffle=True, seed=cfg.seed)
+    elif cfg.balance == "sampler" or cfg.skin_balance > 0:
+        weights = sample_weights(y_train, groups, len(classes), cfg.skin_balance if cfg.balance == "sampler" else 0)
+        if cfg.balance != "sampler":  # skin balancing only; classes stay balanced by the loss
+            weights = sample_weights(y_train, groups, len(classes), cfg.skin_balance)
+            weights = weights / class_weights(y_train, len(classes), 1.0)[y_train]
+            weights = weights / weights.sum()
+        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(train_ds), replacement=True,
+                                        generator=generator)
+    else:
+        sampler = None
+    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, shuffle=sampler is None,
+                              num_workers=0, drop_last=len(train_ds) > cfg.batch_size, generator=generator)
+    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, shuffle=False, num_workers=0)
+
+    loss_weights = None
+    if cfg.balance == "loss":
+        loss_weights = torch.as_tensor(class_weights(y_train, len(classes), 0.5), dtype=torch.float32, device=device)
+    criterion = torch.nn.CrossEntropyLoss(weight=loss_weights, label_smoothing=cfg.label_smoothing)
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
+        if distributed else model
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(train_loader))
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(total_steps, int(cfg.warmup_epochs * steps_per_epoch)))
+
+    ckpt_path = run_dir / "checkpoint.pt"
+    start_epoch, best_f1, best_epoch, stale = 0, -1.0, -1, 0
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] = []
+    if cfg.resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        best_state = ckpt.get("best_model")
+        start_epoch, best_f1, best_epoch, stale = (int(ckpt["epoch"]) + 1, float(ckpt["best_f1"]),
+                                                   int(ckpt["best_epoch"]), int(ckpt["stale"]))
+        torch.set_rng_state(ckpt["rng"])
+        generator.set_state(ckpt["generator"])
+        if (run_dir / "metrics.csv").is_file():
+            history = pd.read_csv(run_dir / "metrics.csv").to_dict("records")[:start_epoch]
+        if is_main:
+            print(f"Resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
+
+    for epoch in range(start_epoch, cfg.epochs):
+        if stale >= cfg.patience:
+            break
+        if distributed:
+            sampler.set_epoch(epoch)
+        net.train()
+        t_epoch = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not is_main,
+                   dynamic_ncols=True)
+        for x, y in bar:
+            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = net(x)
+                loss = criterion(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            total_loss += float(loss) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if distributed:
+            dist.barrier()
+        if not is_main:
+            continue
+        val_logits, val_y = _evaluate_logits(model, val_loader, device)
+        val_f1 = _macro_f1(val_logits, val_y, len(classes))
+        val_acc = float((val_logits.argmax(1) == val_y).mean())
+        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_y)))
+        row = {"epoch": epoch + 1, "train_loss": round(total_loss / max(seen, 1), 5),
+               "train_acc": round(correct / max(seen, 1), 5), "val_loss": round(val_loss, 5),
+               "val_acc": round(val_acc, 5), "val_macro_f1": round(val_f1, 5),
+               "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - t_epoch, 1)}
+        history.append(row)
+        if val_f1 > best_f1:
+            best_f1, best_epoch, stale = val_f1, epoch + 1, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
+              f"val loss {val_loss:.3f} acc {val_acc:.3f} macro-F1 {val_f1:.3f}"
+              f"{' *' if stale == 0 else ''} ({row['seconds']:.0f}s)", flush=True)
+        with (run_dir / "metrics.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "best_model": best_state, "epoch": epoch,
+                    "best_f1": best_f1, "best_epoch": best_epoch, "stale": stale,
+                    "rng": torch.get_rng_state(), "generator": generator.get_state()}, ckpt_path)
+
+    if distributed:
+        dist.barrier()
+        if not is_main:
+            dist.destroy_process_group()
+            return out
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    train_seconds = float(sum(r["seconds"] for r in history))
+
+    out.mkdir(parents=True, exist_ok=True)
+    weights_path = out / WEIGHTS_FILE
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights_path))
+    info = DATASET_INFO.get(dataset_name, {})
+    model_id = cfg.model_id or out.name
+    card: dict[str, Any] = {
+        "schema_version": 1,
+        "id": model_id,
+        "name": cfg.name or f"{model_id} ({cfg.architecture})",
+        "description": f"{cfg.architecture} fine-tuned on {info.get('name', dataset_name)} by the DermLens "
+                       "training CLI.",
+        "default": cfg.default,
+        "task": cfg.task,
+        "architecture": cfg.architecture,
+        "model_kwargs": {},
+        "classes": classes,
+        "preprocessing": {"input_size": [3, img_size, img_size], "mean": mean, "std": std,
+                          "interpolation": interpolation, "crop_pct": 1.0, "crop_mode": "center"},
+        "cam": {"target_layer": default_cam_layer(model), "reshape": None},
+        "calibration": {"temperature": 1.0},
+        "inference": {"hflip_tta": cfg.hflip_tta},
+        "weights": {"file": WEIGHTS_FILE, "sha256": file_sha256(weights_path), "bytes": weights_path.stat().st_size},
+        "training": {
+            "dataset": dataset_name,
+            "dataset_name": info.get("name", dataset_name),
+            "licence": info.get("licence", "see the dataset's terms"),
+            "citation": info.get("citation", ""),
+            "initial_weights": init_note,
+            "epochs_run": len(history),
+            "best_epoch": best_epoch,
+            "best_val_macro_f1": round(best_f1, 4),
+            "train_seconds": round(train_seconds, 1),
+            "decode_seconds": round(decode_s, 1),
+            "device": str(device),
+            "hardware": f"{platform.machine()} {os.cpu_count()} CPU cores" + (
+                f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
+            "torch": torch.__version__,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "args": {k: v for k, v in asdict(cfg).items() if k not in ("out", "run_dir", "data_root", "limitations")},
+            "data_summary": _data_summary(index),
+        },
+        "metrics": {},
+        "limitations": list(cfg.limitations),
+    }
+    save_card(card, out)
+    val_rows.to_csv(out / "_val_tmp.csv", index=False)
+    try:
+        finalize_model(out, val_rows, test_rows, target_accuracy=cfg.target_accuracy)
+    finally:
+        (out / "_val_tmp.csv").unlink(missing_ok=True)
+    index[["image_path", "label", "group_id", "fitzpatrick", "split"]].assign(
+        image=index["image_path"].map(lambda p: Path(p).name))[["image", "label", "group_id", "fitzpatrick", "split"]] \
+        .to_csv(out / "splits.csv", index=False)
+    for name in ("metrics.csv", "args.json"):
+        if (run_dir / name).is_file():
+            (out / name).write_bytes((run_dir / name).read_bytes())
+    if distributed:
+        dist.destroy_process_group()
+    return out
+
+
+def default_cam_layer(model: torch.nn.Module) -> str:
+    """The last feature layer timm reports (the usual Grad-CAM target) for a CNN."""
+    info = getattr(model, "feature_info", None)
+    names = dict(model.named_modules())
+    for candidate in ("bn2", "conv_head", "stages", "layer4", "features", "norm"):
+        if candidate in names:
+            return candidate
+    if info:
+        module = info[-1]["module"] if isinstance(info, list) else info.module_name()[-1]
+        if module in names:
+            return module
+    raise ValueError("Cannot guess a CAM target layer; set cam.target_layer in the card.")
+
+
+def _data_summary(index: pd.DataFrame) -> dict[str, Any]:
+    fitz = pd.to_numeric(index["fitzpatrick"], errors="coerce")
+    return {
+        "n_images": int(len(index)),
+        "class_counts": {str(k): int(v) for k, v in index["label"].value_counts().sort_index().items()},
+        "fitzpatrick_counts": {str(int(k)): int(v) for k, v in fitz.value_counts().sort_index().items()},
+        "fitzpatrick_unknown": int(fitz.isna().sum()),
+        "split_counts": {str(k): int(v) for k, v in index["split"].value_counts().items()},
+        "risk_group_counts": {str(k): int(v) for k, v in index["risk_group"].value_counts().items()},
+    }
+
+
+def model_logits(folder: Path, rows: pd.DataFrame, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    """Logits of an installed model over index rows, through the app's own preprocessing path."""
+    from dermlib.images import load_image
+
+    loaded = load_model(folder)
+    outs = []
+    paths = rows["image_path"].tolist()
+    bar = tqdm(range(0, len(paths), batch_size), desc="scoring", leave=False, disable=not progress)
+    for start in bar:
+        images = [load_image(p) for p in paths[start : start + batch_size]]
+        outs.append(loaded.logits(loaded.preprocess(images)).cpu().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, loaded.card.num_classes))
+
+
+def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, target_accuracy: float = 0.8) -> None:
+    """Calibrate on validation, choose abstention thresholds, evaluate the test split, update the card."""
+    from dermlib.models.card import load_card
+
+    card = load_card(out)
+    class_ids = card.class_ids
+    risk = [c.risk_group for c in card.classes]
+    label_of = {c: i for i, c in enumerate(class_ids)}
+    val_logits = model_logits(out, val_rows)
+    val_y = val_rows["label"].map(label_of).to_numpy(np.int64)
+    temperature = float(fit_temperature(val_logits, val_y))
+    val_probs = softmax(val_logits, temperature)
+    thresholds = choose_uncertain_thresholds(val_probs, val_y, target_accuracy=target_accuracy)
+    calibration = {
+        "temperature": round(temperature, 4),
+        "min_top1_probability": round(float(thresholds["min_top1_probability"]), 4),
+        "max_normalized_entropy": round(float(thresholds["max_normalized_entropy"]), 4),
+        "target_accuracy": target_accuracy,
+        "val_coverage": thresholds.get("coverage"),
+        "fitted_on": f"validation split ({len(val_rows)} images)",
+    }
+    reports: dict[str, Any] = {
+        "val": evaluation_report(val_probs, val_y, class_ids, risk, val_rows["fitzpatrick"].to_numpy(),
+                                 uncertain_thresholds=calibration),
+        "val_uncalibrated_ece": evaluation_report(softmax(val_logits, 1.0), val_y, class_ids, risk)["calibration"]["ece"],
+    }
+    metrics: dict[str, Any] = {}
+    if not test_rows.empty:
+        test_logits = model_logits(out, test_rows)
+        test_y = test_rows["label"].map(label_of).to_numpy(np.int64)
+        metrics = evaluation_report(softmax(test_logits, temperature), test_y, class_ids, risk,
+                                    test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)
+        metrics["split"] = "test"
+        reports["test"] = metrics
+    raw = dict(card.raw)
+    raw["calibration"] = calibration
+    raw["metrics"] = metrics
+    save_card(raw, out)
+    (out / "evaluation.json").write_text(json.dumps(reports, indent=1) + "\n")

