@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import (
     balanced_accuracy_score,
@@ -100,6 +101,10 @@ def test_skin_type_groups_match_subsets(tiny: dict) -> None:
         assert light[key] == sub[key]
     assert light["top1_accuracy"] == 1.0
     assert by_skin["groups"]["V-VI"]["top1_accuracy"] == 0.0
+    # Other spellings of unknown: -1 (as Fitzpatrick17k writes it), None, pd.NA, text.
+    other = evaluation_report(PROBS, LABELS, CLASSES, GROUPS, fitzpatrick=[1, "2", "3", -1, None, pd.NA])
+    assert other["by_skin_type"]["n_unknown"] == 3
+    assert other["by_skin_type"]["groups"]["V-VI"]["n"] == 0
 
 
 def test_calibration_section(tiny: dict) -> None:

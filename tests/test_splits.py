@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dermlib.config import shared_data_root
 from dermlib.evaluate import stratified_group_split
 
 
@@ -64,3 +65,21 @@ def test_invalid_input() -> None:
     with pytest.raises(ValueError, match="fractions"):
         stratified_group_split(["a", "b"], None, fractions=(1.0, -0.5, 0.5))
     assert stratified_group_split([], []).shape == (0,)
+
+
+@pytest.fixture(scope="module")
+def ham_metadata() -> pd.DataFrame:
+    root = shared_data_root()
+    path = root / "ham10000" / "HAM10000_metadata.csv" if root else None
+    if path is None or not path.is_file():
+        pytest.skip("HAM10000 metadata not available under ../shared/data")
+    return pd.read_csv(path)
+
+
+@pytest.mark.data
+def test_ham10000_lesions_stay_together(ham_metadata: pd.DataFrame) -> None:
+    split = stratified_group_split(ham_metadata["dx"], ham_metadata["lesion_id"], seed=0)
+    assert (pd.Series(split).groupby(ham_metadata["lesion_id"].to_numpy()).nunique() == 1).all()
+    shares = pd.crosstab(ham_metadata["dx"].to_numpy(), split, normalize="index")
+    # Seven classes, the rarest with 115 images: each within 3 points of its quota.
+    np.testing.assert_allclose(shares[["train", "val", "test"]], [[0.7, 0.15, 0.15]] * 7, atol=0.03)

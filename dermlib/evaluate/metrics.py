@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from dermlib.evaluate.calibration import (
     _check_probs,
@@ -220,10 +221,9 @@ def coverage_accuracy_curve(
 
 def _skin_type_groups(fitzpatrick: Any, n: int) -> np.ndarray:
     """Map skin types to group names; anything other than 1-6 (0, -1, NaN, None) is unknown ('')."""
-    fitz = np.asarray(
-        [np.nan if v is None else v for v in np.asarray(fitzpatrick, dtype=object).ravel()],
-        dtype=np.float64,
-    )
+    # to_numeric turns None, pd.NA and unparsable text into NaN, which falls through as unknown.
+    fitz = pd.to_numeric(pd.Series(np.asarray(fitzpatrick, dtype=object).ravel()), errors="coerce")
+    fitz = fitz.to_numpy(dtype=np.float64, na_value=np.nan)
     if fitz.shape[0] != n:
         raise ValueError(f"fitzpatrick must have {n} entries, got {fitz.shape[0]}")
     out = np.full(n, "", dtype=object)

@@ -1,0 +1,211 @@
+"""The Model page, with no model, a broken registry, and a model card written to a temporary folder."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import dermlib
+from dermlib.config import WEIGHTS_ENV, weights_dir
+from dermlib.evaluate import choose_uncertain_thresholds, evaluation_report
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "model.py")
+CLASSES = [
+    ("melanoma", "Melanoma", "malignant"),
+    ("nevus", "Melanocytic nevus", "benign"),
+    ("eczema", "Eczema", "non-neoplastic"),
+]
+LIMITATION = "Trained on clinical photos only; not validated on dermoscopy."
+
+
+def _report() -> dict[str, Any]:
+    """A report of synthetic predictions: few and worse-predicted skin type V-VI images."""
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = rng.integers(0, 3, n)
+    fitz = np.where(np.arange(n) < 370, rng.integers(1, 5, n), 6)
+    fitz[:30] = 0  # unknown
+    logits = rng.normal(size=(n, 3))
+    logits[np.arange(n), labels] += np.where(fitz == 6, 0.0, 3.0)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    th = choose_uncertain_thresholds(probs, labels, 0.9)
+    return evaluation_report(probs, labels, [c[0] for c in CLASSES], [c[2] for c in CLASSES], fitz, th)
+
+
+def _card(report: dict[str, Any]) -> dict[str, Any]:
+    """A card with the fields of dermlib.models.card (ENGINEERING.md)."""
+    return {
+        "id": "test-lite0",
+        "name": "Test EfficientNet-Lite0",
+        "architecture": "tf_efficientnet_lite0",
+        "task": "classification",
+        "description": "A tiny model card for tests.",
+        "classes": [{"id": i, "name": name, "risk_group": g} for i, name, g in CLASSES],
+        "preprocessing": {
+            "input_size": [3, 224, 224],
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+            "interpolation": "bicubic",
+            "crop_pct": 0.875,
+        },
+        "cam": {"target_layer": "conv_head", "reshape": None},
+        "calibration": {"temperature": 1.4, "min_top1_probability": 0.6, "max_normalized_entropy": 0.7},
+        "training": {
+            "dataset": "fitzpatrick17k (synthetic stand-in)",
+            "licence": "CC BY-NC-SA 3.0",
+            "citation": "Groh et al., CVPR 2021",
+            "epochs": 3,
+            "data_summary": {
+                "n_images": 1000,
+                "class_counts": {"melanoma": 300, "nevus": 400, "eczema": 300},
+                "fitzpatrick_counts": {"1": 200, "2": 300, "6": 20},
+                "split_counts": {"train": 700, "val": 150, "test": 150},
+            },
+        },
+        "metrics": report,
+        "limitations": [LIMITATION],
+        "weights": {"file": "model.safetensors"},
+    }
+
+
+def _fake_registry() -> types.ModuleType:
+    """Stand-in for dermlib.models when it is absent: reads card.json files like the real one."""
+    module = types.ModuleType("dermlib.models")
+
+    def list_models() -> list[Any]:
+        cards = []
+        root = weights_dir()
+        for path in sorted(root.glob("*/card.json")) if root.is_dir() else []:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            classes = [types.SimpleNamespace(**c) for c in data["classes"]]
+            fields = {k: v for k, v in data.items() if k != "classes"}
+            cards.append(types.SimpleNamespace(**fields, classes=classes, path=path.parent, raw=data))
+        return cards
+
+    module.list_models = list_models
+    return module
+
+
+@pytest.fixture
+def weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty weights folder, and a registry (the real one once dermlib.models exists)."""
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
+    try:
+        importlib.import_module("dermlib.models")
+    except ImportError:
+        fake = _fake_registry()
+        monkeypatch.setitem(sys.modules, "dermlib.models", fake)
+        monkeypatch.setattr(dermlib, "models", fake, raising=False)
+    return tmp_path
+
+
+def _install(weights: Path, card: dict[str, Any], evaluation: dict | None = None) -> Path:
+    folder = weights / card["id"]
+    folder.mkdir()
+    (folder / "card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"")  # the page never reads the weights
+    if evaluation is not None:
+        (folder / "evaluation.json").write_text(json.dumps(evaluation), encoding="utf-8")
+    return folder
+
+
+def _run() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.info] + [m.value for m in at.warning]
+    return "\n".join(parts + [c.value for c in at.caption])
+
+
+def test_no_model_installed(weights: Path) -> None:
+    at = _run()
+    assert at.info[0].value == "No model is installed yet."
+    text = _text(at)
+    assert "python -m dermlib train --help" in text and str(weights) in text
+    assert not at.selectbox and not at.metric
+
+
+def test_registry_unavailable(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "dermlib.models", None)  # import fails
+    at = _run()
+    assert "model registry is not available" in at.warning[0].value
+    assert at.info[0].value == "No model is installed yet."
+
+
+def test_model_card_is_shown(weights: Path) -> None:
+    report = _report()
+    _install(weights, _card(report))
+    at = _run()
+    assert at.selectbox(key="model_page_model").value is not None
+    headers = ["What it is", "How it was trained", "How well it works", "Limitations"]
+    assert [h.value for h in at.header] == headers
+
+    facts = at.dataframe[0].value
+    assert "tf_efficientnet_lite0" in set(facts["value"])
+    assert "224 x 224 pixels, 3 channels" in set(facts["value"])
+    training = at.dataframe[2].value
+    assert "CC BY-NC-SA 3.0" in set(training["value"])
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Top-1 accuracy"] == f"{report['top1_accuracy']:.1%}"
+    assert metrics["Malignant sensitivity"] == f"{report['risk_group']['malignant']['sensitivity']:.1%}"
+    assert metrics["ECE"] == f"{report['calibration']['ece']:.3f}"
+    assert len(at.get("plotly_chart")) == 5
+
+    text = _text(at)
+    assert LIMITATION in text
+    assert "Only 30 test images of skin type V-VI" in text
+    assert "lower on skin types V-VI" in text
+    assert "flags as uncertain" in text
+
+    at.toggle(key="model_cm_normalize").set_value(False).run()
+    assert not at.exception
+
+
+def test_evaluation_json_adds_splits(weights: Path) -> None:
+    report = _report()
+    val = {**report, "n": 123, "top1_accuracy": 0.5}
+    _install(weights, _card(report), evaluation={"val": val, "test": report})
+    at = _run()
+    radio = at.radio(key="model_page_split")
+    assert radio.options == ["test", "val"] and radio.value == "test"
+    radio.set_value("val").run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Top-1 accuracy"] == "50.0%"
+
+
+def test_card_without_metrics(weights: Path) -> None:
+    card = _card({})
+    card["training"] = {}
+    _install(weights, card)
+    at = _run()
+    text = _text(at)
+    assert "holds no evaluation report" in text
+    assert "does not describe its training" in text
+    assert LIMITATION in text
+    assert not at.metric
+
+
+def test_broken_card_is_reported(weights: Path) -> None:
+    if isinstance(sys.modules.get("dermlib.models"), types.ModuleType) and not hasattr(
+        sys.modules["dermlib.models"], "scan_models"
+    ):
+        pytest.skip("needs the real model registry (dermlib.models.scan_models)")
+    folder = weights / "broken"
+    folder.mkdir()
+    (folder / "card.json").write_text("{not json", encoding="utf-8")
+    at = _run()
+    assert any("broken" in w.value for w in at.warning)
+    assert at.info[0].value == "No model is installed yet."
