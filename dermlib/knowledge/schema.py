@@ -40,10 +40,11 @@ ENUM_FIELDS: dict[str, tuple[str, ...]] = {
     "urgency": URGENCIES,
     "contagious": CONTAGIOUS_VALUES,
 }
-#: List-of-string fields, and whether they may be empty.
+#: List-of-string fields, and whether they may be empty (an entry may exist for education alone,
+#: e.g. shingles, with no dataset naming it).
 LIST_FIELDS: dict[str, bool] = {
     "aliases": True,
-    "dataset_labels": False,
+    "dataset_labels": True,
     "symptoms": False,
     "causes": False,
 }

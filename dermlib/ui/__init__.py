@@ -1,0 +1,1 @@
+"""Streamlit-specific helpers shared by the pages (the rest of dermlib never imports Streamlit)."""
