@@ -31,7 +31,7 @@ from dermlib.knowledge.base import (
 from dermlib.knowledge.labels import (
     DATASET_DISPLAY_NAMES,
     KNOWN_DATASET_LABELS,
-    RISK_GROUP_LABELS,
+    RISK_GROUP_CLASS_IDS,
     dataset_display_name,
     normalise_dataset,
     normalise_label,
@@ -54,7 +54,7 @@ __all__ = [
     "DISEASE_LIBRARY_URL_PATH",
     "KNOWN_DATASET_LABELS",
     "RISK_GROUPS",
-    "RISK_GROUP_LABELS",
+    "RISK_GROUP_CLASS_IDS",
     "SUMMARY_MAX_CHARS",
     "URGENCIES",
     "Condition",

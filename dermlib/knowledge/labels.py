@@ -60,7 +60,7 @@ DATASET_DISPLAY_NAMES: dict[str, str] = {
 
 #: Class ids that name a risk group rather than a condition (binary and three-way models use them);
 #: they have no Disease Library entry of their own.
-RISK_GROUP_LABELS: frozenset[str] = frozenset({"benign", "malignant", "non-neoplastic"})
+RISK_GROUP_CLASS_IDS: frozenset[str] = frozenset({"benign", "malignant", "non-neoplastic"})
 
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 
