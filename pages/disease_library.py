@@ -1,0 +1,86 @@
+"""Disease Library page: search the knowledge base and read one condition in full.
+
+Deep link: ``disease_library?condition=<id>`` opens that condition (``dermlib.knowledge.condition_link``
+builds such links for other pages).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dermlib.errors import KnowledgeError
+from dermlib.knowledge import (
+    CONDITION_QUERY_PARAM,
+    CONTAGIOUS_VALUES,
+    RISK_GROUPS,
+    URGENCIES,
+    KnowledgeBase,
+    load_knowledge_base,
+    models_for,
+)
+from dermlib.ui.knowledge import (
+    CONTAGIOUS_LABELS,
+    RISK_GROUP_LABELS,
+    URGENCY_LABELS,
+    md_escape,
+    render_condition,
+    render_condition_row,
+    render_disclaimer,
+)
+
+
+def _open(condition_id: str) -> None:
+    st.query_params[CONDITION_QUERY_PARAM] = condition_id
+
+
+def _close() -> None:
+    st.query_params.pop(CONDITION_QUERY_PARAM, None)
+
+
+def _list_view(kb: KnowledgeBase) -> None:
+    st.title("Disease Library")
+    query = st.text_input("Search conditions", key="dl_search", placeholder="e.g. itchy rings, mole, eczema")
+    risk_col, urgency_col, contagious_col = st.columns(3)
+    risk = risk_col.multiselect(
+        "Risk group", RISK_GROUPS, key="dl_risk", format_func=RISK_GROUP_LABELS.__getitem__
+    )
+    urgency = urgency_col.multiselect(
+        "Urgency", URGENCIES, key="dl_urgency", format_func=URGENCY_LABELS.__getitem__
+    )
+    contagious = contagious_col.multiselect(
+        "Contagious", CONTAGIOUS_VALUES, key="dl_contagious", format_func=CONTAGIOUS_LABELS.__getitem__
+    )
+    results = kb.search(
+        query, risk_group=risk or None, urgency=urgency or None, contagious=contagious or None
+    )
+    st.caption(f"{len(results)} of {len(kb)} conditions")
+    if not results:
+        st.info("No condition matches. Try fewer words or clear a filter.")
+    for condition in results:
+        render_condition_row(condition, on_open=_open)
+
+
+def main() -> None:
+    """Render the Disease Library: a condition's detail when the URL names one, else the search list."""
+    try:
+        kb = load_knowledge_base()
+    except KnowledgeError as exc:
+        st.error(f"The Disease Library cannot be loaded: {md_escape(str(exc))}")
+        return
+    render_disclaimer(kb)
+
+    requested = st.query_params.get(CONDITION_QUERY_PARAM)
+    if requested:
+        condition = kb.get(requested) if requested in kb else kb.resolve(requested)
+        if condition is not None:
+            st.button("All conditions", key="dl_back", on_click=_close, icon=":material/arrow_back:")
+            render_condition(condition, models=models_for(condition.id, kb))
+            return
+        st.error(
+            f"The Disease Library has no condition called “{md_escape(requested)}”. "
+            "Search the list below instead."
+        )
+    _list_view(kb)
+
+
+main()
