@@ -60,8 +60,8 @@ def filter_index(
 def sample_images(index: pd.DataFrame, n: int, *, seed: int = 0) -> pd.DataFrame:
     """Return at most ``n`` rows with images, stratified by label so small classes still appear.
 
-    Each class gets a share proportional to its size (at least one image), then the sample is trimmed to
-    ``n`` at random. Deterministic for a given ``seed``.
+    Each class gets a share proportional to its size (at least one image), then the sample is trimmed or
+    topped up to exactly ``n`` at random. Deterministic for a given ``seed``.
     """
     rows = index[index["image_path"].notna()]
     if len(rows) <= n:
@@ -74,6 +74,8 @@ def sample_images(index: pd.DataFrame, n: int, *, seed: int = 0) -> pd.DataFrame
     sample = pd.concat(parts)
     if len(sample) > n:
         sample = sample.sample(n, random_state=seed)
+    elif len(sample) < n:  # rounding down left room: top up at random from the rest
+        sample = pd.concat([sample, rows.drop(sample.index).sample(n - len(sample), random_state=seed)])
     return sample.sort_index()
 
 
