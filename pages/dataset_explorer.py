@@ -252,7 +252,7 @@ def show_image_statistics(index: pd.DataFrame) -> None:
         st.caption("Brightness follows skin tone, but also lighting and camera: a model can learn either.")
 
 
-def show_duplicates(index: pd.DataFrame, dataset: str) -> None:
+def show_duplicates(index: pd.DataFrame) -> None:
     """Near-duplicate photos found by perceptual hashing."""
     sample = explore.sample_images(index, MAX_DUPLICATE_IMAGES)
     if sample.empty:
@@ -445,7 +445,7 @@ def main() -> None:
     with tabs[3]:
         show_image_statistics(index)
     with tabs[4]:
-        show_duplicates(index, dataset)
+        show_duplicates(index)
     with tabs[5]:
         show_embedding_map(index, dataset)
 
