@@ -1,0 +1,167 @@
+"""AppTest of the Dataset Explorer page with and without data (and with a stand-in model registry)."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from dermlib import config
+from dermlib.data import synthetic as syn
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "dataset_explorer.py")
+KEY = "dataset_explorer_"
+
+
+class FakeModel:
+    """Stands in for dermlib.models.LoadedModel: features are the image's mean colour plus its size."""
+
+    def embed(self, images: list) -> np.ndarray:
+        return np.array(
+            [[*np.asarray(im, dtype=np.float32).mean(axis=(0, 1)), im.size[0], im.size[1]] for im in images]
+        )
+
+
+def fake_models(with_summary: bool = True) -> types.ModuleType:
+    module = types.ModuleType("dermlib.models")
+    training = {
+        "dataset": "fitzpatrick17k (subset)",
+        "licence": "CC BY-NC-SA 3.0",
+        "data_summary": {
+            "n_images": 120,
+            "class_counts": {"melanoma": 40, "acne": 80},
+            "fitzpatrick_counts": {"1": 30, "2": 40, "3": 30, "5": 15, "unknown": 5},
+            "split_counts": {"train": 90, "val": 15, "test": 15},
+        }
+        if with_summary
+        else {},
+    }
+    card = types.SimpleNamespace(id="tiny-test", name="Tiny test model", training=training)
+    module.list_models = lambda: [card]  # type: ignore[attr-defined]
+    module.load_model = lambda model_id, device=None: FakeModel()  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.fixture
+def no_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "shared_data_root", lambda: None)
+
+
+@pytest.fixture
+def without_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An empty module: `from dermlib.models import list_models` raises ImportError, as on a branch without it.
+    monkeypatch.setitem(sys.modules, "dermlib.models", types.ModuleType("dermlib.models"))
+
+
+def run_page(monkeypatch: pytest.MonkeyPatch, root: Path) -> AppTest:
+    monkeypatch.setenv(config.DATA_ROOT_ENV, str(root))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_no_data_no_model_teaches(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_shared: None, without_models: None
+) -> None:
+    at = run_page(monkeypatch, tmp_path)
+    assert any("No dataset found" in i.value for i in at.info)
+    assert any("python -m dermlib data download fitzpatrick17k" in c.value for c in at.code)
+    assert any("DERMLENS_DATA_ROOT" in m.value for m in at.markdown)
+    assert any("No installed model carries a training-data summary" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_no_data_shows_model_card_summary(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_shared: None
+) -> None:
+    monkeypatch.setitem(sys.modules, "dermlib.models", fake_models())
+    at = run_page(monkeypatch, tmp_path)
+    assert any(m.label == "Training images" and m.value == "120" for m in at.metric)
+    assert len(at.get("plotly_chart")) == 2  # classes and skin types from the card
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    syn.make_fitzpatrick17k(tmp_path / "fitzpatrick17k", n_images=14, n_metadata_only=4)
+    syn.make_ham10000(tmp_path / "ham10000", n_images=4, n_metadata_only=2)
+    # A re-encoded copy of the first photo under its own md5 (as in the real data): a near-duplicate to find.
+    root = tmp_path / "fitzpatrick17k"
+    csv = pd.read_csv(root / "fitzpatrick17k.csv")
+    original = root / "images" / "acne-vulgaris" / f"{csv.loc[0, 'md5hash']}.jpg"
+    copy = original.with_name("copy.jpg")
+    with Image.open(original) as image:
+        image.save(copy, quality=60)
+    digest = hashlib.md5(copy.read_bytes()).hexdigest()
+    copy.rename(copy.with_name(f"{digest}.jpg"))
+    extra = csv.iloc[[0]].assign(md5hash=digest)
+    pd.concat([csv, extra]).to_csv(root / "fitzpatrick17k.csv", index=False)
+    return tmp_path
+
+
+def test_with_data_charts_gallery_and_duplicates(
+    monkeypatch: pytest.MonkeyPatch, data_root: Path, no_shared: None, without_models: None
+) -> None:
+    at = run_page(monkeypatch, data_root)
+    assert at.selectbox(key=KEY + "dataset").value == "fitzpatrick17k"
+    assert at.selectbox(key=KEY + "dataset").options == [
+        "fitzpatrick17k (Fitzpatrick17k)",
+        "ham10000 (HAM10000)",
+    ]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Records"] == "19" and metrics["Images on disk"] == "15"
+    # class distribution, skin types overall and per class
+    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("image")) == 12  # a full gallery page
+    captions = [img.proto.imgs[0].caption for img in at.get("image")]
+    assert all(" · FST " in c and c.endswith(".jpg") for c in captions)
+    assert any("needs an installed model" in i.value for i in at.info)
+
+    at.multiselect(key=KEY + "gallery_classes").set_value(["melanoma"]).run()
+    assert not at.exception
+    assert len(at.get("image")) == 5  # rows 1, 4, 7, 10, 13 of the synthetic csv
+    at.multiselect(key=KEY + "gallery_classes").set_value([]).run()
+    at.number_input(key=KEY + "gallery_page").set_value(2).run()
+    assert len(at.get("image")) == 3
+
+    at.toggle(key=KEY + "stats_on").set_value(True).run()
+    at.toggle(key=KEY + "dup_on").set_value(True).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Near-duplicate pairs"] == "1"
+    assert metrics["Images in a duplicate group"] == "2"
+    assert len(at.get("plotly_chart")) == 3 + 2 + 1  # + sizes, brightness, duplicate distances
+
+    at.selectbox(key=KEY + "dataset").set_value("ham10000").run()
+    assert not at.exception
+    assert any("records no Fitzpatrick skin type" in i.value for i in at.info)
+    assert {m.label: m.value for m in at.metric}["Records"] == "6"
+
+
+def test_embedding_map_with_a_model(
+    monkeypatch: pytest.MonkeyPatch, data_root: Path, no_shared: None
+) -> None:
+    monkeypatch.setitem(sys.modules, "dermlib.models", fake_models())
+    at = run_page(monkeypatch, data_root)
+    at.button(key=KEY + "emb_go").click().run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4  # the three overview charts and the embedding map
+    assert "Click a point" in " ".join(c.value for c in at.caption)
+
+
+def test_shared_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, without_models: None) -> None:
+    if config.shared_data_root() is None or not (config.shared_data_root() / "fitzpatrick17k").is_dir():
+        pytest.skip("shared data not present")
+    at = run_page(monkeypatch, tmp_path)  # the empty configured root falls back to the shared data
+    assert "Shared development data" in at.radio(key=KEY + "root").value
+    assert at.selectbox(key=KEY + "dataset").value == "fitzpatrick17k"
+    assert {m.label: m.value for m in at.metric}["Images on disk"] == "2,860"
+    assert len(at.get("plotly_chart")) == 3 and len(at.get("image")) == 12
