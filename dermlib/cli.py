@@ -17,7 +17,7 @@ from dermlib.errors import DermLensError
 
 # Concerns that add their own sub-commands (module path, imported lazily so one broken optional
 # dependency never takes the whole CLI down).
-_EXTENSIONS: tuple[str, ...] = ("dermlib.train.cli",)
+_EXTENSIONS: tuple[str, ...] = ("dermlib.train.cli", "dermlib.data.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
