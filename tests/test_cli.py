@@ -1,0 +1,74 @@
+"""``python -m dermlib``: models and predict, including failures in a batch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dermlib.cli import main
+from dermlib.testing import image_bytes, synthetic_skin_image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_models_lists_installed(tiny_weights_env: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["models", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [m["id"] for m in data["models"]] == ["tiny-test"]
+    assert data["models"][0]["classes"] == ["class-0", "class-1", "class-2", "class-3"]
+
+
+def test_models_with_none_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(tmp_path))
+    assert main(["models"]) == 0
+    assert "No models installed" in capsys.readouterr().out
+
+
+def test_predict_json_and_bad_image(tiny_weights_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    good1 = tmp_path / "a.png"
+    good1.write_bytes(image_bytes(synthetic_skin_image(1)))
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not an image")
+    good2 = tmp_path / "b.jpg"
+    good2.write_bytes(image_bytes(synthetic_skin_image(2), "JPEG"))
+    code = main(["predict", str(good1), str(bad), str(good2), "--top-k", "2", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1  # non-zero because one image failed ...
+    records = [json.loads(line) for line in captured.out.strip().splitlines()]
+    assert [r["image"] for r in records] == [str(good1), str(good2)]  # ... after the others were processed
+    for r in records:
+        assert r["model"] == "tiny-test" and len(r["top_k"]) == 2
+        assert set(r["top_k"][0]) == {"label", "name", "probability"}
+        assert sum(r["risk"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert isinstance(r["uncertain"], bool)
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(err) == 1 and "notes.jpg" in err[0] and "not an image" in err[0]
+
+
+def test_predict_human_output_and_cams(tiny_weights_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = tmp_path / "c.png"
+    img.write_bytes(image_bytes(synthetic_skin_image(3)))
+    cams = tmp_path / "cams"
+    assert main(["predict", str(img), "--cam", "gradcam", "--cam-dir", str(cams)]) == 0
+    out = capsys.readouterr().out
+    assert "risk groups" in out and "%" in out
+    assert len(list(cams.glob("c_gradcam_*.png"))) == 3
+
+
+def test_predict_unknown_model(tiny_weights_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = tmp_path / "c.png"
+    img.write_bytes(image_bytes(synthetic_skin_image(3)))
+    assert main(["predict", str(img), "--model", "nope"]) == 2
+    assert "No model 'nope'" in capsys.readouterr().err
+
+
+def test_module_entry_point(tiny_weights_env: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "dermlib", "models"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "tiny-test" in result.stdout

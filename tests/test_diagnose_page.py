@@ -1,0 +1,101 @@
+"""AppTest for the Diagnose page: no model, a tiny injected model, bad uploads, cached heatmaps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import dermlib.ui.common as common
+from dermlib.testing import image_bytes, synthetic_skin_image
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "diagnose.py")
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.info, *at.warning, *at.error, *at.caption)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_no_model_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(tmp_path / "empty"))
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    assert not at.exception
+    assert "No model is installed" in _texts(at)
+    assert "decision support, not a diagnosis" in _texts(at)
+
+
+def test_upload_shows_chart_and_heatmaps(tiny_weights_env: Path) -> None:
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    assert not at.exception
+    assert at.selectbox(key="diagnose_model").value == "tiny-test"
+    at.file_uploader(key="diagnose_upload").upload("lesion.png", image_bytes(synthetic_skin_image(1)), "image/png")
+    at.run(timeout=120)
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # probabilities + risk groups
+    images = at.get("image")
+    # the model's view, then the original + one overlay per top-3 class
+    assert len(images) >= 5
+    captions = _texts(at)
+    assert "Where the model looked" in "\n".join(s.value for s in at.subheader)
+    assert "decision support, not a diagnosis" in captions
+
+
+def test_opacity_change_does_not_recompute(tiny_weights_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    real = common.cams_for_tensor
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(common, "cams_for_tensor", counting)
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    at.file_uploader(key="diagnose_upload").upload("lesion.png", image_bytes(synthetic_skin_image(2)), "image/png")
+    at.run(timeout=120)
+    assert calls["n"] == 1
+    at.slider(key="diagnose_opacity").set_value(0.8).run(timeout=120)
+    assert not at.exception
+    assert calls["n"] == 1
+    at.selectbox(key="diagnose_cam_method").set_value("hirescam").run(timeout=120)
+    assert calls["n"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "phrase"),
+    [
+        ("empty.png", b"", "empty"),
+        ("notes.jpg", b"hello, I am text", "not an image"),
+        ("tiny.png", image_bytes(synthetic_skin_image(0, size=(8, 8))), "pixels"),
+    ],
+)
+def test_bad_upload_shows_a_clear_message(tiny_weights_env: Path, name: str, payload: bytes, phrase: str) -> None:
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    at.file_uploader(key="diagnose_upload").upload(name, payload, "image/png")
+    at.run(timeout=60)
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "cannot be used" in errors and phrase in errors
+    # the session keeps working: a good upload afterwards gives a result
+    at.file_uploader(key="diagnose_upload").upload("ok.png", image_bytes(synthetic_skin_image(3)), "image/png")
+    at.run(timeout=120)
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+
+def test_broken_model_is_reported(tiny_weights_env: Path) -> None:
+    broken = tiny_weights_env / "broken"
+    broken.mkdir()
+    (broken / "card.json").write_text("[]")
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    assert not at.exception
+    assert any("broken" in e.value for e in at.error)
+    assert at.selectbox(key="diagnose_model").value == "tiny-test"
