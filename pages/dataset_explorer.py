@@ -53,11 +53,13 @@ def cached_hashes(paths: tuple[str, ...]) -> np.ndarray:
     return compute_hashes(paths)
 
 
-@st.cache_resource(show_spinner="Loading the model…")
 def cached_model(model_id: str) -> Any:
-    from dermlib.models import load_model
+    # The same cached instance the Diagnose page uses: one copy of each model per server process.
+    from dermlib.models import get_card
+    from dermlib.ui.common import get_loaded_model, model_cache_key
 
-    return load_model(model_id)
+    card = get_card(model_id)
+    return get_loaded_model(card, model_cache_key(card))
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

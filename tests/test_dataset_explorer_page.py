@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import sys
-import types
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -15,38 +12,29 @@ from streamlit.testing.v1 import AppTest
 
 from dermlib import config
 from dermlib.data import synthetic as syn
+from dermlib.testing import write_tiny_model
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "dataset_explorer.py")
 KEY = "dataset_explorer_"
 
 
-class FakeModel:
-    """Stands in for dermlib.models.LoadedModel: features are the image's mean colour plus its size."""
+SUMMARY = {
+    "n_images": 120,
+    "class_counts": {"melanoma": 40, "acne": 80},
+    "fitzpatrick_counts": {"1": 30, "2": 40, "3": 30, "5": 15},
+    "split_counts": {"train": 90, "val": 15, "test": 15},
+}
 
-    def embed(self, images: list) -> np.ndarray:
-        return np.array(
-            [[*np.asarray(im, dtype=np.float32).mean(axis=(0, 1)), im.size[0], im.size[1]] for im in images]
-        )
 
-
-def fake_models(with_summary: bool = True) -> types.ModuleType:
-    module = types.ModuleType("dermlib.models")
-    training = {
-        "dataset": "fitzpatrick17k (subset)",
-        "licence": "CC BY-NC-SA 3.0",
-        "data_summary": {
-            "n_images": 120,
-            "class_counts": {"melanoma": 40, "acne": 80},
-            "fitzpatrick_counts": {"1": 30, "2": 40, "3": 30, "5": 15, "unknown": 5},
-            "split_counts": {"train": 90, "val": 15, "test": 15},
-        }
-        if with_summary
-        else {},
-    }
-    card = types.SimpleNamespace(id="tiny-test", name="Tiny test model", training=training)
-    module.list_models = lambda: [card]  # type: ignore[attr-defined]
-    module.load_model = lambda model_id, device=None: FakeModel()  # type: ignore[attr-defined]
-    return module
+@pytest.fixture
+def with_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A real tiny model (card + safetensors) whose card carries a training-data summary."""
+    root = tmp_path / "weights"
+    write_tiny_model(root / "tiny-test", extra={"training": {"dataset": "fitzpatrick17k (subset)",
+                                                              "licence": "CC BY-NC-SA 3.0",
+                                                              "data_summary": SUMMARY}})
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(root))
+    return root
 
 
 @pytest.fixture
@@ -55,9 +43,8 @@ def no_shared(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def without_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    # An empty module: `from dermlib.models import list_models` raises ImportError, as on a branch without it.
-    monkeypatch.setitem(sys.modules, "dermlib.models", types.ModuleType("dermlib.models"))
+def without_models(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(tmp_path / "no-weights"))
 
 
 def run_page(monkeypatch: pytest.MonkeyPatch, root: Path) -> AppTest:
@@ -80,9 +67,8 @@ def test_no_data_no_model_teaches(
 
 
 def test_no_data_shows_model_card_summary(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_shared: None
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_shared: None, with_model: Path
 ) -> None:
-    monkeypatch.setitem(sys.modules, "dermlib.models", fake_models())
     at = run_page(monkeypatch, tmp_path)
     assert any(m.label == "Training images" and m.value == "120" for m in at.metric)
     assert len(at.get("plotly_chart")) == 2  # classes and skin types from the card
@@ -146,9 +132,8 @@ def test_with_data_charts_gallery_and_duplicates(
 
 
 def test_embedding_map_with_a_model(
-    monkeypatch: pytest.MonkeyPatch, data_root: Path, no_shared: None
+    monkeypatch: pytest.MonkeyPatch, data_root: Path, no_shared: None, with_model: Path
 ) -> None:
-    monkeypatch.setitem(sys.modules, "dermlib.models", fake_models())
     at = run_page(monkeypatch, data_root)
     at.button(key=KEY + "emb_go").click().run()
     assert not at.exception, at.exception

@@ -69,7 +69,7 @@ def test_registry_lists_valid_and_reports_broken(tmp_path: Path) -> None:
     cards, problems = scan_models(tmp_path)
     assert [c.id for c in cards] == ["a-model", "b-model"]
     assert len(problems) == 1 and "not valid JSON" in problems[0].problem
-    assert [c.id for c in list_models(tmp_path)][0] == "a-model"
+    assert next(c.id for c in list_models(tmp_path)) == "a-model"
     assert default_model_id(tmp_path) == "a-model"
     assert get_card("b-model", tmp_path).id == "b-model"
     with pytest.raises(ModelError, match="No model 'zzz'"):
@@ -156,7 +156,7 @@ def test_pickle_file_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_cam_layer(tmp_path: Path) -> None:
     folder = write_tiny_model(tmp_path / "m", target_layer="no.such.layer")
-    with pytest.raises(CardError, match="no.such.layer"):
+    with pytest.raises(CardError, match=r"no\.such\.layer"):
         load_model(folder, device="cpu")
 
 

@@ -39,7 +39,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
 
 
 def test_training_writes_a_loadable_model(trained: tuple[Path, Path, Path]) -> None:
-    data, out, run = trained
+    _, out, run = trained
     for name in ("model.safetensors", "card.json", "evaluation.json", "splits.csv", "metrics.csv", "args.json"):
         assert (out / name).is_file(), name
     for name in ("args.json", "metrics.csv", "checkpoint.pt", "splits.csv"):

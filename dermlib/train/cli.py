@@ -66,8 +66,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     m = card.get("metrics") or {}
     print(f"Model written to {out}")
     if m:
-        print(f"test: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  balanced {m['balanced_accuracy']:.3f}"
-              f"  macro-F1 {m['macro_f1']:.3f}  weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
+        print(f"test: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  "
+              f"balanced {m['balanced_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
     return 0
 
 

@@ -198,7 +198,10 @@ def train(cfg: TrainConfig) -> Path:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     is_main = rank == 0
     _seed_everything(cfg.seed + rank)
-    device = torch.device(f"cuda:{local_rank}") if distributed and torch.cuda.is_available() else select_device(cfg.device)
+    if distributed and torch.cuda.is_available():
+        device = torch.device(f"cuda:{local_rank}")
+    else:
+        device = select_device(cfg.device)
     if distributed and device.type == "cuda":
         torch.cuda.set_device(device)
 
@@ -222,7 +225,7 @@ def train(cfg: TrainConfig) -> Path:
     pcfg = model.pretrained_cfg
     img_size = cfg.img_size or int(pcfg.get("input_size", (3, 224, 224))[-1])
     mean, std = list(pcfg.get("mean", (0.485, 0.456, 0.406))), list(pcfg.get("std", (0.229, 0.224, 0.225)))
-    interpolation = pcfg.get("interpolation", "bicubic") if pcfg.get("interpolation") in ("bicubic", "bilinear") else "bicubic"
+    interpolation = pcfg.get("interpolation") if pcfg.get("interpolation") in ("bicubic", "bilinear") else "bicubic"
     model = model.to(device, memory_format=torch.channels_last)
 
     train_rows = index[index["split"] == "train"].reset_index(drop=True)
@@ -230,7 +233,7 @@ def train(cfg: TrainConfig) -> Path:
     test_rows = index[index["split"] == "test"].reset_index(drop=True)
     if train_rows.empty or val_rows.empty:
         raise DatasetError("The split left no training or no validation images; add more images per class.")
-    short = int(round(img_size / 0.875))
+    short = round(img_size / 0.875)
     t0 = time.perf_counter()
     train_images = predecode(train_rows["image_path"].tolist(), short, cfg.workers)
     val_images = predecode(val_rows["image_path"].tolist(), img_size, cfg.workers)
@@ -432,7 +435,7 @@ def default_cam_layer(model: torch.nn.Module) -> str:
 def _data_summary(index: pd.DataFrame) -> dict[str, Any]:
     fitz = pd.to_numeric(index["fitzpatrick"], errors="coerce")
     return {
-        "n_images": int(len(index)),
+        "n_images": len(index),
         "class_counts": {str(k): int(v) for k, v in index["label"].value_counts().sort_index().items()},
         "fitzpatrick_counts": {str(int(k)): int(v) for k, v in fitz.value_counts().sort_index().items()},
         "fitzpatrick_unknown": int(fitz.isna().sum()),
@@ -479,7 +482,8 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
     reports: dict[str, Any] = {
         "val": evaluation_report(val_probs, val_y, class_ids, risk, val_rows["fitzpatrick"].to_numpy(),
                                  uncertain_thresholds=calibration),
-        "val_uncalibrated_ece": evaluation_report(softmax(val_logits, 1.0), val_y, class_ids, risk)["calibration"]["ece"],
+        "val_uncalibrated_ece": evaluation_report(softmax(val_logits, 1.0), val_y, class_ids,
+                                                  risk)["calibration"]["ece"],
     }
     metrics: dict[str, Any] = {}
     if not test_rows.empty:

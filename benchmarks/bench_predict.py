@@ -1,0 +1,253 @@
+"""Latency and memory of one diagnosis: model load, prediction, and top-3 heatmaps.
+
+Run it from the repository root with glibc's malloc told not to hand memory back to the kernel between
+requests (the same settings the app is deployed with; without them RSS and latency are noisier)::
+
+    MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 \\
+        python benchmarks/bench_predict.py                       # the default installed model
+    MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 \\
+        python benchmarks/bench_predict.py --tiny --arch efficientnet_b0 --input-size 224
+
+``--tiny`` writes a randomly initialised timm model with a valid card into a temporary folder
+(:func:`dermlib.testing.write_tiny_model`), so the numbers need no trained weights: latency does not
+depend on the weight values. The reference comparison uses ``efficientnet_b0`` at 224 px with the CAM
+target layer ``bn2``.
+
+What is measured (wall clock, after ``--warmup`` untimed runs):
+
+* load: :func:`dermlib.models.load_model` (card, checksum, safetensors, timm build), once.
+* predict: :func:`dermlib.inference.predict` on one photo (preprocessing included), p50 / p95.
+* cam: :func:`dermlib.explain.explain` for the top-3 classes with DermLens's batched engine, per method.
+* grad-cam x3: the same top-3 maps as three plain calls of the grad-cam package
+  (``with GradCAM(model=..., target_layers=[...]) as cam``) on a separate copy of the network, the way
+  the package is normally used; the largest difference between the two sets of maps is printed too.
+* RSS: peak (``ru_maxrss``) and current (``/proc/self/status``) resident memory after each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import torch
+from PIL import Image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, explain
+from dermlib.inference import predict
+from dermlib.models import LoadedModel, default_model_id, load_model
+from dermlib.testing import synthetic_skin_image, write_tiny_model
+
+MALLOC_HINT = "MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", help="installed model id or model folder (default: the default model)")
+    source.add_argument("--tiny", action="store_true", help="random-weight model of --arch in a temp folder")
+    parser.add_argument("--arch", default="efficientnet_b0", help="timm architecture for --tiny")
+    parser.add_argument("--input-size", type=int, default=224, help="input side for --tiny (pixels)")
+    parser.add_argument("--num-classes", type=int, default=4, help="classes for --tiny")
+    parser.add_argument("--target-layer", default="bn2", help="CAM target layer for --tiny")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per measurement")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs before each measurement")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: dermlib's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--methods", default=DEFAULT_CAM_METHOD,
+        help=f"comma-separated CAM methods (of: {', '.join(CAM_METHODS)})",
+    )
+    parser.add_argument("--top-k", type=int, default=3, help="classes explained per image")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the plain grad-cam comparison")
+    args = parser.parse_args(argv)
+    methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in CAM_METHODS]
+    if unknown:
+        parser.error(f"unknown CAM method(s) {unknown}; choose from {', '.join(CAM_METHODS)}")
+    args.methods = methods
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
+
+
+def current_rss_mb() -> float:
+    """Resident memory now (Linux); NaN elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def timed(fn: Callable[[], object], runs: int, warmup: int, device: torch.device) -> list[float]:
+    """Wall-clock seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed ones."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def pct(times: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(times) * 1000, q))
+
+
+def environment_lines(loaded: LoadedModel | None) -> list[str]:
+    import pytorch_grad_cam
+    import timm
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = os.cpu_count()
+    malloc = {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")}
+    load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    lines = [
+        f"python {platform.python_version()} on {platform.platform()}",
+        f"torch {torch.__version__}, timm {timm.__version__}, grad-cam {getattr(pytorch_grad_cam, '__version__', '?')}",
+        f"torch threads {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}), "
+        f"CPUs {os.cpu_count()} (usable {affinity}){load}",
+        "MALLOC_*: " + (", ".join(f"{k}={v}" for k, v in malloc.items()) or f"(none set; recommended: {MALLOC_HINT})"),
+    ]
+    if loaded is not None:
+        _, h, w = loaded.config["input_size"]
+        lines.append(
+            f"model {loaded.card.id}: {loaded.card.architecture}, {h}x{w}, {loaded.card.num_classes} classes, "
+            f"CAM layer {loaded.card.cam['target_layer']}, device {loaded.device}"
+        )
+    return lines
+
+
+def gradcam_package_top_k(
+    network: torch.nn.Module, layer: torch.nn.Module, loaded: LoadedModel, image: Image.Image,
+    indices: list[int], method: str,
+) -> np.ndarray:
+    """The top-k maps as k separate, ordinary grad-cam calls (one forward and backward each)."""
+    cam_class = CAM_METHODS[method].cam_class
+    x = loaded.preprocess([image])
+    maps = []
+    for index in indices:
+        with cam_class(model=network, target_layers=[layer]) as cam:
+            maps.append(cam(input_tensor=x, targets=[ClassifierOutputTarget(index)])[0])
+    return np.stack(maps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tmp = tempfile.TemporaryDirectory(prefix="dermlens-bench-") if args.tiny else None
+    try:
+        if tmp is not None:
+            model_ref: str = str(write_tiny_model(
+                Path(tmp.name) / "bench", model_id=f"bench-{args.arch}", architecture=args.arch,
+                target_layer=args.target_layer, num_classes=args.num_classes, input_size=args.input_size,
+            ))
+        else:
+            model_ref = args.model or default_model_id() or ""
+            if not model_ref:
+                print("No model is installed; pass --model ID|FOLDER or use --tiny.", file=sys.stderr)
+                return 2
+        return run(args, model_ref)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def run(args: argparse.Namespace, model_ref: str) -> int:
+    rows: list[tuple[str, str, str, str]] = []  # (what, p50/value, p95, RSS now / peak)
+
+    def mem() -> str:
+        return f"{current_rss_mb():.0f} / {peak_rss_mb():.0f}"
+
+    rss_start = mem()
+    start = time.perf_counter()
+    loaded = load_model(model_ref, device=args.device)
+    load_s = time.perf_counter() - start
+    rows.append(("load_model", f"{load_s * 1000:.0f} ms", "", mem()))
+
+    image = synthetic_skin_image(seed=0, size=(640, 480))
+    prediction = predict(loaded, image, top_k=args.top_k)
+    indices = [loaded.card.class_ids.index(s.label) for s in prediction.top_k]
+    times = timed(lambda: predict(loaded, image, top_k=args.top_k), args.runs, args.warmup, loaded.device)
+    rows.append(("predict (1 image)", f"{pct(times, 50):.1f} ms", f"{pct(times, 95):.1f} ms", mem()))
+
+    engine_maps: dict[str, np.ndarray] = {}
+    for method in args.methods:
+        runs = args.runs if not CAM_METHODS[method].slow else max(1, min(args.runs, 3))
+        times = timed(lambda m=method: explain(loaded, image, indices, m), runs, min(args.warmup, 1), loaded.device)
+        engine_maps[method] = explain(loaded, image, indices, method)
+        rows.append((f"{method} top-{len(indices)} (dermlib engine)", f"{pct(times, 50):.1f} ms",
+                     f"{pct(times, 95):.1f} ms", mem()))
+
+    diffs: list[str] = []
+    if not args.no_baseline:
+        # A separate copy, with gradients on as the package expects: the shared model stays untouched.
+        network = copy.deepcopy(loaded.model).requires_grad_(True)
+        layer = dict(network.named_modules())[loaded.card.cam["target_layer"]]
+        for method in args.methods:
+            spec = CAM_METHODS[method]
+            if spec.slow:
+                rows.append((f"{method} top-{len(indices)} (grad-cam x{len(indices)})", "skipped (slow)", "", ""))
+                continue
+
+            def call(m: str = method) -> np.ndarray:
+                return gradcam_package_top_k(network, layer, loaded, image, indices, m)
+
+            times = timed(call, args.runs, args.warmup, loaded.device)
+            diff = float(np.abs(call() - engine_maps[method]).max())
+            diffs.append(f"{method}: max |engine - grad-cam| = {diff:.2e}")
+            rows.append((f"{method} top-{len(indices)} (grad-cam x{len(indices)})", f"{pct(times, 50):.1f} ms",
+                         f"{pct(times, 95):.1f} ms", mem()))
+        del network
+
+    print("Environment")
+    for line in environment_lines(loaded):
+        print(f"  {line}")
+    print(f"  runs {args.runs} after {args.warmup} warm-up; image 640x480 synthetic; RSS at start {rss_start} MB")
+    print()
+    header = ("measurement", "p50", "p95", "RSS now / peak (MB)")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells))
+    if diffs:
+        print()
+        for line in diffs:
+            print(line)
+    print(f"\nPeak RSS {peak_rss_mb():.0f} MB, current RSS {current_rss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
