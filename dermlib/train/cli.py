@@ -67,7 +67,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"Model written to {out}")
     if m:
         print(f"test: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  "
-              f"balanced {m['balanced_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
+              f"balanced {m['balanced_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
+              f"weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
     return 0
 
 
