@@ -99,3 +99,28 @@ def test_broken_model_is_reported(tiny_weights_env: Path) -> None:
     assert not at.exception
     assert any("broken" in e.value for e in at.error)
     assert at.selectbox(key="diagnose_model").value == "tiny-test"
+
+
+def test_predictions_link_to_the_disease_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermlib.testing import write_tiny_model
+
+    classes = [("melanoma", "Melanoma", "malignant"), ("acne-vulgaris", "Acne vulgaris", "non-neoplastic"),
+               ("psoriasis", "Psoriasis", "non-neoplastic"), ("keloid", "Keloid", "non-neoplastic")]
+    root = tmp_path / "weights"
+    write_tiny_model(root / "fitz", extra={
+        "classes": [{"id": i, "name": n, "risk_group": r} for i, n, r in classes],
+        "training": {"dataset": "fitzpatrick17k", "licence": "CC BY-NC-SA 3.0"},
+    })
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(root))
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    at.file_uploader(key="diagnose_upload").upload("x.png", image_bytes(synthetic_skin_image(4)), "image/png")
+    at.run(timeout=120)
+    assert not at.exception
+    learn = next(m.value for m in at.markdown if m.value.startswith("Learn more"))
+    import re
+
+    links = dict(re.findall(r"\[([^\]]+)\]\(([^)]+)\)", learn))
+    assert len(links) == 3
+    expected = {"Melanoma": "melanoma", "Acne vulgaris": "acne", "Psoriasis": "psoriasis", "Keloid": "keloid"}
+    for name, url in links.items():  # acne-vulgaris resolves to the acne entry through its dataset label
+        assert url == f"disease_library?condition={expected[name]}"

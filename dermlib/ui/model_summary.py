@@ -33,6 +33,10 @@ def measured_limits(card: ModelCard) -> list[str]:
     ]
     if parts:
         lines.append("Top-1 accuracy by Fitzpatrick skin type: " + "; ".join(parts) + ".")
+    if m.get("n"):
+        from dermlib.evaluate import limitation_notes
+
+        lines.extend(limitation_notes(m))
     lines.extend(card.limitations)
     if not lines:
         lines.append("This model's card holds no measured metrics: treat its output with extra caution.")
