@@ -22,6 +22,10 @@ What is measured (wall clock, after ``--warmup`` untimed runs):
   (``with GradCAM(model=..., target_layers=[...]) as cam``) on a separate copy of the network, the way
   the package is normally used; the largest difference between the two sets of maps is printed too.
 * RSS: peak (``ru_maxrss``) and current (``/proc/self/status``) resident memory after each stage.
+
+On a machine shared with other CPU-heavy work (a training run), pass ``--threads 1``: with more torch
+threads than free cores, OpenMP's threads wait for each other and single runs take 10-50x longer, so
+the percentiles measure the neighbours rather than DermLens.
 """
 
 from __future__ import annotations
@@ -123,8 +127,14 @@ def pct(times: list[float], q: float) -> float:
 
 
 def environment_lines(loaded: LoadedModel | None) -> list[str]:
-    import pytorch_grad_cam
+    from importlib.metadata import PackageNotFoundError, version
+
     import timm
+
+    try:
+        gradcam_version = version("grad-cam")
+    except PackageNotFoundError:
+        gradcam_version = "?"
 
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -134,7 +144,7 @@ def environment_lines(loaded: LoadedModel | None) -> list[str]:
     load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
     lines = [
         f"python {platform.python_version()} on {platform.platform()}",
-        f"torch {torch.__version__}, timm {timm.__version__}, grad-cam {getattr(pytorch_grad_cam, '__version__', '?')}",
+        f"torch {torch.__version__}, timm {timm.__version__}, grad-cam {gradcam_version}",
         f"torch threads {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}), "
         f"CPUs {os.cpu_count()} (usable {affinity}){load}",
         "MALLOC_*: " + (", ".join(f"{k}={v}" for k, v in malloc.items()) or f"(none set; recommended: {MALLOC_HINT})"),
