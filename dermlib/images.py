@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 MAX_BYTES = 25 * 1024 * 1024
-"""Largest accepted file (bytes); matches ``server.maxUploadSize`` in .streamlit/config.toml."""
+"""Largest accepted file (bytes): 25 MiB, as ``server.maxUploadSize`` (in MiB) in .streamlit/config.toml."""
 MAX_PIXELS = 50_000_000
 """Largest accepted image (width x height), checked from the header before decoding."""
 MIN_SIDE = 32
@@ -68,6 +68,8 @@ def load_image(
     Raises:
         ImageError: The input is empty, not an image, corrupt or truncated, too large or too small.
     """
+    # Re-assert per call: another library in the process may have switched truncated loading on.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     data = _read_bytes(source, max_bytes)
     if not data:
         raise ImageError("The file is empty (0 bytes). Please choose a photo of the skin.")
@@ -99,7 +101,7 @@ def load_image(
         try:
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # animations: the first frame is the photo
-            if img.format == "JPEG" and max_side is not None:
+            if img.format in ("JPEG", "MPO") and max_side is not None:
                 # Let libjpeg decode at a reduced scale: big phone photos never reach full size in memory.
                 img.draft("RGB", (max_side, max_side))
             img.load()
@@ -181,9 +183,18 @@ def _read_bytes(source: bytes | bytearray | str | Path | BinaryIO, max_bytes: in
     return data
 
 
+def _format_bytes(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MB"
+    if n >= 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n} bytes"
+
+
 def _too_big_message(size: int, max_bytes: int) -> str:
+    # MB here means MiB, as in Streamlit's own "Limit 25MB per file".
     return (
-        f"The file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
+        f"The file is {_format_bytes(size)}; the limit is {_format_bytes(max_bytes)}. "
         "Please upload a smaller photo (a phone photo is usually 2-5 MB)."
     )
 
