@@ -39,8 +39,16 @@ def evaluate_model(model: str, data_root: str | Path, dataset: str | None = None
         if splits_file is None or not splits_file.is_file():
             raise DatasetError(f"Model '{card.id}' has no splits.csv, so --split {split} cannot be applied.")
         splits = pd.read_csv(splits_file)
-        names = set(splits.loc[splits["split"] == split, "image"])
-        index = index[index["image_path"].map(lambda p: Path(p).name in names)].reset_index(drop=True)
+        wanted = set(splits.loc[splits["split"] == split, "image"].astype(str))
+        root = Path(data_root).resolve()
+
+        def chosen(path: str) -> bool:
+            # Current runs store paths relative to the data root; older ones stored file names.
+            p = Path(path).resolve()
+            rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name
+            return rel in wanted or p.name in wanted
+
+        index = index[index["image_path"].map(chosen)].reset_index(drop=True)
     known = index["label"].isin(card.class_ids)
     skipped = int((~known).sum())
     index = index[known].reset_index(drop=True)

@@ -217,9 +217,7 @@ def train(cfg: TrainConfig) -> Path:
     label_of = {c: i for i, c in enumerate(class_ids)}
     index["y"] = index["label"].map(label_of)
     if is_main:
-        index[["image_path", "label", "group_id", "fitzpatrick", "split"]].assign(
-            image=index["image_path"].map(lambda p: Path(p).name)
-        )[["image", "label", "group_id", "fitzpatrick", "split"]].to_csv(run_dir / "splits.csv", index=False)
+        split_table(index, cfg.data_root).to_csv(run_dir / "splits.csv", index=False)
 
     model, init_note = create_backbone(cfg.architecture, len(classes), cfg.pretrained, drop_rate=cfg.drop_rate)
     pcfg = model.pretrained_cfg
@@ -407,15 +405,28 @@ def train(cfg: TrainConfig) -> Path:
         finalize_model(out, val_rows, test_rows, target_accuracy=cfg.target_accuracy)
     finally:
         (out / "_val_tmp.csv").unlink(missing_ok=True)
-    index[["image_path", "label", "group_id", "fitzpatrick", "split"]].assign(
-        image=index["image_path"].map(lambda p: Path(p).name))[["image", "label", "group_id", "fitzpatrick", "split"]] \
-        .to_csv(out / "splits.csv", index=False)
+    split_table(index, cfg.data_root).to_csv(out / "splits.csv", index=False)
     for name in ("metrics.csv", "args.json"):
         if (run_dir / name).is_file():
             (out / name).write_bytes((run_dir / name).read_bytes())
     if distributed:
         dist.destroy_process_group()
     return out
+
+
+def split_table(index: pd.DataFrame, data_root: str | Path) -> pd.DataFrame:
+    """The split of every image, by path relative to the data root (what ``evaluate --split`` matches)."""
+    root = Path(data_root).resolve()
+
+    def relative(path: str) -> str:
+        try:
+            return Path(path).resolve().relative_to(root).as_posix()
+        except ValueError:
+            return Path(path).name
+
+    table = index[["label", "group_id", "fitzpatrick", "split"]].copy()
+    table.insert(0, "image", index["image_path"].map(relative))
+    return table
 
 
 def default_cam_layer(model: torch.nn.Module) -> str:
