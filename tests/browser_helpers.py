@@ -75,7 +75,7 @@ def streamlit_server(
     script: str | Path,
     log_path: Path,
     env: Mapping[str, str] | None = None,
-    startup_timeout: float = 60.0,
+    startup_timeout: float = 180.0,
 ) -> Iterator[StreamlitServer]:
     """Start ``streamlit run script`` on a free loopback port, wait until healthy, stop it on exit.
 
