@@ -159,3 +159,19 @@ def test_backbone_has_new_zero_head() -> None:
     assert torch.equal(model.conv_stem.weight, imagenet.conv_stem.weight)
     with pytest.raises(ValueError):
         create_backbone("tf_efficientnet_lite0", 5, pretrained="bogus")
+
+
+def test_calibrate_refits_on_the_saved_validation_split(trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    data, out, _ = trained
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in out.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    before = json.loads((copy / "card.json").read_text())
+    assert main(["calibrate", "--model", str(copy), "--data", str(data), "--dataset", "fitzpatrick17k",
+                 "--target-accuracy", "0.99"]) == 0
+    after = json.loads((copy / "card.json").read_text())
+    assert after["calibration"]["target_accuracy"] == 0.99
+    assert after["calibration"]["temperature"] == pytest.approx(before["calibration"]["temperature"], rel=1e-3)
+    assert after["metrics"]["n"] == before["metrics"]["n"]  # the same test split, re-evaluated
+    assert (copy / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()

@@ -45,6 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a known limitation for the card (repeatable)")
     p.set_defaults(func=_cmd_train)
 
+    c = sub.add_parser("calibrate", help="refit temperature and abstention thresholds on a model's validation split")
+    c.add_argument("--model", required=True, help="model folder (written by `dermlib train`)")
+    c.add_argument("--data", required=True, help="the dataset folder it was trained on")
+    c.add_argument("--dataset", choices=sorted(DATASETS), help="dataset adapter (default: detected)")
+    c.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy,
+                   help="accuracy the predictions it does not abstain on must reach on validation")
+    c.set_defaults(func=_cmd_calibrate)
+
     e = sub.add_parser("evaluate", help="evaluate an installed model on a dataset")
     e.add_argument("--model", required=True, help="model id or folder")
     e.add_argument("--data", required=True, help="dataset folder")
@@ -69,6 +77,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"test: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  "
               f"balanced {m['balanced_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
               f"weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from dermlib.train.loop import recalibrate
+
+    calibration = recalibrate(args.model, args.data, args.dataset, args.target_accuracy)
+    print(json.dumps(calibration, indent=2))
     return 0
 
 

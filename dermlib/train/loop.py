@@ -469,6 +469,44 @@ def model_logits(folder: Path, rows: pd.DataFrame, batch_size: int = 32, progres
     return np.concatenate(outs) if outs else np.zeros((0, loaded.card.num_classes))
 
 
+def rows_from_splits(folder: Path, data_root: str | Path, dataset: str | None = None) -> pd.DataFrame:
+    """Re-attach a model folder's ``splits.csv`` to a freshly indexed dataset (rows in the same splits).
+
+    Raises:
+        DatasetError: The folder has no splits.csv, or none of its images are found under ``data_root``.
+    """
+    splits_file = Path(folder) / "splits.csv"
+    if not splits_file.is_file():
+        raise DatasetError(f"{folder} has no splits.csv; it was not written by `dermlib train`.")
+    splits = pd.read_csv(splits_file)
+    index = load_index(dataset, data_root)
+    index = index[index["image_path"].notna()].reset_index(drop=True)
+    keys = split_table(index, data_root)["image"]
+    by_key = dict(zip(splits["image"].astype(str), splits["split"], strict=True))
+    index["split"] = [by_key.get(k, by_key.get(Path(k).name)) for k in keys]
+    index = index[index["split"].notna()].reset_index(drop=True)
+    if index.empty:
+        raise DatasetError(f"None of the images listed in {splits_file} were found under {data_root}.")
+    return index
+
+
+def recalibrate(folder: str | Path, data_root: str | Path, dataset: str | None = None,
+                target_accuracy: float = 0.8) -> dict[str, Any]:
+    """Refit temperature and abstention thresholds on the model's own validation split; re-evaluate test.
+
+    Returns:
+        The card's new ``calibration`` section.
+    """
+    from dermlib.models.card import load_card
+
+    folder = Path(folder)
+    index = rows_from_splits(folder, data_root, dataset)
+    val_rows = index[index["split"] == "val"].reset_index(drop=True)
+    test_rows = index[index["split"] == "test"].reset_index(drop=True)
+    finalize_model(folder, val_rows, test_rows, target_accuracy=target_accuracy)
+    return load_card(folder).calibration
+
+
 def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, target_accuracy: float = 0.8) -> None:
     """Calibrate on validation, choose abstention thresholds, evaluate the test split, update the card."""
     from dermlib.models.card import load_card
