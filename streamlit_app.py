@@ -1,14 +1,14 @@
-"""DermLens: navigation only. Each page lives in pages/ and calls dermlib for everything it computes."""
+"""DermLens: navigation only. Each page lives in app_pages/ and calls dermlib for everything it computes."""
 
 from pathlib import Path
 
 import streamlit as st
 
 _PAGES = [
-    ("pages/diagnose.py", "Diagnose", "🔬", "diagnose"),
-    ("pages/disease_library.py", "Disease Library", "📚", "disease_library"),
-    ("pages/dataset_explorer.py", "Dataset Explorer", "🗂️", "dataset_explorer"),
-    ("pages/model.py", "Model", "📈", "model"),
+    ("app_pages/diagnose.py", "Diagnose", "🔬", "diagnose"),
+    ("app_pages/disease_library.py", "Disease Library", "📚", "disease_library"),
+    ("app_pages/dataset_explorer.py", "Dataset Explorer", "🗂️", "dataset_explorer"),
+    ("app_pages/model.py", "Model", "📈", "model"),
 ]
 
 st.set_page_config(page_title="DermLens", page_icon="🔬", layout="wide")

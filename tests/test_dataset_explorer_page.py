@@ -14,7 +14,7 @@ from dermlib import config
 from dermlib.data import synthetic as syn
 from dermlib.testing import write_tiny_model
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "dataset_explorer.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "dataset_explorer.py")
 KEY = "dataset_explorer_"
 
 

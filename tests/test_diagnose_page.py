@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 import dermlib.ui.common as common
 from dermlib.testing import image_bytes, synthetic_skin_image
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "diagnose.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "diagnose.py")
 
 
 def _texts(at: AppTest) -> str:

@@ -1,4 +1,4 @@
-"""AppTest tests of the Disease Library page (pages/disease_library.py) and the entry renderer."""
+"""AppTest tests of the Disease Library page (app_pages/disease_library.py) and the entry renderer."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dermlib.ui.knowledge import (
     review_statement,
 )
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "disease_library.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "disease_library.py")
 
 
 def _bundled() -> KnowledgeBase:

@@ -17,7 +17,7 @@ import dermlib
 from dermlib.config import WEIGHTS_ENV, weights_dir
 from dermlib.evaluate import choose_uncertain_thresholds, evaluation_report
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "model.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "model.py")
 CLASSES = [
     ("melanoma", "Melanoma", "malignant"),
     ("nevus", "Melanocytic nevus", "benign"),
