@@ -44,6 +44,10 @@ def test_diagnose_upload_shows_charts_and_heatmaps(tmp_path: Path) -> None:
 
                 expect(page.get_by_role("heading", name="Diagnose")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
                 expect(page.get_by_text("decision support, not a diagnosis")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+                # st.navigation is in charge: titled pages in the sidebar (not file names).
+                nav = page.locator("[data-testid=stSidebarNav]")
+                expect(nav.get_by_text("Disease Library")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+                expect(nav.get_by_text("streamlit app")).to_have_count(0)
                 page.locator("input[type=file]").first.set_input_files(str(photo))
 
                 # The upload is accepted and classified: both Plotly charts render.
@@ -74,6 +78,11 @@ def test_diagnose_upload_shows_charts_and_heatmaps(tmp_path: Path) -> None:
                 page.set_viewport_size({"width": 1280, "height": min(max(int(height) + 40, 1000), 6000)})
                 page.wait_for_timeout(500)  # let Plotly re-layout to the new size
                 page.screenshot(path=str(screenshot), full_page=True)
+
+                # A deep link from a prediction opens that condition's entry, even on a first visit.
+                page.goto(server.url + "/disease_library?condition=eczema", wait_until="domcontentloaded")
+                expect(page.get_by_role("heading", name="Atopic eczema (atopic dermatitis)")).to_be_visible(
+                    timeout=RENDER_TIMEOUT_MS)
             finally:
                 browser.close()
         assert server.process.poll() is None, server.log()
