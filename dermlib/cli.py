@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_models = sub.add_parser("models", help="list installed models")
     p_models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p_models.add_argument("--markdown", action="store_true", help="print a Markdown table of test metrics")
     p_models.set_defaults(func=_cmd_models)
 
     from dermlib.explain.methods import CAM_METHODS
@@ -63,6 +64,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from dermlib.models import scan_models
 
     cards, broken = scan_models()
+    if args.markdown:
+        print(_markdown_table(cards))
+        return 0
     if args.json:
         rows = [
             {
@@ -85,6 +89,34 @@ def _cmd_models(args: argparse.Namespace) -> int:
         for b in broken:
             print(f"BROKEN {b.folder}: {b.problem}", file=sys.stderr)
     return 0
+
+
+def _markdown_table(cards) -> str:
+    """Test-split headline metrics of each model, as a Markdown table (for the README)."""
+
+    def pct(value) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    rows = [
+        "| model | data | test n | top-1 | top-3 | balanced acc. | macro-F1 | weighted F1 | risk-group acc. "
+        "| malignant sens. / spec. | ECE | top-1 by skin type I-II / III-IV / V-VI (n) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for card in cards:
+        m = card.metrics or {}
+        mal = (m.get("risk_group") or {}).get("malignant") or {}
+        groups = (m.get("by_skin_type") or {}).get("groups") or {}
+        skin = " / ".join(f"{pct(g.get('top1_accuracy'))} ({g.get('n', 0)})" for g in groups.values())
+        if not any(g.get("n") for g in groups.values()):
+            skin = "not recorded"
+        rows.append(
+            f"| `{card.id}` ({card.architecture}) | {card.training.get('dataset', '?')} | {m.get('n', 'n/a')} "
+            f"| {pct(m.get('top1_accuracy'))} | {pct(m.get('top3_accuracy'))} | {pct(m.get('balanced_accuracy'))} "
+            f"| {pct(m.get('macro_f1'))} | {pct(m.get('weighted_f1'))} | {pct(m.get('risk_group_accuracy'))} "
+            f"| {pct(mal.get('sensitivity'))} / {pct(mal.get('specificity'))} "
+            f"| {(m.get('calibration') or {}).get('ece', 'n/a')} | {skin} |"
+        )
+    return "\n".join(rows)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
