@@ -124,3 +124,23 @@ def test_predictions_link_to_the_disease_library(tmp_path: Path, monkeypatch: py
     expected = {"Melanoma": "melanoma", "Acne vulgaris": "acne", "Psoriasis": "psoriasis", "Keloid": "keloid"}
     for name, url in links.items():  # acne-vulgaris resolves to the acne entry through its dataset label
         assert url == f"disease_library?condition={expected[name]}"
+
+
+def test_tampered_weights_show_an_error_and_other_models_still_work(tiny_weights_env: Path) -> None:
+    from dermlib.testing import write_tiny_model
+
+    bad = write_tiny_model(tiny_weights_env / "a-bad", model_id="a-bad", extra={"default": True})
+    weights = bad / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    before = weights.read_bytes()
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    assert not at.exception
+    assert at.selectbox(key="diagnose_model").value == "a-bad"
+    assert any("could not be loaded" in e.value and "checksum" in e.value for e in at.error)
+    at.selectbox(key="diagnose_model").set_value("tiny-test").run(timeout=60)
+    at.file_uploader(key="diagnose_upload").upload("ok.png", image_bytes(synthetic_skin_image(5)), "image/png")
+    at.run(timeout=120)
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert weights.read_bytes() == before  # nothing on disk was changed
