@@ -175,3 +175,30 @@ def test_calibrate_refits_on_the_saved_validation_split(trained: tuple[Path, Pat
     assert after["calibration"]["temperature"] == pytest.approx(before["calibration"]["temperature"], rel=1e-3)
     assert after["metrics"]["n"] == before["metrics"]["n"]  # the same test split, re-evaluated
     assert (copy / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_with_early_stopping(tmp_path: Path) -> None:
+    """DistributedDataParallel through torchrun (gloo on the CPU): all ranks stop together."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:  # a free loopback port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    data = make_fitzpatrick17k(tmp_path / "fitz", n_images=45, n_metadata_only=0)
+    out = tmp_path / "weights" / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", port,
+           "-m", "dermlib", "train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+           "--run-dir", str(tmp_path / "run"), "--architecture", "test_efficientnet", "--pretrained", "none",
+           "--img-size", "64", "--epochs", "8", "--patience", "1", "--batch-size", "8", "--workers", "1",
+           "--device", "cpu"]
+    result = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                            timeout=180, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stdout.count("Model written to") == 1
+    history = pd.read_csv(out / "metrics.csv")
+    assert 1 <= len(history) <= 8
+    assert load_model(out, device="cpu").card.num_classes == 3

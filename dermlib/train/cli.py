@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     out = train(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
+        return 0
     card = json.loads((out / "card.json").read_text())
     m = card.get("metrics") or {}
     print(f"Model written to {out}")

@@ -161,6 +161,13 @@ def _class_table(index: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
+def _broadcast_int(value: int, device: torch.device) -> int:
+    """Rank 0's value of an integer, on every rank (DistributedDataParallel runs only)."""
+    tensor = torch.tensor([value], dtype=torch.long, device=device)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())
+
+
 def _lr_lambda(total_steps: int, warmup_steps: int):
     def fn(step: int) -> float:
         if step < warmup_steps:
@@ -319,6 +326,8 @@ def train(cfg: TrainConfig) -> Path:
         if distributed:
             dist.barrier()
         if not is_main:
+            # Early stopping is decided on rank 0; every rank must leave the loop together.
+            stale = _broadcast_int(stale, device)
             continue
         val_logits, val_y = _evaluate_logits(model, val_loader, device)
         val_f1 = _macro_f1(val_logits, val_y, len(classes))
@@ -345,6 +354,8 @@ def train(cfg: TrainConfig) -> Path:
                     "scheduler": scheduler.state_dict(), "best_model": best_state, "epoch": epoch,
                     "best_f1": best_f1, "best_epoch": best_epoch, "stale": stale,
                     "rng": torch.get_rng_state(), "generator": generator.get_state()}, ckpt_path)
+        if distributed:
+            _broadcast_int(stale, device)
 
     if distributed:
         dist.barrier()
