@@ -195,10 +195,20 @@ def test_torchrun_two_processes_with_early_stopping(tmp_path: Path) -> None:
            "--run-dir", str(tmp_path / "run"), "--architecture", "test_efficientnet", "--pretrained", "none",
            "--img-size", "64", "--epochs", "8", "--patience", "1", "--batch-size", "8", "--workers", "1",
            "--device", "cpu"]
-    result = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-                            timeout=180, check=False)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert result.stdout.count("Model written to") == 1
+    import os
+    import signal
+
+    # Own process group, so a hang (the bug this guards against) cannot leave worker processes behind.
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("torchrun training did not finish: the ranks did not stop together")
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    assert stdout.count("Model written to") == 1
     history = pd.read_csv(out / "metrics.csv")
     assert 1 <= len(history) <= 8
     assert load_model(out, device="cpu").card.num_classes == 3
