@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
+from dermlib.evaluate.calibration import normalized_entropy as _normalized_entropy
 from dermlib.models.loading import LoadedModel
 
 # Used only when a card carries no thresholds of its own (an uncalibrated model): abstain readily.
@@ -61,13 +61,8 @@ class Prediction:
 
 
 def normalized_entropy(probs: np.ndarray) -> np.ndarray:
-    """Shannon entropy divided by log(C): 0 for a one-hot vector, 1 for the uniform one."""
-    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
-    n_classes = probs.shape[1]
-    if n_classes < 2:
-        return np.zeros(len(probs))
-    ent = -np.sum(np.where(probs > 0, probs * np.log(np.clip(probs, 1e-300, None)), 0.0), axis=1)
-    return ent / math.log(n_classes)
+    """Entropy / log(C) per row (0 one-hot, 1 uniform); a single vector counts as one row."""
+    return np.atleast_1d(_normalized_entropy(np.atleast_2d(np.asarray(probs, dtype=np.float64))))
 
 
 def uncertainty_reasons(probs: np.ndarray, calibration: dict) -> list[str]:

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from dermlib.data import load_index
 from dermlib.errors import DatasetError
 from dermlib.evaluate import evaluation_report, softmax
 from dermlib.models import get_card
-from dermlib.train.loop import model_logits
+from dermlib.train.loop import model_logits, rows_from_splits
 
 
 def evaluate_model(model: str, data_root: str | Path, dataset: str | None = None,
@@ -32,23 +31,14 @@ def evaluate_model(model: str, data_root: str | Path, dataset: str | None = None
         DatasetError: No usable images remain.
     """
     card = get_card(model)
-    index = load_index(dataset, data_root)
-    index = index[index["image_path"].notna()].reset_index(drop=True)
-    if split != "all":
-        splits_file = card.path / "splits.csv" if card.path else None
-        if splits_file is None or not splits_file.is_file():
-            raise DatasetError(f"Model '{card.id}' has no splits.csv, so --split {split} cannot be applied.")
-        splits = pd.read_csv(splits_file)
-        wanted = set(splits.loc[splits["split"] == split, "image"].astype(str))
-        root = Path(data_root).resolve()
-
-        def chosen(path: str) -> bool:
-            # Current runs store paths relative to the data root; older ones stored file names.
-            p = Path(path).resolve()
-            rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name
-            return rel in wanted or p.name in wanted
-
-        index = index[index["image_path"].map(chosen)].reset_index(drop=True)
+    if split == "all":
+        index = load_index(dataset, data_root)
+        index = index[index["image_path"].notna()].reset_index(drop=True)
+    else:
+        if card.path is None:
+            raise DatasetError(f"Model '{card.id}' has no folder, so --split {split} cannot be applied.")
+        index = rows_from_splits(card.path, data_root, dataset)
+        index = index[index["split"] == split].reset_index(drop=True)
     known = index["label"].isin(card.class_ids)
     skipped = int((~known).sum())
     index = index[known].reset_index(drop=True)

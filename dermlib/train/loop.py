@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from dermlib.data import load_index, with_duplicate_groups
+from dermlib.data import load_index, summarize_index, with_duplicate_groups
 from dermlib.errors import DatasetError
 from dermlib.evaluate import (
     choose_uncertain_thresholds,
@@ -405,7 +405,7 @@ def train(cfg: TrainConfig) -> Path:
             "torch": torch.__version__,
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "args": {k: v for k, v in asdict(cfg).items() if k not in ("out", "run_dir", "data_root", "limitations")},
-            "data_summary": _data_summary(index),
+            "data_summary": summarize_index(index),
         },
         "metrics": {},
         "limitations": list(cfg.limitations),
@@ -452,18 +452,6 @@ def default_cam_layer(model: torch.nn.Module) -> str:
         if module in names:
             return module
     raise ValueError("Cannot guess a CAM target layer; set cam.target_layer in the card.")
-
-
-def _data_summary(index: pd.DataFrame) -> dict[str, Any]:
-    fitz = pd.to_numeric(index["fitzpatrick"], errors="coerce")
-    return {
-        "n_images": len(index),
-        "class_counts": {str(k): int(v) for k, v in index["label"].value_counts().sort_index().items()},
-        "fitzpatrick_counts": {str(int(k)): int(v) for k, v in fitz.value_counts().sort_index().items()},
-        "fitzpatrick_unknown": int(fitz.isna().sum()),
-        "split_counts": {str(k): int(v) for k, v in index["split"].value_counts().items()},
-        "risk_group_counts": {str(k): int(v) for k, v in index["risk_group"].value_counts().items()},
-    }
 
 
 def model_logits(folder: Path, rows: pd.DataFrame, batch_size: int = 32, progress: bool = True) -> np.ndarray:
