@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from dermlib.cli import main
 from dermlib.data.synthetic import make_fitzpatrick17k
 from dermlib.models import load_model
-from dermlib.train.data import class_weights, sample_weights, skin_group
+from dermlib.train.data import class_weights, mix_batch, sample_weights, skin_group
 from dermlib.train.pretrained import (
     create_backbone,
     load_offline_imagenet,
@@ -90,7 +90,8 @@ def test_training_resumes_from_checkpoint(trained: tuple[Path, Path, Path], tmp_
     out = tmp_path / "weights" / "resumed"
     assert main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
                  "--run-dir", str(run_copy), "--architecture", "test_efficientnet", "--pretrained", "none",
-                 "--img-size", "64", "--epochs", "2", "--batch-size", "8", "--workers", "1"]) == 0
+                 "--img-size", "64", "--epochs", "2", "--batch-size", "8", "--workers", "1",
+                 "--mixup", "0.2", "--cutmix", "1.0", "--mix-prob", "1.0"]) == 0
     printed = capsys.readouterr().out
     assert "Resuming" in printed and "epoch 2/2" in printed and "epoch 1/2" not in printed
     assert list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1, 2]
@@ -212,3 +213,34 @@ def test_torchrun_two_processes_with_early_stopping(tmp_path: Path) -> None:
     history = pd.read_csv(out / "metrics.csv")
     assert 1 <= len(history) <= 8
     assert load_model(out, device="cpu").card.num_classes == 3
+
+
+def test_mixup_is_a_convex_combination_of_two_batch_members() -> None:
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 8, 8).clone()
+    y = torch.tensor([0, 1, 2, 3])
+    mixed, y_a, y_b, lam = mix_batch(x, y, np.random.default_rng(0), mixup_alpha=0.4)
+    assert 0.0 <= lam <= 1.0 and torch.equal(y_a, y)
+    # Each image is lam * itself + (1 - lam) * the image whose label it borrowed.
+    expected = lam * y.float() + (1 - lam) * y_b.float()
+    assert torch.allclose(mixed[:, 0, 0, 0], expected, atol=1e-6)
+    assert sorted(y_b.tolist()) == [0, 1, 2, 3]
+
+
+def test_cutmix_pastes_a_box_whose_area_matches_lam() -> None:
+    x = torch.zeros(2, 3, 32, 32)
+    x[1] = 1.0
+    y = torch.tensor([5, 7])
+    for seed in range(20):
+        mixed, _, y_b, lam = mix_batch(x, y, np.random.default_rng(seed), cutmix_alpha=1.0)
+        if torch.equal(y_b, y):  # the permutation kept everyone in place: nothing foreign was pasted
+            assert torch.equal(mixed, x)
+            continue
+        foreign = float((mixed[0] != x[0]).any(0).float().mean())
+        assert foreign == pytest.approx(1 - lam, abs=1e-9)
+    assert torch.equal(x[0], torch.zeros(3, 32, 32))  # the input batch itself is untouched
+
+
+def test_mix_batch_without_alphas_is_the_identity() -> None:
+    x, y = torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 2])
+    mixed, y_a, y_b, lam = mix_batch(x, y, np.random.default_rng(0))
+    assert mixed is x and lam == 1.0 and torch.equal(y_a, y_b)

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name in ("epochs", "batch_size", "patience", "seed", "workers", "max_per_class"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "drop_rate", "skin_balance",
-                 "aug_strength", "target_accuracy"):
+                 "aug_strength", "target_accuracy", "mixup", "cutmix", "mix_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--balance", default=defaults.balance, choices=["loss", "sampler", "none"],
                    help="class-imbalance handling: weighted loss, weighted sampler, or none")

@@ -120,3 +120,42 @@ def sample_weights(labels: np.ndarray, groups: np.ndarray, num_classes: int, ski
         factor[known] = (safe.mean() / safe[groups[known]]) ** skin_balance
         weights = weights * factor
     return weights / weights.sum()
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, mixup_alpha: float = 0.0,
+              cutmix_alpha: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mixup or CutMix one batch with a shuffled copy of itself.
+
+    With both alphas set, each batch picks one of the two at random. The loss is then
+    ``lam * loss(y_a) + (1 - lam) * loss(y_b)``, which keeps the class weights and label smoothing of the
+    ordinary criterion. For CutMix, ``lam`` is corrected to the area actually pasted after clipping.
+
+    Args:
+        x: Images, (B, C, H, W).
+        y: Integer labels, (B,).
+        rng: Random generator (seeded by the caller, so runs and resumes are repeatable).
+        mixup_alpha: Beta(alpha, alpha) parameter for mixup; 0 turns mixup off.
+        cutmix_alpha: Beta(alpha, alpha) parameter for CutMix; 0 turns CutMix off.
+
+    Returns:
+        The mixed images, the labels of the batch, the labels mixed in, and ``lam`` (weight of the first).
+    """
+    modes = [m for m, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
+    if not modes or len(y) < 2:
+        return x, y, y, 1.0
+    mode = modes[int(rng.integers(len(modes)))]
+    perm = torch.from_numpy(rng.permutation(len(y))).to(x.device)
+    if mode == "mixup":
+        lam = float(rng.beta(mixup_alpha, mixup_alpha))
+        return x * lam + x[perm] * (1 - lam), y, y[perm], lam
+    lam = float(rng.beta(cutmix_alpha, cutmix_alpha))
+    h, w = x.shape[-2:]
+    cut = np.sqrt(1 - lam)
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    mixed = x.clone()
+    mixed[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    return mixed, y, y[perm], float(lam)

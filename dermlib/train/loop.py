@@ -45,6 +45,7 @@ from dermlib.train.data import (
     TensorImageDataset,
     class_weights,
     eval_transform,
+    mix_batch,
     predecode,
     sample_weights,
     skin_group,
@@ -90,6 +91,9 @@ class TrainConfig:
     balance: str = "loss"  # loss | sampler | none
     skin_balance: float = 0.0
     aug_strength: float = 1.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mix_prob: float = 0.5
     patience: int = 6
     seed: int = 0
     workers: int = 2
@@ -306,14 +310,21 @@ def train(cfg: TrainConfig) -> Path:
         net.train()
         t_epoch = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0
+        # A fresh generator per epoch keeps mixing repeatable across resumes without saving its state.
+        mix_rng = np.random.default_rng([cfg.seed, rank, epoch])
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not is_main,
                    dynamic_ncols=True)
         for x, y in bar:
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
+            y_b, lam = y, 1.0
+            if (cfg.mixup > 0 or cfg.cutmix > 0) and mix_rng.random() < cfg.mix_prob:
+                x, y, y_b, lam = mix_batch(x, y, mix_rng, cfg.mixup, cfg.cutmix)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = net(x)
                 loss = criterion(logits.float(), y)
+                if lam < 1.0:
+                    loss = lam * loss + (1 - lam) * criterion(logits.float(), y_b)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
