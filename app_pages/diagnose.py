@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from dermlib.errors import DermLensError
 from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay_heatmap
 from dermlib.images import UPLOAD_EXTENSIONS
-from dermlib.models import ModelCard, scan_models
+from dermlib.models import LoadedModel, ModelCard, scan_models
 from dermlib.ui.common import (
     NO_MODEL_HELP,
     cached_cams,
@@ -20,6 +22,8 @@ from dermlib.ui.common import (
 )
 from dermlib.ui.model_summary import condition_links, measured_limits
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
+
+logger = logging.getLogger("dermlens.diagnose")
 
 
 def main() -> None:
@@ -47,12 +51,28 @@ def main() -> None:
     except DermLensError as exc:
         st.error(f"The model could not be loaded: {exc}")
         return
+    # Filled at the end: a GPU failure during this run's prediction also moves the model to the CPU.
+    device_notice = st.empty()
+    try:
+        _analyse(card, loaded)
+    except DermLensError as exc:
+        st.error(f"This image could not be analysed: {exc}")
+    except Exception:  # the session must survive anything the model does; the log gets the traceback
+        logger.exception("Analysis failed for model %s", card.id)
+        st.error("Something went wrong while analysing this image. The app is still running: try again, "
+                 "or try another photo or model.")
+    if loaded.fallback_notice:
+        device_notice.warning(loaded.fallback_notice, icon="🖥️")
 
+
+def _analyse(card: ModelCard, loaded: LoadedModel) -> None:
+    """Image input, prediction, charts and heatmaps for one loaded model."""
     source = st.radio("Image source", ["Upload a photo", "Take a photo"], horizontal=True, key="diagnose_source")
     if source == "Upload a photo":
         upload = st.file_uploader(
             "Photo of the skin condition", type=list(UPLOAD_EXTENSIONS), key="diagnose_upload",
-            help="JPEG, PNG, WebP or HEIC. The photo stays in memory for this session and is never saved.",
+            help="JPEG, PNG, WebP, HEIC, GIF, BMP or TIFF. The photo stays in this session's memory and is "
+                 "never saved.",
         )
     else:
         upload = st.camera_input("Photograph the skin condition", key="diagnose_camera")

@@ -132,7 +132,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ModelError("No model is installed. Train one with `python -m dermlib train` (see README).")
     loaded = load_model(model_id, device=args.device)
     failures = 0
+    notice_shown = None
     for path in args.images:
+        if loaded.fallback_notice and loaded.fallback_notice != notice_shown:
+            notice_shown = loaded.fallback_notice
+            print(f"note: {notice_shown}", file=sys.stderr)
         try:
             image = load_image(path)
         except DermLensError as exc:
@@ -144,6 +148,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.cam:
             record["cams"] = _save_cams(loaded, image, pred, args.cam, Path(args.cam_dir), Path(path).stem)
         print(json.dumps(record) if args.json else _human(record))
+    if loaded.fallback_notice and loaded.fallback_notice != notice_shown:
+        print(f"note: {loaded.fallback_notice}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -38,7 +38,8 @@ MAX_SIDE = 1024
 """Longest side of the returned image; enough for display and far above any model's input size."""
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "GIF", "BMP", "TIFF", "MPO")
-UPLOAD_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "heic", "heif")
+# Streamlit refuses other extensions before the page runs; the content, not the name, decides what is read.
+UPLOAD_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "heic", "heif", "gif", "bmp", "tif", "tiff")
 
 
 def load_image(
@@ -200,8 +201,8 @@ def _too_big_message(size: int, max_bytes: int) -> str:
 
 
 def _too_many_pixels_message(size: tuple[int, int] | None, max_pixels: int) -> str:
-    dims = f"{size[0]}x{size[1]} pixels" if size else "too many pixels"
+    what = f"The image is {size[0]}x{size[1]} pixels," if size else "The image header claims too many pixels,"
     return (
-        f"The image is {dims}, above the limit of {max_pixels / 1e6:.0f} megapixels. It may be a "
+        f"{what} above the limit of {max_pixels / 1e6:.0f} megapixels. It may be a "
         "damaged or malicious file; please upload an ordinary photo."
     )

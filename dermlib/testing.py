@@ -7,6 +7,9 @@ weights, saved exactly the way the training CLI saves real models.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +100,71 @@ def image_bytes(image: Image.Image, fmt: str = "PNG", **save_args: Any) -> bytes
     buf = io.BytesIO()
     image.save(buf, format=fmt, **save_args)
     return buf.getvalue()
+
+
+def forged_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` RGB pixels but whose data is a few bytes."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    """One upload of the hostile-input corpus.
+
+    Attributes:
+        name: The file name the upload carries.
+        data: The file's bytes.
+        accepted: Whether a correct result is expected (else a clear refusal).
+        phrase: For refusals, words the refusal message must contain.
+    """
+
+    name: str
+    data: bytes
+    accepted: bool
+    phrase: str = ""
+
+
+def hostile_corpus() -> list[HostileCase]:
+    """Uploads meant to break an image pipeline, generated here (nothing is stored on disk).
+
+    Returns:
+        Zero bytes, text named .jpg, a truncated JPEG, a PNG with a forged 50000x50000 header, a real
+        decompression bomb, CMYK, 16-bit, palette with transparency, an animated GIF, all eight EXIF
+        orientations, 1x1, a 30 MB upload and a file name full of path and shell characters.
+    """
+    skin = synthetic_skin_image(seed=11, size=(240, 180))
+    jpeg = image_bytes(skin, "JPEG", quality=90)
+    palette = skin.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    palette.info["transparency"] = 0
+    frames = [synthetic_skin_image(seed=s, size=(120, 90)).convert("P") for s in (1, 2, 3)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    sixteen = Image.fromarray((np.asarray(skin.convert("L"), dtype=np.uint16) * 257).astype(np.uint16))
+    cases = [
+        HostileCase("empty.png", b"", False, "empty"),
+        HostileCase("notes.jpg", b"Itchy rash on the forearm since Monday.\n" * 40, False, "not an image"),
+        HostileCase("truncated.jpg", jpeg[: len(jpeg) // 2], False, "truncated or corrupt"),
+        HostileCase("forged-50000.png", forged_png(50_000, 50_000), False, "megapixels"),
+        HostileCase("bomb.png", image_bytes(Image.new("L", (8000, 8000), 128), "PNG", compress_level=9), False,
+                    "8000x8000"),
+        HostileCase("one-pixel.png", image_bytes(Image.new("RGB", (1, 1), (200, 150, 120)), "PNG"), False,
+                    "1x1 pixels"),
+        HostileCase("thirty-mb.jpg", jpeg + bytes(30 * 1024 * 1024), False, "limit is"),
+        HostileCase("cmyk.jpg", image_bytes(skin.convert("CMYK"), "JPEG", quality=90), True),
+        HostileCase("sixteen-bit.png", image_bytes(sixteen, "PNG"), True),
+        HostileCase("palette-transparent.png", image_bytes(palette, "PNG"), True),
+        HostileCase("animated.gif", gif.getvalue(), True),
+        HostileCase("../../etc/passwd;$(rm -rf ~) `x`|<b>.png", image_bytes(skin, "PNG"), True),
+    ]
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        cases.append(HostileCase(f"orientation-{orientation}.jpg",
+                                 image_bytes(skin, "JPEG", quality=90, exif=exif.tobytes()), True))
+    return cases

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dermlib.cli import main
 from dermlib.data import load_index
 from dermlib.data import synthetic as syn
 from dermlib.data.cli import register
@@ -222,7 +223,7 @@ def test_cli_list_and_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "4 records, 4 with an image" in out and "benign: 2" in out
     assert len(pd.read_csv(tmp_path / "i.csv")) == 4
-    assert _cli("data", "index", "fitzpatrick17k", "--root", str(tmp_path / "set")) == 1
+    assert main(["data", "index", "fitzpatrick17k", "--root", str(tmp_path / "set")]) == 2
     assert "Missing metadata file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _cli("data", "index", "not-a-dataset", "--root", str(tmp_path))

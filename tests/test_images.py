@@ -7,9 +7,7 @@ TIFF) the returned pixels must equal the source exactly; lossy formats get a sma
 from __future__ import annotations
 
 import io
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from PIL import Image, ImageFile
 from dermlib import images as images_module
 from dermlib.errors import ImageError
 from dermlib.images import MAX_BYTES, MAX_PIXELS, MAX_SIDE, MIN_SIDE, load_image, to_rgb
-from dermlib.testing import image_bytes, synthetic_skin_image
+from dermlib.testing import forged_png, image_bytes, synthetic_skin_image
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -80,17 +78,6 @@ def exif_with_orientation(orientation: int) -> Image.Exif:
     exif = Image.Exif()
     exif[0x0112] = orientation
     return exif
-
-
-def forged_png(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width x height`` RGB pixels but whose data is a few bytes."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from dermlib.data.download import DOWNLOADERS, MANUAL_DOWNLOAD, download
 from dermlib.data.registry import DATASETS, load_index
 from dermlib.data.schema import summarize_index
-from dermlib.errors import DatasetError
 
 AUTO = "auto"
 
@@ -63,11 +61,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Index a dataset folder, print its summary and optionally write the table."""
-    try:
-        index = load_index(None if args.name == AUTO else args.name, args.root, verify=args.verify)
-    except DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    # A DatasetError reaches dermlib.cli.main, which prints it and exits with 2 like every other command.
+    index = load_index(None if args.name == AUTO else args.name, args.root, verify=args.verify)
     summary = summarize_index(index)
     source = index["source"].iloc[0]
     print(f"{source}: {summary['n_records']} records, {summary['n_images']} with an image on disk")
@@ -83,16 +78,12 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    """Download a dataset; print the report, listing failures; exit 1 when any file failed."""
+    """Download a dataset; print the report, listing failures; exit 1 when any file failed, 2 on a bad request."""
     options: dict[str, object] = {"progress": not args.quiet}
     if args.base_url:
         options["base_url"] = args.base_url
     if args.name == "fitzpatrick17k":
         options.update(workers=args.workers, limit=args.limit, labels=args.labels, verify=not args.no_verify)
-    try:
-        report = download(args.name, args.dest, **options)
-    except DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    report = download(args.name, args.dest, **options)  # a DatasetError exits with 2 through dermlib.cli.main
     print(report.summary())
     return 0 if report.ok else 1

@@ -59,8 +59,9 @@ def explain(
         return np.zeros((0, *loaded.input_size), dtype=np.float32)
     if any(i < 0 or i >= loaded.card.num_classes for i in indices):
         raise ValueError(f"Class indices must be in 0..{loaded.card.num_classes - 1}, got {indices}.")
-    x = loaded.preprocess([image])
-    return cams_for_tensor(loaded, x, indices, method=spec.name)
+    # Preprocess inside the retry so that after a GPU failure the input is rebuilt on the CPU.
+    return loaded.run_with_fallback(
+        lambda: cams_for_tensor(loaded, loaded.preprocess([image]), indices, method=spec.name))
 
 
 def cams_for_tensor(

@@ -6,9 +6,11 @@ Preprocessing comes from the card through timm's data config, never from literal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,29 @@ from dermlib.errors import CardError, ModelError
 from dermlib.models.card import ModelCard
 from dermlib.models.device import select_device
 from dermlib.models.registry import get_card
+
+logger = logging.getLogger(__name__)
+
+_ACCELERATOR_MARKERS = ("CUDA", "cuda", "cuDNN", "CUBLAS", "cublas", "NCCL", "NVIDIA", "MPS", "out of memory", "HIP")
+
+
+def is_accelerator_failure(exc: BaseException) -> bool:
+    """Whether an exception is the GPU failing (out of memory, a driver or kernel error), not a bug.
+
+    Args:
+        exc: The exception raised by a forward pass or a device transfer.
+
+    Returns:
+        True for ``torch.cuda.OutOfMemoryError``, ``torch.AcceleratorError`` and runtime errors whose
+        message names the accelerator; such errors are worth retrying on the CPU.
+    """
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return True
+    # torch raises AssertionError("Torch not compiled with CUDA enabled") for a CUDA device on a CPU build.
+    return isinstance(exc, (RuntimeError, AssertionError)) and any(m in str(exc) for m in _ACCELERATOR_MARKERS)
 
 
 def build_model(card: ModelCard) -> torch.nn.Module:
@@ -106,6 +131,7 @@ class LoadedModel:
     normalize: T.Compose
     channels_last: bool = True
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    fallback_notice: str | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -136,8 +162,60 @@ class LoadedModel:
                 out = (out + self.model(torch.flip(batch, dims=[3])).float()) / 2
         return out
 
+    def fall_back_to_cpu(self, reason: BaseException | str) -> None:
+        """Move this model to the CPU after the accelerator failed; later calls run there.
+
+        The network is rebuilt from the verified weights file rather than copied off the GPU, because after
+        some CUDA errors the device can no longer be read from. Safe to call from several threads: the first
+        caller moves the model, later callers find it on the CPU already.
+
+        Args:
+            reason: The accelerator's exception (or a description), quoted in :attr:`fallback_notice`.
+        """
+        with self.lock:
+            if self.device.type == "cpu":
+                return
+            failed = self.device
+            network = build_model(self.card)
+            network.load_state_dict(load_state_dict(self.card), strict=True)
+            self.model = network.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+            self.device = torch.device("cpu")
+            first_line = (str(reason).strip().splitlines() or [type(reason).__name__])[0][:200]
+            self.fallback_notice = (f"The GPU ({failed}) failed ({first_line}), so this model now runs on the CPU. "
+                                    "Results are the same; they take longer.")
+            logger.warning("Model %s: %s", self.card.id, self.fallback_notice)
+            if torch.cuda.is_available():
+                # A broken CUDA context cannot even free its cache.
+                with contextlib.suppress(RuntimeError):
+                    torch.cuda.empty_cache()
+
+    def run_with_fallback(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn``; if the accelerator fails during it, move to the CPU and run it once more.
+
+        Args:
+            fn: A function that does all its work from scratch (preprocessing included), so a retry
+                builds its tensors on the new device.
+
+        Returns:
+            Whatever ``fn`` returns.
+        """
+        started_on = self.device
+        try:
+            return fn()
+        except Exception as exc:
+            if started_on.type == "cpu" or not is_accelerator_failure(exc):
+                raise
+            self.fall_back_to_cpu(exc)
+            return fn()
+
     def predict_proba(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        """Temperature-scaled class probabilities, shape (N, C)."""
+        """Temperature-scaled class probabilities, shape (N, C).
+
+        Falls back to the CPU (see :meth:`run_with_fallback`) when the GPU runs out of memory or fails.
+        """
+        return self.run_with_fallback(lambda: self._predict_proba(images, batch_size))
+
+    def _predict_proba(self, images: Sequence[Image.Image], batch_size: int) -> np.ndarray:
         chunks = []
         for start in range(0, len(images), batch_size):
             logits = self.logits(self.preprocess(images[start : start + batch_size]))
@@ -147,7 +225,11 @@ class LoadedModel:
         return np.concatenate(chunks).astype(np.float64)
 
     def embed(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        """Pooled backbone features (the classifier's input), shape (N, D)."""
+        """Pooled backbone features (the classifier's input), shape (N, D); falls back to the CPU like
+        :meth:`predict_proba`."""
+        return self.run_with_fallback(lambda: self._embed(images, batch_size))
+
+    def _embed(self, images: Sequence[Image.Image], batch_size: int) -> np.ndarray:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
@@ -203,7 +285,18 @@ def load_model(
     target = torch.device(device) if isinstance(device, torch.device) else select_device(device)
     network.eval().requires_grad_(False)
     channels_last = True
-    network = network.to(target, memory_format=torch.channels_last)
+    notice = None
+    try:
+        network = network.to(target, memory_format=torch.channels_last)
+    except Exception as exc:
+        if target.type == "cpu" or not is_accelerator_failure(exc):
+            raise
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        notice = (f"The GPU ({target}) could not take the model ({first_line}), so it runs on the CPU. "
+                  "Results are the same; they take longer.")
+        logger.warning("Model %s: %s", card.id, notice)
+        target = torch.device("cpu")
+        network = network.to(target, memory_format=torch.channels_last)
     config = data_config(card, network)
     transform = create_transform(**config, is_training=False)
     steps = list(transform.transforms)
@@ -220,6 +313,7 @@ def load_model(
         geometric=T.Compose(steps[:split]),
         normalize=T.Compose(steps[split:]),
         channels_last=channels_last,
+        fallback_notice=notice,
     )
     loaded.target_layer()  # fail at load time, not at the first explanation
     return loaded

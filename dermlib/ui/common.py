@@ -12,6 +12,7 @@ from dermlib.explain import cams_for_tensor
 from dermlib.images import load_image
 from dermlib.inference import Prediction, build_prediction
 from dermlib.models import LoadedModel, ModelCard, load_model
+from dermlib.ui.session import session_memo
 
 DISCLAIMER = (
     "**DermLens is decision support, not a diagnosis.** It can be wrong, it has only seen the conditions "
@@ -37,7 +38,7 @@ def show_disclaimer() -> None:
 
 
 def digest(data: bytes) -> str:
-    """Content hash used as a cache key (raw uploads are never hashed by Streamlit itself)."""
+    """Content hash used as this session's memo key for an upload."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -57,22 +58,28 @@ def get_loaded_model(_card: ModelCard, cache_key: str) -> LoadedModel:
     return load_model(_card)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def decode_image(_data: bytes, data_digest: str) -> Image.Image:
-    """Decode an upload once per distinct content (raises ImageError for bad files)."""
-    return load_image(_data)
+def decode_image(data: bytes, data_digest: str) -> Image.Image:
+    """Decode an upload once per distinct content in this session (raises ImageError for bad files)."""
+    return session_memo("image", data_digest, lambda: load_image(data))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def cached_prediction(_loaded: LoadedModel, model_key: str, image_digest: str, _image: Image.Image,
+def cached_prediction(loaded: LoadedModel, model_key: str, image_digest: str, image: Image.Image,
                       top_k: int) -> Prediction:
-    """Prediction for one image, reused across reruns (for example when only the opacity moves)."""
-    probs = _loaded.predict_proba([_image])[0]
-    return build_prediction(_loaded, probs, top_k)
+    """Prediction for one image, reused across this session's reruns (e.g. when only the opacity moves)."""
+
+    def compute() -> Prediction:
+        return build_prediction(loaded, loaded.predict_proba([image])[0], top_k)
+
+    return session_memo("prediction", (model_key, image_digest, top_k), compute)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def cached_cams(_loaded: LoadedModel, model_key: str, image_digest: str, _image: Image.Image,
+def cached_cams(loaded: LoadedModel, model_key: str, image_digest: str, image: Image.Image,
                 class_indices: tuple[int, ...], method: str) -> np.ndarray:
-    """Heatmaps for the given classes, reused across reruns (opacity only changes the rendering)."""
-    return cams_for_tensor(_loaded, _loaded.preprocess([_image]), list(class_indices), method)
+    """Heatmaps for the given classes, reused across this session's reruns (opacity only changes the
+    rendering). Falls back to the CPU if the GPU fails, like the prediction."""
+
+    def compute() -> np.ndarray:
+        return loaded.run_with_fallback(
+            lambda: cams_for_tensor(loaded, loaded.preprocess([image]), list(class_indices), method))
+
+    return session_memo("cams", (model_key, image_digest, class_indices, method), compute)

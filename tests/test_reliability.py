@@ -1,0 +1,169 @@
+"""Reliability and privacy: hostile uploads in one session, bounded memory, nothing written or logged.
+
+The real-browser counterparts (concurrent sessions, a real upload against a real server) are in
+``tests/test_browser_reliability.py``; the load figures come from ``benchmarks/load_test.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from dermlib.explain import cams_for_tensor, overlay_heatmap
+from dermlib.images import MAX_BYTES, load_image
+from dermlib.inference import build_prediction
+from dermlib.models import LoadedModel
+from dermlib.testing import hostile_corpus, image_bytes, synthetic_skin_image
+from dermlib.ui.session import MAX_ENTRIES
+
+ROOT = Path(__file__).resolve().parents[1]
+DIAGNOSE = str(ROOT / "app_pages" / "diagnose.py")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_hostile_corpus_in_one_session(tiny_weights_env: Path) -> None:
+    """Every hostile upload, one after another in the same session: a refusal or a result, never a crash."""
+    at = AppTest.from_file(DIAGNOSE).run(timeout=60)
+    cases = hostile_corpus()
+    assert len(cases) == 20
+    for case in cases:
+        at.file_uploader(key="diagnose_upload").upload(case.name, case.data, "application/octet-stream")
+        at.run(timeout=120)
+        assert not at.exception, case.name
+        errors = " ".join(e.value for e in at.error)
+        if case.accepted:
+            assert not errors, (case.name, errors)
+            assert len(at.get("plotly_chart")) == 2, case.name
+            assert len(at.get("image")) == 1 + 1 + 3, case.name  # model view, original, top-3 heatmaps
+        else:
+            assert "cannot be used" in errors and case.phrase in errors, (case.name, errors)
+            assert not at.get("plotly_chart"), case.name
+
+
+def test_exif_orientations_reach_the_model_upright(tiny_loaded: LoadedModel) -> None:
+    """The eight EXIF cases of the corpus give the model the same upright picture (up to JPEG noise)."""
+    views = [np.asarray(tiny_loaded.model_view(load_image(c.data)), dtype=np.int16)
+             for c in hostile_corpus() if c.name.startswith("orientation-")]
+    assert len(views) == 8
+    for view in views[1:]:
+        assert np.abs(view - views[0]).mean() < 6
+
+
+def test_session_keeps_only_its_recent_results(tiny_weights_env: Path) -> None:
+    at = AppTest.from_file(DIAGNOSE).run(timeout=60)
+    for seed in range(MAX_ENTRIES + 3):
+        at.file_uploader(key="diagnose_upload").upload(f"p{seed}.png", image_bytes(synthetic_skin_image(seed)),
+                                                       "image/png")
+        at.run(timeout=120)
+        assert not at.exception
+    for kind in ("image", "prediction", "cams"):
+        assert len(at.session_state[f"_dermlens_memo_{kind}"]) == MAX_ENTRIES
+    # Nothing derived from an upload sits in a process-wide cache that another session could reach.
+    from dermlib.ui import common
+    assert not hasattr(common.decode_image, "clear") and not hasattr(common.cached_prediction, "clear")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc (Linux)")
+def test_500_predictions_with_heatmaps_do_not_grow_memory(tiny_loaded: LoadedModel) -> None:
+    """The Diagnose page's work, 500 times on different uploads: RSS grows by less than 50 MB after warm-up."""
+    loaded = tiny_loaded
+    uploads = [image_bytes(synthetic_skin_image(seed, size=(320, 240)), "JPEG", quality=85) for seed in range(25)]
+
+    def one(i: int) -> None:
+        image = load_image(uploads[i % len(uploads)])
+        prediction = build_prediction(loaded, loaded.predict_proba([image])[0], 3)
+        indices = [loaded.card.class_ids.index(s.label) for s in prediction.top_k]
+        maps = cams_for_tensor(loaded, loaded.preprocess([image]), indices, "gradcam")
+        view = loaded.model_view(image)
+        for cam in maps:
+            overlay_heatmap(view, cam, 0.45).tobytes()
+
+    for i in range(50):
+        one(i)
+    before = _rss_bytes()
+    for i in range(500):
+        one(i)
+    growth_mb = (_rss_bytes() - before) / 2**20
+    assert growth_mb < 50, f"RSS grew by {growth_mb:.1f} MB over 500 predictions"
+    assert not loaded.target_layer()._forward_hooks  # no hook left behind by any of them
+
+
+def _snapshot(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple[int, int]]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in skip]
+        for name in filenames:
+            path = Path(dirpath) / name
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            out[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+SKIP = (".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "test-artifacts")
+
+
+def test_uploads_are_never_written_to_disk_or_logged(tiny_weights_env: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(own_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(own_tmp))
+    token = "zq" + os.urandom(6).hex()
+    image = synthetic_skin_image(21, size=(300, 220))
+    # A random-noise band makes the bytes unique; the token rides along in a PNG text chunk.
+    pixels = np.asarray(image).copy()
+    pixels[:8] = np.random.default_rng(int(token[2:10], 16)).integers(0, 256, pixels[:8].shape, dtype=np.uint8)
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", token)
+    data = image_bytes(Image.fromarray(pixels), "PNG", pnginfo=info)
+    name = f"patient-{token}.png"
+
+    repo_before = _snapshot(ROOT, SKIP)
+    caplog.set_level(logging.DEBUG)
+    at = AppTest.from_file(DIAGNOSE).run(timeout=60)
+    at.file_uploader(key="diagnose_upload").upload(name, data, "image/png")
+    at.run(timeout=120)
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+    assert list(own_tmp.rglob("*")) == []
+    changed = {p for p, v in _snapshot(ROOT, SKIP).items() if repo_before.get(p) != v}
+    assert not changed, changed
+    assert all(token not in r.getMessage() and name not in r.getMessage() for r in caplog.records)
+    needle = data[len(data) // 2 : len(data) // 2 + 64]
+    for path in [*own_tmp.rglob("*"), *Path(tempfile.gettempdir()).rglob("*")]:
+        if path.is_file() and path.stat().st_size < 50 * 2**20:
+            content = path.read_bytes()
+            assert needle not in content and token.encode() not in content, path
+
+
+def test_streamlit_config_limits_uploads_and_tracks_nothing() -> None:
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_BYTES  # Streamlit and dermlib refuse alike
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["client"]["showErrorDetails"] == "none"  # no tracebacks shown to the public
