@@ -167,3 +167,27 @@ def test_streamlit_config_limits_uploads_and_tracks_nothing() -> None:
     assert config["server"]["enableXsrfProtection"] is True
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["showErrorDetails"] == "none"  # no tracebacks shown to the public
+
+
+def test_no_checkpoint_read_can_unpickle_code() -> None:
+    """Every torch.load in the project passes weights_only=True; nothing imports pickle or calls np.load
+    with allow_pickle. (Loading itself is tested in test_models: a pickle posing as safetensors is refused.)"""
+    import ast
+
+    offenders = []
+    for path in [*ROOT.joinpath("dermlib").rglob("*.py"), *ROOT.joinpath("app_pages").glob("*.py"),
+                 ROOT / "streamlit_app.py", *ROOT.joinpath("benchmarks").glob("*.py")]:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = ast.unparse(node.func)
+                kwargs = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                if name.endswith("torch.load") and kwargs.get("weights_only") != "True":
+                    offenders.append(f"{path.name}:{node.lineno} {name} without weights_only=True")
+                if name.endswith("np.load") and kwargs.get("allow_pickle") == "True":
+                    offenders.append(f"{path.name}:{node.lineno} np.load(allow_pickle=True)")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                if any(n in ("pickle", "cPickle", "dill", "joblib") for n in names if n):
+                    offenders.append(f"{path.name}:{node.lineno} imports a pickle library")
+    assert not offenders, offenders
