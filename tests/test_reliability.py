@@ -191,3 +191,47 @@ def test_no_checkpoint_read_can_unpickle_code() -> None:
                 if any(n in ("pickle", "cPickle", "dill", "joblib") for n in names if n):
                     offenders.append(f"{path.name}:{node.lineno} imports a pickle library")
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_inference_slots_bound_concurrent_model_work(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     slots: int) -> None:
+    import threading
+    import time
+
+    from dermlib.models import load_model
+    from dermlib.models.loading import INFERENCE_SLOTS_ENV
+
+    monkeypatch.setenv(INFERENCE_SLOTS_ENV, str(slots))
+    loaded = load_model(tiny_model_dir, device="cpu")
+    real = loaded.model.forward
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def forward(*args, **kwargs):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.02)  # long enough for the other threads to pile up
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    loaded.model.forward = forward
+    image = synthetic_skin_image(0)
+    expected = loaded.predict_proba([image])
+    results: list[np.ndarray] = []
+
+    def work() -> None:
+        # Nested use in one thread (prediction inside a fallback-guarded block) must not deadlock.
+        results.append(loaded.run_with_fallback(lambda: loaded.predict_proba([image])))
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 6 and all(np.allclose(r, expected) for r in results)
+    assert state["peak"] == slots

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,47 @@ from dermlib.models.device import select_device
 from dermlib.models.registry import get_card
 
 logger = logging.getLogger(__name__)
+
+#: How many model computations may run at once in this process (0: no limit). See :func:`inference_slot`.
+INFERENCE_SLOTS_ENV = "DERMLENS_INFERENCE_SLOTS"
+_slots_lock = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore | None] | None = None
+_depth = threading.local()
+
+
+def _semaphore() -> threading.BoundedSemaphore | None:
+    global _slots
+    raw = os.environ.get(INFERENCE_SLOTS_ENV, "0").strip() or "0"
+    try:
+        wanted = max(0, int(raw))
+    except ValueError:
+        wanted = 0
+    with _slots_lock:
+        if _slots is None or _slots[0] != wanted:
+            _slots = (wanted, threading.BoundedSemaphore(wanted) if wanted else None)
+        return _slots[1]
+
+
+@contextlib.contextmanager
+def inference_slot() -> Iterator[None]:
+    """Hold one of the process's inference slots while a model computes.
+
+    Each torch call already uses every core; several sessions computing at once on a small CPU server
+    only thrash the caches and the OpenMP pools. ``DERMLENS_INFERENCE_SLOTS=N`` lets N computations run
+    at once and queues the rest (0, the default, means no limit). Re-entrant within a thread.
+    """
+    depth = getattr(_depth, "value", 0)
+    gate = _semaphore() if depth == 0 else None
+    if gate is not None:
+        gate.acquire()
+    _depth.value = depth + 1
+    try:
+        yield
+    finally:
+        _depth.value = depth
+        if gate is not None:
+            gate.release()
+
 
 _ACCELERATOR_MARKERS = ("CUDA", "cuda", "cuDNN", "CUBLAS", "cublas", "NCCL", "NVIDIA", "MPS", "out of memory", "HIP")
 
@@ -200,13 +242,14 @@ class LoadedModel:
             Whatever ``fn`` returns.
         """
         started_on = self.device
-        try:
-            return fn()
-        except Exception as exc:
-            if started_on.type == "cpu" or not is_accelerator_failure(exc):
-                raise
-            self.fall_back_to_cpu(exc)
-            return fn()
+        with inference_slot():
+            try:
+                return fn()
+            except Exception as exc:
+                if started_on.type == "cpu" or not is_accelerator_failure(exc):
+                    raise
+                self.fall_back_to_cpu(exc)
+                return fn()
 
     def predict_proba(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Temperature-scaled class probabilities, shape (N, C).
