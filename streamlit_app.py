@@ -4,6 +4,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from dermlib.ui.privacy import keep_uploads_in_memory
+
+# Before any upload arrives: the web server must not spool photos to temporary files (docs/RELIABILITY.md).
+keep_uploads_in_memory()
+
 _PAGES = [
     ("app_pages/diagnose.py", "Diagnose", "🔬", "diagnose"),
     ("app_pages/disease_library.py", "Disease Library", "📚", "disease_library"),

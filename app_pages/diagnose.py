@@ -38,7 +38,8 @@ def main() -> None:
         st.warning(NO_MODEL_HELP)
         return
 
-    by_id = {c.id: c for c in cards}
+    # The card marked default comes first, as in list_models().
+    by_id = {c.id: c for c in sorted(cards, key=lambda c: (not c.default, c.id))}
     model_id = st.selectbox(
         "Model", list(by_id), format_func=lambda i: by_id[i].name, key="diagnose_model",
         help="Clinical models expect ordinary photos; dermoscopy models expect dermatoscope images.",

@@ -235,3 +235,42 @@ def test_inference_slots_bound_concurrent_model_work(tiny_model_dir: Path, monke
         t.join(timeout=60)
     assert len(results) == 6 and all(np.allclose(r, expected) for r in results)
     assert state["peak"] == slots
+
+
+def test_web_server_keeps_a_large_upload_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starlette spools file parts over 1 MiB to a temp file; keep_uploads_in_memory stops that."""
+    import asyncio
+
+    from starlette.formparsers import MultiPartParser
+    from starlette.requests import Request
+
+    from dermlib.ui.privacy import keep_uploads_in_memory
+
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", 1024 * 1024)  # Starlette's default
+    photo = os.urandom(3 * 2**20)
+    boundary = "dermlensboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+
+    def parse() -> bool:
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"",
+                 "headers": [(b"content-type", f"multipart/form-data; boundary={boundary}".encode())]}
+
+        async def run() -> bool:
+            form = await Request(scope, receive).form()
+            upload = form["file"]
+            try:
+                assert await upload.read() == photo
+                return bool(upload.file._rolled)  # True: the part went to a file on disk
+            finally:
+                await form.close()
+
+        return asyncio.run(run())
+
+    assert parse() is True  # the problem is real with Starlette's default
+    assert keep_uploads_in_memory() is True
+    assert MultiPartParser.spool_max_size > MAX_BYTES
+    assert parse() is False
