@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -243,7 +244,9 @@ def make_uploads(card: ModelCard, levels: Sequence[int], rounds: int, size: tupl
     # prediction takes 10-50x longer. The page's results do not depend on the thread count beyond rounding.
     torch.set_num_threads(1)
     loaded = load_model(card)
-    needed = 1 + sum(levels) * rounds
+    # Images must differ within a step (all sessions and rounds that run together); later steps reuse the
+    # same pictures in new sessions, which keeps a long memory run from searching for thousands of them.
+    needed = 1 + max(levels) * rounds
     # Choose seeds on small thumbnails of the model view: the per-pixel noise averages out there, so the
     # separation measures what differs between the photos themselves, and it is cheap for many images.
     seeds: list[int] = []
@@ -261,22 +264,31 @@ def make_uploads(card: ModelCard, levels: Sequence[int], rounds: int, size: tupl
             thumbs = np.concatenate([thumbs, thumb[None]])
         seed += 1
 
+    expected_cache: dict[tuple[int, bool], tuple[bytes, Any]] = {}
+
     def upload(index: int, level: int, session: int, round_: int) -> Upload:
         if deadline.left() <= 0:
             raise OutOfTime(f"the deadline passed while computing the expected results (image {index + 1})")
-        image = synthetic_skin_image(seed=seeds[index], size=size)
         jpeg = round_ % 2 == 1
+        key = (seeds[index], jpeg)
+        if key not in expected_cache:
+            image = synthetic_skin_image(seed=seeds[index], size=size)
+            data = image_bytes(image, "JPEG", quality=92) if jpeg else image_bytes(image, "PNG")
+            expected_cache[key] = (data, None)
+        data, expected = expected_cache[key]
         name = f"n{level}-s{session}-r{round_}-seed{seeds[index]}.{'jpg' if jpeg else 'png'}"
-        data = image_bytes(image, "JPEG", quality=92) if jpeg else image_bytes(image, "PNG")
+        if expected is None:
+            expected = expected_diagnosis(loaded, data, label=name, top_k=TOP_K)
+            expected_cache[key] = (data, expected)
         path = folder / name
         path.write_bytes(data)
-        return Upload(level, session, round_, path, expected_diagnosis(loaded, data, label=name, top_k=TOP_K))
+        return Upload(level, session, round_, path, dataclasses.replace(expected, label=name))
 
     warmup = upload(0, 0, 0, 0)
     plan: dict[int, list[list[Upload]]] = {}
-    index = 1
     for level_index, n in enumerate(levels):
         sessions = []
+        index = 1
         for s in range(n):
             sessions.append([upload(index + r, level_index, s, r) for r in range(rounds)])
             index += rounds
@@ -604,7 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scratch = holder["scratch"] = Path(tmp)
         weights = prepare_weights(args, scratch)
         card = page_model(weights)
-        say(f"model {card.id} from {weights}; making {1 + sum(args.sessions) * args.rounds} images")
+        say(f"model {card.id} from {weights}; making {1 + max(args.sessions) * args.rounds} distinct images")
         images = scratch / "images"
         images.mkdir()
         meta: dict[str, Any] = {
