@@ -418,9 +418,22 @@ async def upload_and_wait(page: Any, files: Any, previous_srcs: Iterable[str], t
     return shown, time.perf_counter() - started
 
 
-async def fetch_image(page: Any, src: str) -> np.ndarray:
-    """Download an image the page shows (with the session's cookies) as RGB uint8."""
-    response = await page.request.get(src)
+async def fetch_image(page: Any, src: str, attempts: int = 3) -> np.ndarray:
+    """Download an image the page shows (with the session's cookies) as RGB uint8.
+
+    A reset keep-alive connection is retried, as a browser retries an idempotent GET; the page itself had
+    already rendered the image.
+    """
+    import asyncio
+
+    for attempt in range(attempts):
+        try:
+            response = await page.request.get(src)
+            break
+        except Exception as exc:  # playwright's Error; only connection resets are worth another try
+            if "ECONNRESET" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
     if not response.ok:
         raise DiagnosisError(f"GET {src} answered {response.status}")
     with Image.open(io.BytesIO(await response.body())) as img:

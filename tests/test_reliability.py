@@ -65,13 +65,13 @@ def test_exif_orientations_reach_the_model_upright(tiny_loaded: LoadedModel) -> 
 
 def test_session_keeps_only_its_recent_results(tiny_weights_env: Path) -> None:
     at = AppTest.from_file(DIAGNOSE).run(timeout=60)
-    for seed in range(MAX_ENTRIES + 3):
+    for seed in range(max(MAX_ENTRIES.values()) + 3):
         at.file_uploader(key="diagnose_upload").upload(f"p{seed}.png", image_bytes(synthetic_skin_image(seed)),
                                                        "image/png")
         at.run(timeout=120)
         assert not at.exception
     for kind in ("image", "prediction", "cams"):
-        assert len(at.session_state[f"_dermlens_memo_{kind}"]) == MAX_ENTRIES
+        assert len(at.session_state[f"_dermlens_memo_{kind}"]) == min(MAX_ENTRIES[kind], max(MAX_ENTRIES.values()) + 3)
     # Nothing derived from an upload sits in a process-wide cache that another session could reach.
     from dermlib.ui import common
     assert not hasattr(common.decode_image, "clear") and not hasattr(common.cached_prediction, "clear")

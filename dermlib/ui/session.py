@@ -16,12 +16,16 @@ import streamlit as st
 
 T = TypeVar("T")
 
-#: Results each session keeps per kind (decoded image, prediction, heatmaps).
-MAX_ENTRIES = 6
+#: Results each session keeps per kind. A decoded photo (up to 1024 px, ~2.4 MB) is only reused while the
+#: same photo stays on screen; predictions are tiny; heatmaps (~0.8 MB for three) are kept for a few
+#: methods so switching back is instant. Sessions linger for server.disconnectedSessionTTL (120 s) after
+#: their tab closes, so these limits set the server's memory per recent visitor: about 8 MB.
+MAX_ENTRIES = {"image": 2, "prediction": 8, "cams": 4}
+DEFAULT_MAX_ENTRIES = 4
 _PREFIX = "_dermlens_memo_"
 
 
-def session_memo(kind: str, key: Hashable, compute: Callable[[], T], max_entries: int = MAX_ENTRIES) -> T:
+def session_memo(kind: str, key: Hashable, compute: Callable[[], T], max_entries: int | None = None) -> T:
     """Return the value memoised in this session under ``(kind, key)``, computing it on a miss.
 
     Exceptions are not memoised: a failed computation is retried on the next rerun.
@@ -30,7 +34,8 @@ def session_memo(kind: str, key: Hashable, compute: Callable[[], T], max_entries
         kind: The namespace, e.g. ``"prediction"``.
         key: Identifies the inputs (content digests, model key, options).
         compute: Produces the value on a miss.
-        max_entries: How many values of this kind the session keeps (least recently used go first).
+        max_entries: How many values of this kind the session keeps (least recently used go first); default
+            from :data:`MAX_ENTRIES`.
 
     Returns:
         The memoised or freshly computed value.
@@ -41,7 +46,8 @@ def session_memo(kind: str, key: Hashable, compute: Callable[[], T], max_entries
         return store[key]
     value = compute()
     store[key] = value
-    while len(store) > max_entries:
+    limit = max_entries if max_entries is not None else MAX_ENTRIES.get(kind, DEFAULT_MAX_ENTRIES)
+    while len(store) > limit:
         store.popitem(last=False)
     return value
 
