@@ -7,6 +7,7 @@ weights, saved exactly the way the training CLI saves real models.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -168,3 +169,42 @@ def hostile_corpus() -> list[HostileCase]:
         cases.append(HostileCase(f"orientation-{orientation}.jpg",
                                  image_bytes(skin, "JPEG", quality=90, exif=exif.tobytes()), True))
     return cases
+
+
+#: Folders a snapshot of the project tree leaves out (tooling caches that change on their own).
+PROJECT_SKIP = frozenset({".git", ".venv", "__pycache__", "test-artifacts", ".pytest_cache", ".ruff_cache"})
+
+
+def file_snapshot(root: str | Path, skip_names: frozenset[str] = frozenset(),
+                  skip_paths: frozenset[str] = frozenset()) -> dict[str, tuple[int, int]]:
+    """(size, mtime in ns) of every regular file under ``root``, to tell which files a step wrote.
+
+    Symlinks are not followed; unreadable parts are skipped.
+
+    Args:
+        root: The folder to walk.
+        skip_names: File or folder names to leave out wherever they occur.
+        skip_paths: Full paths to leave out.
+
+    Returns:
+        Path -> (size, mtime_ns).
+    """
+    files: dict[str, tuple[int, int]] = {}
+    stack = [str(root)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name in skip_names or entry.path in skip_paths:
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    files[entry.path] = (stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                continue
+    return files

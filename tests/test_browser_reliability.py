@@ -31,7 +31,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from dermlib.config import WEIGHTS_ENV
 from dermlib.models import LoadedModel, load_model
-from dermlib.testing import image_bytes, synthetic_skin_image, write_tiny_model
+from dermlib.testing import PROJECT_SKIP, file_snapshot, image_bytes, synthetic_skin_image, write_tiny_model
 from tests.browser_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -184,7 +184,6 @@ async def _three_sessions_two_rounds(url: str, photos: list[Photo]) -> list[str]
 # --- b. Privacy: the upload leaves no trace on disk or in the log -------------------------------------------
 
 # Directories of the repository that legitimately change while tests run.
-REPO_SKIP = frozenset({".git", ".venv", "__pycache__", "test-artifacts", ".pytest_cache", ".ruff_cache"})
 XDG_DIRS = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")
 OPEN_LOG_ENV = "DERMLENS_TEST_OPEN_LOG"
 # Imported by the server's Python at start-up (via PYTHONPATH): logs the path and flags of every file
@@ -232,30 +231,6 @@ class PrivacyRun:
     writes_during_upload: list[dict] = field(default_factory=list)
 
 
-def _snapshot(root: Path, skip_names: frozenset[str] = frozenset(), skip_paths: frozenset[str] = frozenset()
-              ) -> dict[str, tuple[int, int]]:
-    """(size, mtime) of every regular file under ``root``, symlinks not followed, unreadable parts skipped."""
-    files: dict[str, tuple[int, int]] = {}
-    stack = [str(root)]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name in skip_names or entry.path in skip_paths:
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    stat = entry.stat(follow_symlinks=False)
-                    files[entry.path] = (stat.st_size, stat.st_mtime_ns)
-            except OSError:
-                continue
-    return files
-
-
 def _files_containing(paths: list[str], needles: dict[str, bytes]) -> list[str]:
     """Each file whose content holds any needle, with the needles' names (never the needles themselves)."""
     overlap = max(len(n) for n in needles.values()) - 1
@@ -278,12 +253,12 @@ def _files_containing(paths: list[str], needles: dict[str, bytes]) -> list[str]:
 
 def _traces(run: PrivacyRun) -> tuple[list[str], list[str]]:
     """New or changed repository files, and files the server could have written that hold a needle."""
-    repo_after = _snapshot(REPO_ROOT, REPO_SKIP)
+    repo_after = file_snapshot(REPO_ROOT, PROJECT_SKIP)
     repo_changes = sorted(p for p, sig in repo_after.items() if run.repo_before.get(p) != sig)
-    tmp_after = _snapshot(Path("/tmp"), skip_paths=run.skip_paths)
+    tmp_after = file_snapshot(Path("/tmp"), skip_paths=run.skip_paths)
     candidates = {p for p, sig in tmp_after.items() if run.tmp_before.get(p) != sig}
     for folder in run.server_dirs:  # the server's HOME, TMPDIR and XDG dirs: every file, changed or not
-        candidates.update(_snapshot(folder))
+        candidates.update(file_snapshot(folder))
     return repo_changes, _files_containing(sorted(candidates), run.needles)
 
 
@@ -327,8 +302,8 @@ def privacy_run(tiny_weights: Path, served_model: LoadedModel, tmp_path_factory:
 
     # The evidence (server log, open log) and the browser's own profile are not the server's doing.
     skip_paths = frozenset({str(evidence), str(profile)})
-    repo_before = _snapshot(REPO_ROOT, REPO_SKIP)
-    tmp_before = _snapshot(Path("/tmp"), skip_paths=skip_paths)
+    repo_before = file_snapshot(REPO_ROOT, PROJECT_SKIP)
+    tmp_before = file_snapshot(Path("/tmp"), skip_paths=skip_paths)
     env = {
         WEIGHTS_ENV: str(tiny_weights), "OMP_NUM_THREADS": "1",
         "HOME": str(home), "TMPDIR": str(tmpdir), "TMP": str(tmpdir), "TEMP": str(tmpdir),

@@ -22,7 +22,7 @@ from dermlib.explain import cams_for_tensor, overlay_heatmap
 from dermlib.images import MAX_BYTES, load_image
 from dermlib.inference import build_prediction
 from dermlib.models import LoadedModel
-from dermlib.testing import hostile_corpus, image_bytes, synthetic_skin_image
+from dermlib.testing import PROJECT_SKIP, file_snapshot, hostile_corpus, image_bytes, synthetic_skin_image
 from dermlib.ui.session import MAX_ENTRIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,23 +107,6 @@ def test_500_predictions_with_heatmaps_do_not_grow_memory(tiny_loaded: LoadedMod
     assert not loaded.target_layer()._forward_hooks  # no hook left behind by any of them
 
 
-def _snapshot(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple[int, int]]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d not in skip]
-        for name in filenames:
-            path = Path(dirpath) / name
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            out[str(path)] = (stat.st_size, stat.st_mtime_ns)
-    return out
-
-
-SKIP = (".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "test-artifacts")
-
-
 def test_uploads_are_never_written_to_disk_or_logged(tiny_weights_env: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
@@ -143,7 +126,7 @@ def test_uploads_are_never_written_to_disk_or_logged(tiny_weights_env: Path, tmp
     data = image_bytes(Image.fromarray(pixels), "PNG", pnginfo=info)
     name = f"patient-{token}.png"
 
-    repo_before = _snapshot(ROOT, SKIP)
+    repo_before = file_snapshot(ROOT, PROJECT_SKIP)
     caplog.set_level(logging.DEBUG)
     at = AppTest.from_file(DIAGNOSE).run(timeout=60)
     at.file_uploader(key="diagnose_upload").upload(name, data, "image/png")
@@ -151,7 +134,7 @@ def test_uploads_are_never_written_to_disk_or_logged(tiny_weights_env: Path, tmp
     assert not at.exception and len(at.get("plotly_chart")) == 2
 
     assert list(own_tmp.rglob("*")) == []
-    changed = {p for p, v in _snapshot(ROOT, SKIP).items() if repo_before.get(p) != v}
+    changed = {p for p, v in file_snapshot(ROOT, PROJECT_SKIP).items() if repo_before.get(p) != v}
     assert not changed, changed
     assert all(token not in r.getMessage() and name not in r.getMessage() for r in caplog.records)
     needle = data[len(data) // 2 : len(data) // 2 + 64]

@@ -76,6 +76,11 @@ def inference_slot() -> Iterator[None]:
 _ACCELERATOR_MARKERS = ("CUDA", "cuda", "cuDNN", "CUBLAS", "cublas", "NCCL", "NVIDIA", "MPS", "out of memory", "HIP")
 
 
+def _first_line(error: BaseException | str) -> str:
+    """The first line of an error message (at most 200 characters), for a notice a person reads."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
 def is_accelerator_failure(exc: BaseException) -> bool:
     """Whether an exception is the GPU failing (out of memory, a driver or kernel error), not a bug.
 
@@ -218,13 +223,11 @@ class LoadedModel:
             if self.device.type == "cpu":
                 return
             failed = self.device
-            network = build_model(self.card)
-            network.load_state_dict(load_state_dict(self.card), strict=True)
-            self.model = network.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+            # load_model verifies the checksum again and builds exactly what the first load built.
+            self.model = load_model(self.card, device="cpu").model
             self.device = torch.device("cpu")
-            first_line = (str(reason).strip().splitlines() or [type(reason).__name__])[0][:200]
-            self.fallback_notice = (f"The GPU ({failed}) failed ({first_line}), so this model now runs on the CPU. "
-                                    "Results are the same; they take longer.")
+            self.fallback_notice = (f"The GPU ({failed}) failed ({_first_line(reason)}), so this model now runs "
+                                    "on the CPU. Results are the same; they take longer.")
             logger.warning("Model %s: %s", self.card.id, self.fallback_notice)
             if torch.cuda.is_available():
                 # A broken CUDA context cannot even free its cache.
@@ -334,8 +337,7 @@ def load_model(
     except Exception as exc:
         if target.type == "cpu" or not is_accelerator_failure(exc):
             raise
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        notice = (f"The GPU ({target}) could not take the model ({first_line}), so it runs on the CPU. "
+        notice = (f"The GPU ({target}) could not take the model ({_first_line(exc)}), so it runs on the CPU. "
                   "Results are the same; they take longer.")
         logger.warning("Model %s: %s", card.id, notice)
         target = torch.device("cpu")
