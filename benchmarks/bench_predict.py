@@ -152,14 +152,14 @@ def environment_lines(loaded: LoadedModel | None) -> list[str]:
     if loaded is not None:
         _, h, w = loaded.config["input_size"]
         lines.append(
-            f"model {loaded.card.id}: {loaded.card.architecture}, {h}x{w}, {loaded.card.num_classes} classes, "
-            f"CAM layer {loaded.card.cam['target_layer']}, device {loaded.device}"
+            f"model {loaded.card.id}: {loaded.card.architecture_label}, {h}x{w}, {loaded.card.num_classes} classes, "
+            f"CAM layer {', '.join(loaded.card.cam_layers)}, device {loaded.device}"
         )
     return lines
 
 
 def gradcam_package_top_k(
-    network: torch.nn.Module, layer: torch.nn.Module, loaded: LoadedModel, image: Image.Image,
+    network: torch.nn.Module, layer: list[torch.nn.Module], loaded: LoadedModel, image: Image.Image,
     indices: list[int], method: str,
 ) -> np.ndarray:
     """The top-k maps as k separate, ordinary grad-cam calls (one forward and backward each)."""
@@ -167,7 +167,7 @@ def gradcam_package_top_k(
     x = loaded.preprocess([image])
     maps = []
     for index in indices:
-        with cam_class(model=network, target_layers=[layer]) as cam:
+        with cam_class(model=network, target_layers=layer) as cam:
             maps.append(cam(input_tensor=x, targets=[ClassifierOutputTarget(index)])[0])
     return np.stack(maps)
 
@@ -224,7 +224,8 @@ def run(args: argparse.Namespace, model_ref: str) -> int:
     if not args.no_baseline:
         # A separate copy, with gradients on as the package expects: the shared model stays untouched.
         network = copy.deepcopy(loaded.model).requires_grad_(True)
-        layer = dict(network.named_modules())[loaded.card.cam["target_layer"]]
+        modules = dict(network.named_modules())
+        layer = [modules[name] for name in loaded.card.cam_layers]
         for method in args.methods:
             spec = CAM_METHODS[method]
             if spec.slow:

@@ -104,7 +104,7 @@ def test_500_predictions_with_heatmaps_do_not_grow_memory(tiny_loaded: LoadedMod
         one(i)
     growth_mb = (_rss_bytes() - before) / 2**20
     assert growth_mb < 50, f"RSS grew by {growth_mb:.1f} MB over 500 predictions"
-    assert not loaded.target_layer()._forward_hooks  # no hook left behind by any of them
+    assert not loaded.target_layers()[0]._forward_hooks  # no hook left behind by any of them
 
 
 def test_uploads_are_never_written_to_disk_or_logged(tiny_weights_env: Path, tmp_path: Path,

@@ -59,10 +59,19 @@ def model_facts(card: Any) -> dict[str, str]:
     classes = list(getattr(card, "classes", None) or [])
     facts: dict[str, str] = {
         "Model id": str(getattr(card, "id", "")),
-        "Architecture": str(getattr(card, "architecture", "")),
+        "Architecture": str(getattr(card, "architecture_label", None) or getattr(card, "architecture", "")),
         "Task": str(getattr(card, "task", "") or "classification"),
         "Classes": str(len(classes)),
     }
+    members = list(getattr(card, "members", None) or [])
+    if members:
+        total = sum(float(m.get("weight", 1.0)) for m in members) or 1.0
+        facts["Ensemble members"] = "; ".join(
+            f"{m['architecture']}"
+            + (f" at {m['input_size'][1]} px" if m.get("input_size") else "")
+            + f", weight {float(m.get('weight', 1.0)) / total:.2f}"
+            for m in members)
+        facts["Ensemble output"] = "weighted mean of the members' logits, then one calibration temperature"
     size = pre.pop("input_size", None)
     if isinstance(size, list | tuple) and len(size) == 3:
         facts["Input size"] = f"{size[1]} x {size[2]} pixels, {size[0]} channels"

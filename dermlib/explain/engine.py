@@ -2,9 +2,9 @@
 
 How one call works:
 
-1. A forward hook on the card's target layer is registered for the duration of the call. It acts only
-   in the thread that registered it (other sessions' forward passes through the same cached model
-   see a no-op) and is removed in ``finally``, so no hook outlives the call.
+1. A forward hook on the card's target layer (one per member of an ensemble) is registered for the
+   duration of the call. It acts only in the thread that registered it (other sessions' forward passes
+   through the same cached model see a no-op) and is removed in ``finally``, so no hook outlives the call.
 2. The forward pass runs under ``torch.no_grad`` up to the target layer. There the hook swaps the
    activation for a detached leaf tensor, repeated once per requested class, and switches gradients on:
    only the part of the network after the target layer records a graph, and the backward pass stops at
@@ -13,7 +13,8 @@ How one call works:
 3. ``torch.autograd.grad`` (not ``backward``) takes the gradients, so nothing accumulates in the shared
    parameters.
 4. The grad-cam class of the chosen method turns activations and gradients into maps, which are
-   rectified, min-max scaled and resized to the input size exactly as grad-cam's ``BaseCAM`` does.
+   rectified, min-max scaled and resized to the input size exactly as grad-cam's ``BaseCAM`` does;
+   an ensemble's per-member maps are then averaged as ``BaseCAM`` combines several target layers.
 """
 
 from __future__ import annotations
@@ -69,58 +70,63 @@ def cams_for_tensor(
 ) -> np.ndarray:
     """Same as :func:`explain` for an already preprocessed (1, 3, H, W) tensor."""
     spec = get_cam_method(method)
-    layer = loaded.target_layer()
+    layers = loaded.target_layers()
     reshape = get_reshape(loaded.card.cam.get("reshape"), loaded.model)
     k = len(class_indices)
     copies = k if spec.uses_gradients else 1
     owner = threading.get_ident()
-    captured: dict[str, torch.Tensor] = {}
+    captured: dict[int, torch.Tensor] = {}
 
-    def hook(_module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
-        # Another session's forward pass through the shared model, or a second call of the layer.
-        if threading.get_ident() != owner or "act" in captured:
-            return None
-        act = output.detach()
-        leaf = act.repeat(copies, *([1] * (act.dim() - 1))) if copies > 1 else act.clone()
-        if spec.uses_gradients:
-            leaf.requires_grad_(True)
-            torch.set_grad_enabled(True)  # thread-local; the enclosing no_grad restores it on exit
-        captured["act"] = leaf
-        return leaf
+    def make_hook(slot: int):
+        def hook(_module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            # Another session's forward pass through the shared model, or a second call of the layer.
+            if threading.get_ident() != owner or slot in captured:
+                return None
+            act = output.detach()
+            leaf = act.repeat(copies, *([1] * (act.dim() - 1))) if copies > 1 else act.clone()
+            if spec.uses_gradients:
+                leaf.requires_grad_(True)
+                torch.set_grad_enabled(True)  # thread-local; the enclosing no_grad restores it on exit
+            captured[slot] = leaf
+            return leaf
 
-    handle = layer.register_forward_hook(hook)
+        return hook
+
+    handles = [layer.register_forward_hook(make_hook(slot)) for slot, layer in enumerate(layers)]
     try:
         with torch.no_grad():
             logits = loaded.model(x)
     finally:
-        handle.remove()
-    if "act" not in captured:
-        raise RuntimeError(f"The target layer '{loaded.card.cam['target_layer']}' was not reached.")
-    leaf = captured.pop("act")
+        for handle in handles:
+            handle.remove()
+    missing = [name for slot, name in enumerate(loaded.card.cam_layers) if slot not in captured]
+    if missing:
+        raise RuntimeError(f"The target layer '{missing[0]}' was not reached.")
+    leaves = [captured.pop(slot) for slot in range(len(layers))]
 
-    grads_np = None
+    grads_np: list[np.ndarray | None] = [None] * len(layers)
     if spec.uses_gradients:
         score = logits[torch.arange(k, device=logits.device), torch.as_tensor(class_indices, device=logits.device)]
-        (grads,) = torch.autograd.grad(score.sum(), leaf)
-        grads = reshape(grads) if reshape else grads
-        grads_np = grads.float().cpu().numpy()
-    acts = reshape(leaf.detach()) if reshape else leaf.detach()
-    acts_np = acts.float().cpu().numpy()
-    del logits, leaf
+        # For an ensemble the score is the ensemble's own logit, so each member's gradient is its share of it.
+        grads = torch.autograd.grad(score.sum(), leaves)
+        grads_np = [(reshape(g) if reshape else g).float().cpu().numpy() for g in grads]
+    acts_np = [(reshape(leaf.detach()) if reshape else leaf.detach()).float().cpu().numpy() for leaf in leaves]
+    del logits, leaves
 
     weighting = spec.weighting()
     targets = [ClassifierOutputTarget(i) for i in class_indices]
-    if spec.name == "scorecam":
-        weights = score_cam_weights(loaded.model, x, acts_np, class_indices)
-        cam = (weights[:, :, None, None] * acts_np[:1]).sum(axis=1)
-    else:
-        x_rep = x.expand(copies, *x.shape[1:])
-        cam = weighting.get_cam_image(x_rep, layer, targets, acts_np, grads_np, False)
-    cam = np.maximum(cam, 0)
     h, w = x.shape[-2:]
-    maps = scale_cam_image(cam, (w, h))
-    # BaseCAM.aggregate_multi_layers: one layer, so rectify and rescale again (keeps maps identical).
-    maps = scale_cam_image(np.maximum(maps, 0))
+    per_layer = []
+    for layer, acts, grads in zip(layers, acts_np, grads_np, strict=True):
+        if spec.name == "scorecam":
+            weights = score_cam_weights(loaded.model, x, acts, class_indices)
+            cam = (weights[:, :, None, None] * acts[:1]).sum(axis=1)
+        else:
+            x_rep = x.expand(copies, *x.shape[1:])
+            cam = weighting.get_cam_image(x_rep, layer, targets, acts, grads, False)
+        per_layer.append(scale_cam_image(np.maximum(cam, 0), (w, h)))
+    # BaseCAM.aggregate_multi_layers: rectify, average the layers' maps, rescale (identical maps to grad-cam's).
+    maps = scale_cam_image(np.maximum(np.stack(per_layer, axis=1), 0).mean(axis=1))
     if maps.shape[0] != k:  # class-agnostic methods: the same map for every class
         maps = np.repeat(maps[:1], k, axis=0)
     return maps.astype(np.float32)

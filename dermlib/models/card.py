@@ -22,6 +22,8 @@ CARD_SCHEMA_VERSION = 1
 RISK_GROUPS = ("benign", "malignant", "non-neoplastic")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 RESHAPES = (None, "vit", "swin")
+#: The ``architecture`` value that marks an ensemble card (see :mod:`dermlib.models.ensemble`).
+ENSEMBLE_ARCHITECTURE = "ensemble"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class ModelCard:
     limitations: tuple[str, ...]
     weights: dict[str, Any]
     model_kwargs: dict[str, Any]
+    members: tuple[dict[str, Any], ...] = ()
     description: str = ""
     default: bool = False
     path: Path | None = None
@@ -71,6 +74,24 @@ class ModelCard:
     def num_classes(self) -> int:
         """Number of output classes."""
         return len(self.classes)
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether the card describes an ensemble (see :mod:`dermlib.models.ensemble`)."""
+        return self.architecture == ENSEMBLE_ARCHITECTURE
+
+    @property
+    def cam_layers(self) -> list[str]:
+        """The CAM target layers (dotted names): one for a single network, one per member for an ensemble."""
+        layers = self.cam["target_layer"]
+        return [layers] if isinstance(layers, str) else [str(x) for x in layers]
+
+    @property
+    def architecture_label(self) -> str:
+        """The architecture as people read it, e.g. ``ensemble of tf_efficientnet_lite2 + tf_efficientnet_lite1``."""
+        if not self.is_ensemble:
+            return self.architecture
+        return "ensemble of " + " + ".join(str(m["architecture"]) for m in self.members)
 
     @property
     def temperature(self) -> float:
@@ -115,6 +136,7 @@ class ModelCard:
             limitations=tuple(str(x) for x in data.get("limitations") or ()),
             weights=dict(data.get("weights") or {"file": WEIGHTS_FILE}),
             model_kwargs=dict(data.get("model_kwargs") or {}),
+            members=tuple(dict(m) for m in data.get("members") or ()),
             description=str(data.get("description", "")),
             default=bool(data.get("default", False)),
             path=path,
@@ -170,9 +192,15 @@ def validate_card_dict(data: Any) -> list[str]:
         if not (_finite(crop) and 0 < crop <= 1):
             problems.append("preprocessing.crop_pct must be in (0, 1]")
 
+    if data["architecture"] == ENSEMBLE_ARCHITECTURE:
+        problems.extend(_member_problems(data.get("members")))
+
     cam = data["cam"]
-    if not isinstance(cam, dict) or not isinstance(cam.get("target_layer"), str) or not cam["target_layer"]:
-        problems.append("cam.target_layer must name a layer (dotted path)")
+    layers = cam.get("target_layer") if isinstance(cam, dict) else None
+    named = (isinstance(layers, str) and layers) or (
+        isinstance(layers, list) and layers and all(isinstance(x, str) and x for x in layers))
+    if not named:
+        problems.append("cam.target_layer must name a layer (dotted path) or list one layer per ensemble member")
     elif cam.get("reshape") not in RESHAPES:
         problems.append("cam.reshape must be null, 'vit' or 'swin'")
 
@@ -224,3 +252,31 @@ def save_card(data: dict[str, Any], folder: str | Path) -> Path:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _member_problems(raw: Any) -> list[str]:
+    """Schema problems of a card's ``members`` list (empty when valid)."""
+    if not isinstance(raw, list) or not raw:
+        return ["an ensemble card needs a non-empty 'members' list"]
+    problems: list[str] = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or not isinstance(m.get("architecture"), str) or not m["architecture"]:
+            problems.append(f"members[{i}] needs an 'architecture'")
+            continue
+        if m["architecture"] == ENSEMBLE_ARCHITECTURE:
+            problems.append(f"members[{i}] cannot itself be an ensemble")
+        size = m.get("input_size")
+        if size is not None and not (isinstance(size, list) and len(size) == 3
+                                     and all(isinstance(s, int) and s > 0 for s in size)):
+            problems.append(f"members[{i}].input_size must be [channels, height, width]")
+        for key in ("mean", "std"):
+            val = m.get(key)
+            if val is not None and not (isinstance(val, list) and len(val) == 3 and all(_finite(v) for v in val)
+                                        and (key == "mean" or all(v > 0 for v in val))):
+                problems.append(f"members[{i}].{key} must be three numbers (std positive)")
+        weight = m.get("weight", 1.0)
+        if not (isinstance(weight, int | float) and not isinstance(weight, bool) and weight >= 0):
+            problems.append(f"members[{i}].weight must be a non-negative number")
+        if not isinstance(m.get("model_kwargs", {}), dict):
+            problems.append(f"members[{i}].model_kwargs must be an object")
+    return problems

@@ -28,6 +28,7 @@ from torchvision import transforms as T
 from dermlib.errors import CardError, ModelError
 from dermlib.models.card import ModelCard
 from dermlib.models.device import select_device
+from dermlib.models.ensemble import Ensemble
 from dermlib.models.registry import get_card
 
 logger = logging.getLogger(__name__)
@@ -101,17 +102,29 @@ def is_accelerator_failure(exc: BaseException) -> bool:
 
 
 def build_model(card: ModelCard) -> torch.nn.Module:
-    """Create the (randomly initialised) timm network a card describes.
+    """Create the (randomly initialised) network a card describes: one timm model, or an ensemble of them.
 
     Raises:
         ModelError: timm does not know the architecture or rejects the card's arguments.
     """
-    try:
-        return timm.create_model(
-            card.architecture, pretrained=False, num_classes=card.num_classes, **card.model_kwargs
-        )
-    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
-        raise ModelError(f"timm cannot build architecture '{card.architecture}' for '{card.id}': {exc}") from exc
+    if card.is_ensemble:
+        specs = [(m["architecture"], dict(m.get("model_kwargs") or {})) for m in card.members]
+    else:
+        specs = [(card.architecture, card.model_kwargs)]
+    networks = []
+    for architecture, kwargs in specs:
+        try:
+            networks.append(timm.create_model(architecture, pretrained=False, num_classes=card.num_classes, **kwargs))
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+            raise ModelError(f"timm cannot build architecture '{architecture}' for '{card.id}': {exc}") from exc
+    if not card.is_ensemble:
+        return networks[0]
+    sizes = [tuple(m["input_size"][1:]) if m.get("input_size") else None for m in card.members]
+    pre = card.preprocessing
+    norms = [(pre["mean"], pre["std"], m["mean"], m["std"]) if m.get("mean") and m.get("std") else None
+             for m in card.members]
+    return Ensemble(networks, input_sizes=sizes, weights=[float(m.get("weight", 1.0)) for m in card.members],
+                    renormalize=norms)
 
 
 def data_config(card: ModelCard, model: torch.nn.Module | None = None) -> dict[str, Any]:
@@ -284,19 +297,18 @@ class LoadedModel:
                 chunks.append(feats.float().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
-    def target_layer(self) -> torch.nn.Module:
-        """The CAM target layer named (dotted) in the card.
+    def target_layers(self) -> list[torch.nn.Module]:
+        """The CAM target layers named (dotted) in the card: one, or one per ensemble member.
 
         Raises:
-            CardError: No module of that name exists in the network.
+            CardError: No module of one of those names exists in the network.
         """
-        name = self.card.cam["target_layer"]
         modules = dict(self.model.named_modules())
-        if name not in modules:
-            raise CardError(
-                f"Model '{self.card.id}': CAM target layer '{name}' does not exist in {self.card.architecture}."
-            )
-        return modules[name]
+        missing = [name for name in self.card.cam_layers if name not in modules]
+        if missing:
+            raise CardError(f"Model '{self.card.id}': CAM target layer '{missing[0]}' does not exist in "
+                            f"{self.card.architecture_label}.")
+        return [modules[name] for name in self.card.cam_layers]
 
 
 def load_model(
@@ -325,7 +337,7 @@ def load_model(
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise ModelError(
-            f"The weights of model '{card.id}' do not match its card ({card.architecture}, "
+            f"The weights of model '{card.id}' do not match its card ({card.architecture_label}, "
             f"{card.num_classes} classes): {first[0] if first else exc}"
         ) from exc
     target = torch.device(device) if isinstance(device, torch.device) else select_device(device)
@@ -360,5 +372,5 @@ def load_model(
         channels_last=channels_last,
         fallback_notice=notice,
     )
-    loaded.target_layer()  # fail at load time, not at the first explanation
+    loaded.target_layers()  # fail at load time, not at the first explanation
     return loaded

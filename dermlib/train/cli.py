@@ -1,4 +1,4 @@
-"""``python -m dermlib train`` and ``python -m dermlib evaluate``."""
+"""``python -m dermlib train``, ``calibrate``, ``ensemble`` and ``evaluate``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``train`` and ``evaluate`` commands."""
+    """Add the ``train``, ``calibrate``, ``ensemble`` and ``evaluate`` commands."""
     from dermlib.data import DATASETS
     from dermlib.train.loop import TrainConfig
 
@@ -54,6 +54,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="accuracy the predictions it does not abstain on must reach on validation")
     c.set_defaults(func=_cmd_calibrate)
 
+    n = sub.add_parser("ensemble", help="combine trained models (same classes and split) into one calibrated model",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    n.add_argument("members", nargs="+", help="model ids or folders; the first sets input size and preprocessing")
+    n.add_argument("--out", required=True, help="model folder to write, e.g. weights/my-ensemble")
+    n.add_argument("--data", required=True, help="the dataset folder the members were trained on")
+    n.add_argument("--dataset", choices=sorted(DATASETS), help="dataset adapter (default: detected)")
+    n.add_argument("--model-id", help="card id (default: the out folder's name)")
+    n.add_argument("--name", help="display name for the card")
+    n.add_argument("--weights", type=float, nargs="+", help="one weight per member in the logit average")
+    n.add_argument("--dtype", default="float16", choices=["float16", "float32"], help="stored weight precision")
+    n.add_argument("--shared-size", dest="native_sizes", action="store_false",
+                   help="feed every member the first member's input size instead of its own")
+    n.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy)
+    n.add_argument("--default", action="store_true", help="mark the ensemble as the app's default")
+    n.add_argument("--limitation", dest="limitations", action="append", default=[],
+                   help="a known limitation for the card (repeatable; default: the first member's)")
+    n.set_defaults(func=_cmd_ensemble)
+
     e = sub.add_parser("evaluate", help="evaluate an installed model on a dataset")
     e.add_argument("--model", required=True, help="model id or folder")
     e.add_argument("--data", required=True, help="dataset folder")
@@ -74,12 +92,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0
     card = json.loads((out / "card.json").read_text())
-    m = card.get("metrics") or {}
     print(f"Model written to {out}")
+    _print_test_metrics(card)
+    return 0
+
+
+def _print_test_metrics(card: dict) -> None:
+    m = card.get("metrics") or {}
     if m:
         print(f"test: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  "
               f"balanced {m['balanced_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
               f"weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from dermlib.train.ensemble import build_ensemble
+
+    out = build_ensemble(args.members, args.out, args.data, dataset=args.dataset, model_id=args.model_id,
+                         name=args.name, member_weights=args.weights, dtype=args.dtype,
+                         target_accuracy=args.target_accuracy, default=args.default,
+                         limitations=args.limitations, native_sizes=args.native_sizes)
+    card = json.loads((out / "card.json").read_text())
+    print(f"Ensemble written to {out} ({card['weights']['bytes'] / 1e6:.1f} MB)")
+    _print_test_metrics(card)
     return 0
 
 

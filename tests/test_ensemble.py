@@ -1,0 +1,188 @@
+"""Ensembles: built by the CLI from trained members, averaged logits, calibrated, explained as one model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import streamlit as st
+import torch
+import torch.nn.functional as F
+from pytorch_grad_cam import GradCAM, HiResCAM, ScoreCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from streamlit.testing.v1 import AppTest
+
+from dermlib.cli import main
+from dermlib.data.synthetic import make_fitzpatrick17k
+from dermlib.errors import CardError, ModelError
+from dermlib.explain import explain
+from dermlib.inference import predict
+from dermlib.models import build_model, load_model
+from dermlib.models.card import ModelCard, load_card
+from dermlib.testing import image_bytes, synthetic_skin_image
+from dermlib.train.ensemble import build_ensemble
+
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "diagnose.py")
+
+
+def _train(data: Path, out: Path, architecture: str, size: int) -> Path:
+    code = main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--run-dir", str(out.parent / f"run-{out.name}"), "--architecture", architecture,
+                 "--pretrained", "none", "--img-size", str(size), "--epochs", "1", "--batch-size", "8",
+                 "--workers", "1", "--no-hflip-tta"])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """Dataset and two members of different architectures and input sizes, trained on the same split."""
+    root = tmp_path_factory.mktemp("ens")
+    data = make_fitzpatrick17k(root / "fitz", n_images=45, n_metadata_only=0)
+    first = _train(data, root / "weights" / "m-effnet", "test_efficientnet", 64)
+    second = _train(data, root / "weights" / "m-resnet", "test_resnet", 48)
+    return data, first, second
+
+
+@pytest.fixture(scope="module")
+def ensemble32(members: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data, first, second = members
+    out = tmp_path_factory.mktemp("ens32") / "ens"
+    assert main(["ensemble", str(first), str(second), "--out", str(out), "--data", str(data),
+                 "--dtype", "float32", "--weights", "3", "1"]) == 0
+    return out
+
+
+def test_cli_writes_a_calibrated_evaluated_ensemble(members: tuple[Path, Path, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    data, first, second = members
+    out = tmp_path / "weights" / "both"
+    assert main(["ensemble", str(first), str(second), "--out", str(out), "--data", str(data)]) == 0
+    assert "Ensemble written to" in capsys.readouterr().out
+    card = load_card(out)
+    assert card.is_ensemble and card.architecture_label == "ensemble of test_efficientnet + test_resnet"
+    assert card.cam_layers == ["members.0.bn2", "members.1.layer4"]
+    assert card.preprocessing["input_size"] == [3, 64, 64]
+    assert [m["input_size"] for m in card.members] == [[3, 64, 64], [3, 48, 48]]
+    assert card.class_ids == load_card(first).class_ids
+    assert card.calibration["temperature"] > 0 and "min_top1_probability" in card.calibration
+    assert card.metrics["split"] == "test" and card.metrics["n"] == load_card(first).metrics["n"]
+    assert json.loads((out / "evaluation.json").read_text())["test"]["n"] == card.metrics["n"]
+    assert (out / "splits.csv").read_bytes() == (first / "splits.csv").read_bytes()
+    # float16 storage: about half the members' float32 bytes together.
+    member_bytes = (first / "model.safetensors").stat().st_size + (second / "model.safetensors").stat().st_size
+    assert card.weights["dtype"] == "float16"
+    assert card.weights["bytes"] < 0.55 * member_bytes
+    assert len(card.training["ensemble_of"]) == 2
+
+
+def test_logits_are_the_weighted_mean_of_the_members(members: tuple[Path, Path, Path], ensemble32: Path) -> None:
+    _, first, second = members
+    ens = load_model(ensemble32, device="cpu")
+    a, b = load_model(first, device="cpu"), load_model(second, device="cpu")
+    images = [synthetic_skin_image(s) for s in range(3)]
+    x = ens.preprocess(images)
+    # The ResNet member was trained at 48 px with ImageNet normalisation: the ensemble adapts its input.
+    lead, own = ens.card.preprocessing, b.card.preprocessing
+    mean_in, std_in, mean_b, std_b = (torch.tensor(v).view(1, 3, 1, 1)
+                                      for v in (lead["mean"], lead["std"], own["mean"], own["std"]))
+    assert not torch.equal(mean_in, mean_b)
+    x_b = F.interpolate((x * std_in + mean_in - mean_b) / std_b, size=(48, 48), mode="bilinear", align_corners=False)
+    expected = (3 * a.logits(x) + 1 * b.logits(x_b)) / 4
+    assert torch.allclose(ens.logits(x), expected, atol=1e-5)
+    # predict() applies the ensemble's own temperature to those logits.
+    probs = ens.predict_proba(images)
+    assert np.allclose(probs, torch.softmax(expected / ens.card.temperature, dim=1).numpy(), atol=1e-5)
+    assert predict(ens, images[0], top_k=2).top_k[0].probability == pytest.approx(float(probs[0].max()), abs=1e-6)
+
+
+def test_float16_storage_changes_predictions_only_slightly(members: tuple[Path, Path, Path], ensemble32: Path,
+                                                           tmp_path: Path) -> None:
+    data, first, second = members
+    out = build_ensemble([first, second], tmp_path / "half", data, member_weights=[3, 1], dtype="float16")
+    half, full = load_model(out, device="cpu"), load_model(ensemble32, device="cpu")
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())  # stored half, computed in float32
+    x = full.preprocess([synthetic_skin_image(s) for s in range(4)])
+    assert torch.allclose(half.logits(x), full.logits(x), atol=5e-2)
+
+
+@pytest.mark.parametrize("method, package", [("gradcam", GradCAM), ("hirescam", HiResCAM), ("scorecam", ScoreCAM)])
+def test_cam_explains_the_ensembles_own_prediction(ensemble32: Path, method: str, package: type) -> None:
+    loaded = load_model(ensemble32, device="cpu")
+    image = synthetic_skin_image(5)
+    classes = [2, 0]
+    ours = explain(loaded, image, classes, method)
+    # grad-cam's own multi-layer result on a private copy: the target is the ensemble's logit.
+    net = build_model(loaded.card)
+    net.load_state_dict(loaded.model.state_dict())
+    net.eval()
+    modules = dict(net.named_modules())
+    layers = [modules[name] for name in loaded.card.cam_layers]
+    x = loaded.preprocess([image])
+    with package(model=net, target_layers=layers) as cam:
+        ref = np.stack([cam(x, [ClassifierOutputTarget(c)])[0] for c in classes])
+    assert ours.shape == ref.shape == (2, 64, 64)
+    assert np.allclose(ours, ref, atol=2e-4), float(np.abs(ours - ref).max())
+    assert not any(m._forward_hooks for m in loaded.model.modules())
+
+
+def test_mismatched_members_are_refused(members: tuple[Path, Path, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    data, first, second = members
+    other_split = shutil.copytree(second, tmp_path / "other-split")
+    splits = pd.read_csv(other_split / "splits.csv")
+    test_row = splits.index[splits["split"] == "test"][0]
+    splits.loc[test_row, "split"] = "train"  # one of the ensemble's test images seen in training
+    splits.to_csv(other_split / "splits.csv", index=False)
+    assert main(["ensemble", str(first), str(other_split), "--out", str(tmp_path / "x"), "--data", str(data)]) == 2
+    assert "different split" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+    reordered = shutil.copytree(second, tmp_path / "reordered")
+    card = json.loads((reordered / "card.json").read_text())
+    card["classes"] = card["classes"][::-1]
+    (reordered / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="same classes"):
+        build_ensemble([first, reordered], tmp_path / "y", data)
+    with pytest.raises(ModelError, match="at least two"):
+        build_ensemble([first], tmp_path / "z", data)
+
+
+def test_ensemble_card_schema(ensemble32: Path) -> None:
+    raw = json.loads((ensemble32 / "card.json").read_text())
+    for members, phrase in (([], "non-empty 'members'"), ([{"architecture": "ensemble"}], "cannot itself"),
+                            ([{"architecture": "test_resnet", "input_size": [48, 48]}], "input_size"),
+                            ([{"architecture": "test_resnet", "weight": -1}], "weight")):
+        with pytest.raises(CardError, match=phrase):
+            ModelCard.from_dict({**raw, "members": members})
+    with pytest.raises(CardError, match="target_layer"):
+        ModelCard.from_dict({**raw, "cam": {"target_layer": ["members.0.bn2", ""]}})
+
+
+def test_wrong_cam_layer_fails_at_load(ensemble32: Path, tmp_path: Path) -> None:
+    broken = shutil.copytree(ensemble32, tmp_path / "broken")
+    card = json.loads((broken / "card.json").read_text())
+    card["cam"]["target_layer"] = ["members.0.bn2", "members.1.no_such_layer"]
+    (broken / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CardError, match=r"members\.1\.no_such_layer"):
+        load_model(broken, device="cpu")
+
+
+def test_diagnose_page_runs_an_ensemble(ensemble32: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "weights"
+    shutil.copytree(ensemble32, root / "ens")
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    assert not at.exception
+    at.file_uploader(key="diagnose_upload").upload("lesion.png", image_bytes(synthetic_skin_image(2)), "image/png")
+    at.run(timeout=120)
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("image")) >= 4  # model view, original, one overlay per class (3 classes)
+    assert "Where the model looked" in "\n".join(s.value for s in at.subheader)
