@@ -13,7 +13,7 @@ import streamlit as st
 
 from dermlib.config import weights_dir
 from dermlib.errors import DermLensError
-from dermlib.evaluate import headline_metrics, limitation_notes, model_reports
+from dermlib.evaluate import ece_summary, headline_metrics, limitation_notes, model_reports
 from dermlib.evaluate.reports import class_rows, model_facts, training_facts
 from dermlib.viz import eval_charts
 
@@ -79,6 +79,8 @@ def _show_report(report: dict[str, Any], names: dict[str, str]) -> None:
         st.plotly_chart(eval_charts.confusion_matrix_figure(report, normalize=normalize, class_names=names))
     with calibration:
         st.plotly_chart(eval_charts.reliability_figure(report))
+        if summary := ece_summary(report):
+            st.caption(summary)
         st.plotly_chart(eval_charts.coverage_accuracy_figure(report))
         selective = report.get("selective")
         if selective:

@@ -73,6 +73,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 "id": c.id,
                 "name": c.name,
                 "architecture": c.architecture,
+                "members": [m["architecture"] for m in c.members],
                 "task": c.task,
                 "classes": c.class_ids,
                 "default": c.default,
@@ -85,7 +86,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print("No models installed. Train one with `python -m dermlib train` (see README).")
         for c in cards:
             flag = " (default)" if c.default else ""
-            print(f"{c.id}{flag}\t{c.architecture}\t{c.num_classes} classes\t{c.name}")
+            print(f"{c.id}{flag}\t{c.architecture_label}\t{c.num_classes} classes\t{c.name}")
         for b in broken:
             print(f"BROKEN {b.folder}: {b.problem}", file=sys.stderr)
     return 0
@@ -110,7 +111,7 @@ def _markdown_table(cards) -> str:
         if not any(g.get("n") for g in groups.values()):
             skin = "not recorded"
         rows.append(
-            f"| `{card.id}` ({card.architecture}) | {card.training.get('dataset', '?')} | {m.get('n', 'n/a')} "
+            f"| `{card.id}` ({card.architecture_label}) | {card.training.get('dataset', '?')} | {m.get('n', 'n/a')} "
             f"| {pct(m.get('top1_accuracy'))} | {pct(m.get('top3_accuracy'))} | {pct(m.get('balanced_accuracy'))} "
             f"| {pct(m.get('macro_f1'))} | {pct(m.get('weighted_f1'))} | {pct(m.get('risk_group_accuracy'))} "
             f"| {pct(mal.get('sensitivity'))} / {pct(mal.get('specificity'))} "

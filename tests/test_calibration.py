@@ -17,7 +17,7 @@ from dermlib.evaluate import (
     reliability_bins,
     softmax,
 )
-from dermlib.evaluate.calibration import nll
+from dermlib.evaluate.calibration import ece_uncertainty, nll
 
 
 def _calibrated(n: int = 3000, c: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -127,3 +127,41 @@ def test_is_uncertain() -> None:
     # The form model cards keep (see dermlib.models.card): entropy / log(C).
     assert is_uncertain(row, {"max_normalized_entropy": 0.8})
     assert not is_uncertain(row, {"max_normalized_entropy": 0.95, "min_top1_probability": None})
+
+
+def _two_class(conf: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities whose top-1 confidence is ``conf`` and labels that make it right where ``correct``."""
+    probs = np.stack([conf, 1 - conf], axis=1)
+    return probs, np.where(correct, 0, 1)
+
+
+def test_ece_noise_floor_by_hand() -> None:
+    # 100 predictions at confidence 0.5: a calibrated model gets Binomial(100, 0.5) right, and its ECE is
+    # E|X/100 - 0.5| = 0.05 * sqrt(2/pi) = 0.0399 (normal approximation).
+    probs, labels = _two_class(np.full(100, 0.5), np.arange(100) % 2 == 0)
+    out = ece_uncertainty(probs, labels, n_bins=15, draws=4000)
+    assert out["if_calibrated"] == pytest.approx(0.05 * math.sqrt(2 / math.pi), abs=0.003)
+    assert out["if_calibrated"] < out["if_calibrated_p95"] <= 0.1  # P(|X - 50| >= 10) is about 5%
+    # Always sure and always right: no noise at all.
+    probs, labels = _two_class(np.full(50, 1.0), np.ones(50, dtype=bool))
+    assert ece_uncertainty(probs, labels) == {"ci95": [0.0, 0.0], "if_calibrated": 0.0, "if_calibrated_p95": 0.0}
+    assert ece_uncertainty(np.zeros((0, 2)), np.zeros(0, dtype=int)) == {}
+
+
+def test_ece_noise_separates_calibrated_from_overconfident() -> None:
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0.5, 1.0, 400)
+    calibrated = _two_class(conf, rng.random(400) < conf)
+    over = _two_class(conf, rng.random(400) < conf - 0.25)
+    cal_out, over_out = ece_uncertainty(*calibrated), ece_uncertainty(*over)
+    assert expected_calibration_error(*calibrated) <= cal_out["if_calibrated_p95"]
+    assert expected_calibration_error(*over) > over_out["if_calibrated_p95"]
+    assert over_out["ci95"][0] > over_out["if_calibrated_p95"]
+    low, high = over_out["ci95"]
+    assert low < expected_calibration_error(*over) < high
+    # The floor shrinks with more images (about 1/sqrt(n)).
+    conf4k = rng.uniform(0.5, 1.0, 4000)
+    assert ece_uncertainty(*_two_class(conf4k, rng.random(4000) < conf4k))["if_calibrated"] < 0.5 * cal_out[
+        "if_calibrated"]
+    # Deterministic for a seed.
+    assert ece_uncertainty(*over) == over_out

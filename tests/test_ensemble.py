@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from dermlib.cli import main
 from dermlib.data.synthetic import make_fitzpatrick17k
 from dermlib.errors import CardError, ModelError
+from dermlib.evaluate.reports import model_facts
 from dermlib.explain import explain
 from dermlib.inference import predict
 from dermlib.models import build_model, load_model
@@ -78,6 +79,9 @@ def test_cli_writes_a_calibrated_evaluated_ensemble(members: tuple[Path, Path, P
     assert card.weights["dtype"] == "float16"
     assert card.weights["bytes"] < 0.55 * member_bytes
     assert len(card.training["ensemble_of"]) == 2
+    facts = model_facts(card)  # what the Model page shows
+    assert facts["Architecture"] == "ensemble of test_efficientnet + test_resnet"
+    assert facts["Ensemble members"] == "test_efficientnet at 64 px, weight 0.50; test_resnet at 48 px, weight 0.50"
 
 
 def test_logits_are_the_weighted_mean_of_the_members(members: tuple[Path, Path, Path], ensemble32: Path) -> None:

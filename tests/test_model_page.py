@@ -169,6 +169,8 @@ def test_model_card_is_shown(weights: Path) -> None:
     assert "Only 30 test images of skin type V-VI" in text
     assert "lower on skin types V-VI" in text
     assert "flags as uncertain" in text
+    floor = report["calibration"]["ece_if_calibrated"]
+    assert f"A perfectly calibrated model with the same confidences would show ECE {floor:.3f}" in text
 
     at.toggle(key="model_cm_normalize").set_value(False).run()
     assert not at.exception

@@ -19,6 +19,7 @@ from dermlib.evaluate.calibration import (
 from dermlib.evaluate.metrics import (
     SKIN_TYPE_GROUPS,
     coverage_accuracy_curve,
+    ece_summary,
     evaluation_report,
     headline_metrics,
     limitation_notes,
@@ -32,6 +33,7 @@ __all__ = [
     "SPLIT_NAMES",
     "choose_uncertain_thresholds",
     "coverage_accuracy_curve",
+    "ece_summary",
     "entropy",
     "evaluation_report",
     "expected_calibration_error",

@@ -19,6 +19,7 @@ import pandas as pd
 
 from dermlib.evaluate.calibration import (
     _check_probs,
+    ece_uncertainty,
     entropy,
     expected_calibration_error,
     is_uncertain,
@@ -283,8 +284,10 @@ def evaluation_report(
         * ``confusion_matrix``: {``labels``: class ids, ``matrix``: rows true, columns predicted};
         * ``roc_auc``: {``per_class``: {class_id: one-vs-rest AUC or None}, ``macro``: mean of the
           defined ones or None};
-        * ``calibration``: {``ece``, ``n_bins``, ``nll``, ``brier``, ``mean_confidence``, ``bins``:
-          [{``lower``, ``upper``, ``count``, ``confidence``, ``accuracy``}]};
+        * ``calibration``: {``ece``, ``n_bins``, ``ece_ci95``, ``ece_if_calibrated``,
+          ``ece_if_calibrated_p95`` (see :func:`~dermlib.evaluate.calibration.ece_uncertainty`), ``nll``,
+          ``brier``, ``mean_confidence``, ``bins``: [{``lower``, ``upper``, ``count``, ``confidence``,
+          ``accuracy``}]};
         * ``risk_group``: {``groups``, ``accuracy`` (arg-max class's group), ``accuracy_summed``
           (arg-max of probabilities summed per group), ``support``, ``malignant``: None or
           {``n_malignant``, ``n_other``, ``sensitivity``, ``specificity``, ``sensitivity_summed``,
@@ -344,6 +347,7 @@ def evaluation_report(
         "calibration": {
             "ece": expected_calibration_error(probs, labels, ECE_BINS),
             "n_bins": ECE_BINS,
+            **{f"ece_{k}": v for k, v in ece_uncertainty(probs, labels, ECE_BINS).items()},
             "nll": float(-np.mean(np.log(np.clip(probs[np.arange(n), labels], 1e-12, None)))),
             "brier": float(np.mean(np.sum((probs - onehot) ** 2, axis=1))),
             "mean_confidence": float(conf.mean()),
@@ -477,9 +481,33 @@ def limitation_notes(
     if absent:
         notes.append(f"No test images for: {', '.join(absent)} (not evaluated).")
 
-    ece = (report.get("calibration") or {}).get("ece")
+    calibration = report.get("calibration") or {}
+    ece, p95 = calibration.get("ece"), calibration.get("ece_if_calibrated_p95")
     if ece is not None and ece > 0.1:
         notes.append(
             f"Probabilities are poorly calibrated on the test set (ECE {ece:.2f}): read them as rough."
         )
+    elif ece is not None and p95 is not None and ece > p95:
+        notes.append(
+            f"Probabilities are measurably miscalibrated on the test set: ECE {ece:.3f}, while a perfectly "
+            f"calibrated model would stay below {p95:.3f} on {report.get('n', 0)} images in 95% of samples."
+        )
     return notes
+
+
+def ece_summary(report: dict[str, Any]) -> str | None:
+    """One sentence that puts a report's ECE next to its sampling noise (None without an ECE)."""
+    calibration = report.get("calibration") or {}
+    ece = calibration.get("ece")
+    if ece is None:
+        return None
+    text = f"ECE {ece:.3f} over {calibration.get('n_bins', ECE_BINS)} bins"
+    ci = calibration.get("ece_ci95")
+    if ci:
+        text += f" (95% bootstrap interval {ci[0]:.3f}-{ci[1]:.3f})"
+    floor, p95 = calibration.get("ece_if_calibrated"), calibration.get("ece_if_calibrated_p95")
+    if floor is not None and p95 is not None:
+        text += (f". A perfectly calibrated model with the same confidences would show ECE {floor:.3f} on "
+                 f"average on these {report.get('n', 0)} images (below {p95:.3f} in 95% of samples), so ECE "
+                 "differences smaller than that are noise.")
+    return text
