@@ -1,0 +1,72 @@
+"""The models shipped in weights/: valid, within budget, loadable, and their stored metrics reproduce."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dermlib.config import shared_data_root
+from dermlib.explain import explain
+from dermlib.inference import predict
+from dermlib.models import load_model, scan_models
+from dermlib.testing import synthetic_skin_image
+from dermlib.train.evaluate import evaluate_model
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+MAX_BYTES = 25_000_000  # the issue's budget: at most 25 MB per model
+SHIPPED = sorted(p.name for p in WEIGHTS.iterdir() if (p / "card.json").is_file())
+
+
+def test_registry_finds_every_shipped_model_and_one_default() -> None:
+    cards, broken = scan_models(WEIGHTS)
+    assert not broken
+    assert sorted(c.id for c in cards) == SHIPPED
+    defaults = [c for c in cards if c.default]
+    assert len(defaults) == 1 and defaults[0].task == "clinical"
+
+
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_shipped_model_loads_predicts_and_explains(model_id: str) -> None:
+    folder = WEIGHTS / model_id
+    assert (folder / "model.safetensors").stat().st_size <= MAX_BYTES
+    loaded = load_model(folder, device="cpu")  # verifies the checksum in the card
+    image = synthetic_skin_image(11)
+    k = min(3, loaded.card.num_classes)
+    result = predict(loaded, image, top_k=k)
+    probs = loaded.predict_proba([image])[0]
+    assert probs.shape == (loaded.card.num_classes,) and probs.sum() == pytest.approx(1.0, abs=1e-6)
+    assert [p.label for p in result.top_k] == [loaded.card.class_ids[i] for i in np.argsort(-probs)[:k]]
+    maps = explain(loaded, image, [loaded.card.class_ids.index(p.label) for p in result.top_k])
+    assert maps.shape == (k, *loaded.input_size) and 0 <= maps.min() and maps.max() <= 1
+
+
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_card_metrics_are_the_stored_test_evaluation(model_id: str) -> None:
+    folder = WEIGHTS / model_id
+    card = json.loads((folder / "card.json").read_text())
+    stored = json.loads((folder / "evaluation.json").read_text())["test"]
+    metrics = card["metrics"]
+    assert metrics["split"] == "test" and metrics["n"] == stored["n"] > 0
+    for key in ("top1_accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "risk_group_accuracy"):
+        assert metrics[key] == pytest.approx(stored[key])
+    assert metrics["calibration"]["ece"] == pytest.approx(stored["calibration"]["ece"])
+    if card["task"] == "clinical":
+        groups = metrics["by_skin_type"]["groups"]
+        assert set(groups) == {"I-II", "III-IV", "V-VI"} and all(g["n"] > 0 for g in groups.values())
+
+
+def test_default_models_test_metrics_reproduce_from_the_data() -> None:
+    """Re-score the default model's test split from the images: the card's numbers must come back."""
+    cards, _ = scan_models(WEIGHTS)
+    card = next(c for c in cards if c.default)
+    root = shared_data_root()
+    data = root / str(card.training.get("dataset")) if root else None
+    if data is None or not data.is_dir():
+        pytest.skip("the default model's dataset is not present under ../shared/data")
+    report, _ = evaluate_model(str(WEIGHTS / card.id), data, split="test")
+    assert report["n"] == card.metrics["n"]
+    for key in ("top1_accuracy", "macro_f1", "weighted_f1"):
+        assert report[key] == pytest.approx(card.metrics[key], abs=1.5 / report["n"]), key
