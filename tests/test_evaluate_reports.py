@@ -54,5 +54,5 @@ def test_facts() -> None:
     assert facts["Calibration temperature"] == "1.250"
     assert class_rows(card) == [{"id": "a", "name": "A", "risk group": "benign"}]
     training, counts = training_facts(card)
-    assert training == {"Dataset": "ham10000", "Tags": "x, y", "N images": "5"}
+    assert training == {"Dataset": "ham10000", "Tags": "x; y", "N images": "5"}
     assert counts == {"split counts": {"t": 5}}

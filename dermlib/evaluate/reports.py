@@ -118,7 +118,7 @@ def training_facts(card: Any) -> tuple[dict[str, str], dict[str, dict[str, Any]]
             else:
                 facts[key.replace("_", " ").capitalize()] = json.dumps(value, ensure_ascii=False)
         elif isinstance(value, list):
-            facts[key.replace("_", " ").capitalize()] = ", ".join(str(v) for v in value)
+            facts[key.replace("_", " ").capitalize()] = "; ".join(str(v) for v in value)
         elif value is not None:
             facts[key.replace("_", " ").capitalize()] = str(value)
     if isinstance(summary, dict):
