@@ -4,7 +4,7 @@
   ``T`` divides the logits; it is fitted on the validation split by minimising the negative
   log-likelihood. It never changes the arg-max, only how confident the probabilities are.
 * :func:`expected_calibration_error` and :func:`reliability_bins`: ECE over equal-width confidence bins
-  and the bins a reliability diagram draws; :func:`ece_uncertainty`: how much of an ECE is noise.
+  and the bins a reliability diagram draws; :func:`ece_noise_floor`: how much of an ECE is noise.
 * :func:`choose_uncertain_thresholds` and :func:`is_uncertain`: the "uncertain, please see a
   clinician" rule the app applies at inference, chosen on validation so that the predictions it
   keeps reach a target accuracy.
@@ -177,28 +177,25 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return float(sum(b["count"] / total * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]))
 
 
-def ece_uncertainty(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, draws: int = 2000,
+def ece_noise_floor(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, draws: int = 2000,
                     seed: int = 0) -> dict[str, Any]:
-    """How much of a measured ECE is sampling noise.
+    """The ECE a perfectly calibrated model would show with these confidences on this many images.
 
     ECE is biased upwards on small test sets: even a perfectly calibrated model shows a positive ECE,
-    because each bin's accuracy is estimated from few images. Two numbers put a measured ECE in context:
-
-    * a bootstrap interval (images resampled with replacement), for the uncertainty of the measurement;
-    * the ECE a perfectly calibrated model with exactly these confidences would show on this many
-      images (each prediction counted correct with probability equal to its confidence): if the
-      measured ECE lies inside that range, the data cannot tell the model from a calibrated one.
+    because each bin's accuracy is estimated from few images. Simulating such a model (each prediction
+    counted correct with probability equal to its confidence) gives the noise floor: a measured ECE
+    below its 95th percentile cannot be told apart from perfect calibration on this data.
 
     Args:
         probs: Probabilities, shape (N, C).
-        labels: Integer labels, shape (N,).
+        labels: Integer labels, shape (N,) (only their count and validity are used).
         n_bins: Equal-width bins, as in :func:`expected_calibration_error`.
-        draws: Bootstrap and simulation draws.
+        draws: Simulated test sets.
         seed: Random seed (the result is deterministic).
 
     Returns:
-        ``ci95`` ([low, high] bootstrap interval), ``if_calibrated`` (mean ECE of a calibrated model) and
-        ``if_calibrated_p95`` (its 95th percentile); empty for no rows.
+        ``if_calibrated`` (mean ECE of the simulated calibrated model) and ``if_calibrated_p95`` (its
+        95th percentile); empty for no rows.
     """
     probs, labels = _check_probs(probs, labels)
     n = probs.shape[0]
@@ -206,27 +203,15 @@ def ece_uncertainty(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, dra
         return {}
     rng = np.random.default_rng(seed)
     conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
-
-    def batch_ece(rows: np.ndarray, hits: np.ndarray) -> np.ndarray:
-        # rows: (D, N) image indices; hits: (D, N) 0/1 correctness. ECE = sum_b |hits_b - conf_b| / N.
-        offsets = (np.arange(rows.shape[0])[:, None] * n_bins + idx[rows]).ravel()
-        size = rows.shape[0] * n_bins
-        gap = (np.bincount(offsets, weights=hits.ravel(), minlength=size)
-               - np.bincount(offsets, weights=conf[rows].ravel(), minlength=size))
-        return np.abs(gap.reshape(rows.shape[0], n_bins)).sum(axis=1) / n
-
-    boot_rows = rng.integers(0, n, size=(draws, n))
-    boot = batch_ece(boot_rows, correct[boot_rows])
-    same_rows = np.broadcast_to(np.arange(n), (draws, n))
-    simulated = batch_ece(same_rows, (rng.random((draws, n)) < conf).astype(np.float64))
-    return {
-        "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-        "if_calibrated": float(simulated.mean()),
-        "if_calibrated_p95": float(np.percentile(simulated, 95)),
-    }
+    hits = (rng.random((draws, n)) < conf).astype(np.float64)
+    # Per draw and bin: (number correct - summed confidence); ECE = sum_b |that| / N.
+    offsets = (np.arange(draws)[:, None] * n_bins + idx[None, :]).ravel()
+    gap = (np.bincount(offsets, weights=hits.ravel(), minlength=draws * n_bins)
+           - np.bincount(offsets, weights=np.broadcast_to(conf, (draws, n)).ravel(), minlength=draws * n_bins))
+    simulated = np.abs(gap.reshape(draws, n_bins)).sum(axis=1) / n
+    return {"if_calibrated": float(simulated.mean()), "if_calibrated_p95": float(np.percentile(simulated, 95))}
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:

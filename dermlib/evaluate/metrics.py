@@ -19,7 +19,7 @@ import pandas as pd
 
 from dermlib.evaluate.calibration import (
     _check_probs,
-    ece_uncertainty,
+    ece_noise_floor,
     entropy,
     expected_calibration_error,
     is_uncertain,
@@ -284,8 +284,8 @@ def evaluation_report(
         * ``confusion_matrix``: {``labels``: class ids, ``matrix``: rows true, columns predicted};
         * ``roc_auc``: {``per_class``: {class_id: one-vs-rest AUC or None}, ``macro``: mean of the
           defined ones or None};
-        * ``calibration``: {``ece``, ``n_bins``, ``ece_ci95``, ``ece_if_calibrated``,
-          ``ece_if_calibrated_p95`` (see :func:`~dermlib.evaluate.calibration.ece_uncertainty`), ``nll``,
+        * ``calibration``: {``ece``, ``n_bins``, ``ece_if_calibrated``,
+          ``ece_if_calibrated_p95`` (see :func:`~dermlib.evaluate.calibration.ece_noise_floor`), ``nll``,
           ``brier``, ``mean_confidence``, ``bins``: [{``lower``, ``upper``, ``count``, ``confidence``,
           ``accuracy``}]};
         * ``risk_group``: {``groups``, ``accuracy`` (arg-max class's group), ``accuracy_summed``
@@ -347,7 +347,7 @@ def evaluation_report(
         "calibration": {
             "ece": expected_calibration_error(probs, labels, ECE_BINS),
             "n_bins": ECE_BINS,
-            **{f"ece_{k}": v for k, v in ece_uncertainty(probs, labels, ECE_BINS).items()},
+            **{f"ece_{k}": v for k, v in ece_noise_floor(probs, labels, ECE_BINS).items()},
             "nll": float(-np.mean(np.log(np.clip(probs[np.arange(n), labels], 1e-12, None)))),
             "brier": float(np.mean(np.sum((probs - onehot) ** 2, axis=1))),
             "mean_confidence": float(conf.mean()),
@@ -502,9 +502,6 @@ def ece_summary(report: dict[str, Any]) -> str | None:
     if ece is None:
         return None
     text = f"ECE {ece:.3f} over {calibration.get('n_bins', ECE_BINS)} bins"
-    ci = calibration.get("ece_ci95")
-    if ci:
-        text += f" (95% bootstrap interval {ci[0]:.3f}-{ci[1]:.3f})"
     floor, p95 = calibration.get("ece_if_calibrated"), calibration.get("ece_if_calibrated_p95")
     if floor is not None and p95 is not None:
         text += (f". A perfectly calibrated model with the same confidences would show ECE {floor:.3f} on "
