@@ -102,6 +102,10 @@ def test_logits_are_the_weighted_mean_of_the_members(members: tuple[Path, Path, 
     probs = ens.predict_proba(images)
     assert np.allclose(probs, torch.softmax(expected / ens.card.temperature, dim=1).numpy(), atol=1e-5)
     assert predict(ens, images[0], top_k=2).top_k[0].probability == pytest.approx(float(probs[0].max()), abs=1e-6)
+    # Features for the Dataset Explorer: both members' pooled features side by side.
+    features = ens.embed(images)
+    assert features.shape == (3, a.embed(images[:1]).shape[1] + b.embed(images[:1]).shape[1])
+    assert np.allclose(features[:, : a.embed(images[:1]).shape[1]], a.embed(images), atol=1e-5)
 
 
 def test_float16_storage_changes_predictions_only_slightly(members: tuple[Path, Path, Path], ensemble32: Path,
