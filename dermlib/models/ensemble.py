@@ -1,7 +1,7 @@
 """Ensembles: several trained networks that answer as one model, with one card and one weights file.
 
 An ensemble card has ``"architecture": "ensemble"`` and a ``members`` list; each member names its timm
-architecture, its native input size and its weight in the average. The weights file holds the
+architecture, its native input size and normalisation, and its weight in the average. The weights file holds the
 :class:`Ensemble` module's state dict (``members.0.*``, ``members.1.*``, ...), optionally stored as
 float16 to halve its size: loading copies the values into float32 parameters.
 
@@ -23,8 +23,9 @@ from dermlib.models.card import ENSEMBLE_ARCHITECTURE
 
 __all__ = ["ENSEMBLE_ARCHITECTURE", "Ensemble"]
 
+
 class Ensemble(nn.Module):
-    """Average the logits of several classifiers that share classes and input normalisation.
+    """Average the logits of several classifiers that share their classes (in the same order).
 
     Args:
         members: The member networks (timm models with ``forward_features`` / ``forward_head``).
