@@ -158,6 +158,10 @@ def test_mismatched_members_are_refused(members: tuple[Path, Path, Path], tmp_pa
         build_ensemble([first, reordered], tmp_path / "y", data)
     with pytest.raises(ModelError, match="at least two"):
         build_ensemble([first], tmp_path / "z", data)
+    before = (first / "model.safetensors").read_bytes()
+    with pytest.raises(ModelError, match="members' own folders"):
+        build_ensemble([first, second], first, data)
+    assert (first / "model.safetensors").read_bytes() == before
 
 
 def test_ensemble_card_schema(ensemble32: Path) -> None:

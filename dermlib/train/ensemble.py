@@ -116,7 +116,8 @@ def build_ensemble(
         The model folder.
 
     Raises:
-        ModelError: The members cannot be combined (see :func:`check_members`) or a weights file is bad.
+        ModelError: The members cannot be combined (see :func:`check_members`), ``out`` is a member's
+            folder, or a weights file is bad.
         ValueError: Unknown dtype, or a weight per member is not given.
     """
     from dermlib.train.loop import finalize_model, rows_from_splits
@@ -129,6 +130,8 @@ def build_ensemble(
     if len(weights) != len(cards):
         raise ValueError("Give one weight per member.")
     out = Path(out)
+    if any(c.path is not None and c.path.resolve() == out.resolve() for c in cards):
+        raise ModelError(f"--out {out} is one of the members' own folders; write the ensemble elsewhere.")
     lead = cards[0]
     model_id = model_id or out.name
     raw: dict[str, Any] = {
