@@ -20,7 +20,7 @@ from dermlib.ui.common import (
     model_cache_key,
     show_disclaimer,
 )
-from dermlib.ui.model_summary import condition_links, measured_limits
+from dermlib.ui.model_summary import condition_links, measured_limits, member_agreement
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
 
 logger = logging.getLogger("dermlens.diagnose")
@@ -105,6 +105,12 @@ def _analyse(card: ModelCard, loaded: LoadedModel) -> None:
                 "The list below is shown for transparency only. Please have the skin examined by a clinician."
             )
         st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
+        if agreement := member_agreement(prediction, card):
+            text, disagree = agreement
+            if disagree:
+                st.info(text)
+            else:
+                st.caption(text)
         st.markdown("**Risk groups** (probability summed over the classes in each group)")
         st.plotly_chart(risk_chart(prediction), key="diagnose_risk_chart")
         links = condition_links(prediction, card)

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from dermlib.evaluate.calibration import normalized_entropy as _normalized_entropy
+from dermlib.models.card import ModelCard
 from dermlib.models.loading import LoadedModel
 
 # Used only when a card carries no thresholds of its own (an uncalibrated model): abstain readily.
@@ -26,6 +27,21 @@ class ClassScore:
 
 
 @dataclass(frozen=True)
+class MemberVote:
+    """What one member of an ensemble would answer on its own.
+
+    Attributes:
+        architecture: The member's timm architecture.
+        top: The member's most probable class, with its probability on the ensemble's temperature.
+        agrees: Whether that class is also the ensemble's most probable one.
+    """
+
+    architecture: str
+    top: ClassScore
+    agrees: bool
+
+
+@dataclass(frozen=True)
 class Prediction:
     """The model's answer for one image.
 
@@ -37,6 +53,7 @@ class Prediction:
         uncertain: True when the model should not be trusted on this image.
         reasons: Why it is uncertain (empty when it is not).
         normalized_entropy: Entropy of the probabilities divided by log(C), in [0, 1].
+        members: For an ensemble, each member's own top class (empty for a single network).
     """
 
     model_id: str
@@ -46,6 +63,12 @@ class Prediction:
     uncertain: bool
     reasons: tuple[str, ...] = field(default=())
     normalized_entropy: float = 0.0
+    members: tuple[MemberVote, ...] = field(default=())
+
+    @property
+    def members_disagree(self) -> bool:
+        """True when an ensemble's members do not all pick the ensemble's top class."""
+        return any(not m.agrees for m in self.members)
 
     def to_dict(self) -> dict:
         """JSON-ready form used by the CLI (``top_k``, ``risk``, ``uncertain``)."""
@@ -57,6 +80,9 @@ class Prediction:
             "risk": {k: round(v, 6) for k, v in self.risk.items()},
             "uncertain": self.uncertain,
             "uncertain_reasons": list(self.reasons),
+            **({"members": [{"architecture": m.architecture, "label": m.top.label,
+                             "probability": round(m.top.probability, 6), "agrees": m.agrees}
+                            for m in self.members]} if self.members else {}),
         }
 
 
@@ -79,20 +105,33 @@ def uncertainty_reasons(probs: np.ndarray, calibration: dict) -> list[str]:
     return reasons
 
 
-def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3) -> Prediction:
-    """Package one probability vector as a :class:`Prediction`."""
+def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3,
+                     member_probs: np.ndarray | None = None) -> Prediction:
+    """Package one probability vector as a :class:`Prediction`.
+
+    Args:
+        loaded: The model that produced the probabilities.
+        probs: Calibrated probabilities, shape (C,).
+        top_k: How many classes to list.
+        member_probs: For an ensemble, each member's probabilities, shape (M, C).
+    """
     card = loaded.card
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
     k = max(1, min(int(top_k), card.num_classes))
     order = np.argsort(-probs, kind="stable")[:k]
-    top = tuple(
-        ClassScore(card.classes[i].id, card.classes[i].name, float(probs[i]), card.classes[i].risk_group)
-        for i in order
-    )
+    top = tuple(_score(card, i, probs[i]) for i in order)
     risk: dict[str, float] = {}
     for info, p in zip(card.classes, probs, strict=True):
         risk[info.risk_group] = risk.get(info.risk_group, 0.0) + float(p)
     reasons = uncertainty_reasons(probs, card.calibration)
+    members: tuple[MemberVote, ...] = ()
+    if member_probs is not None and card.is_ensemble:
+        member_probs = np.asarray(member_probs, dtype=np.float64).reshape(len(card.members), card.num_classes)
+        members = tuple(
+            MemberVote(str(spec["architecture"]), _score(card, int(np.argmax(row)), row.max()),
+                       int(np.argmax(row)) == int(order[0]))
+            for spec, row in zip(card.members, member_probs, strict=True)
+        )
     return Prediction(
         model_id=card.id,
         probabilities=tuple(float(p) for p in probs),
@@ -101,7 +140,13 @@ def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3) -> 
         uncertain=bool(reasons),
         reasons=tuple(reasons),
         normalized_entropy=float(normalized_entropy(probs)[0]),
+        members=members,
     )
+
+
+def _score(card: ModelCard, index: int, probability: float) -> ClassScore:
+    info = card.classes[index]
+    return ClassScore(info.id, info.name, float(probability), info.risk_group)
 
 
 def predict(loaded: LoadedModel, image: Image.Image, top_k: int = 3) -> Prediction:
@@ -113,12 +158,13 @@ def predict(loaded: LoadedModel, image: Image.Image, top_k: int = 3) -> Predicti
         top_k: How many classes to list.
 
     Returns:
-        The calibrated prediction.
+        The calibrated prediction (with the members' own answers for an ensemble).
     """
     return predict_batch(loaded, [image], top_k=top_k)[0]
 
 
 def predict_batch(loaded: LoadedModel, images: list[Image.Image], top_k: int = 3) -> list[Prediction]:
     """Classify several RGB images in batches; one :class:`Prediction` per image."""
-    probs = loaded.predict_proba(images)
-    return [build_prediction(loaded, row, top_k) for row in probs]
+    probs, members = loaded.predict_proba_and_members(images)
+    return [build_prediction(loaded, row, top_k, None if members is None else members[i])
+            for i, row in enumerate(probs)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,12 @@ from dermlib.data.synthetic import make_fitzpatrick17k
 from dermlib.errors import CardError, ModelError
 from dermlib.evaluate.reports import model_facts
 from dermlib.explain import explain
-from dermlib.inference import predict
+from dermlib.inference import ClassScore, MemberVote, Prediction, predict
 from dermlib.models import build_model, load_model
 from dermlib.models.card import ModelCard, load_card
 from dermlib.testing import image_bytes, synthetic_skin_image
 from dermlib.train.ensemble import build_ensemble
+from dermlib.ui.model_summary import member_agreement
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "diagnose.py")
 
@@ -71,6 +73,9 @@ def test_cli_writes_a_calibrated_evaluated_ensemble(members: tuple[Path, Path, P
     assert [m["input_size"] for m in card.members] == [[3, 64, 64], [3, 48, 48]]
     assert card.class_ids == load_card(first).class_ids
     assert card.calibration["temperature"] > 0 and "min_top1_probability" in card.calibration
+    stats = card.calibration["member_agreement"]  # measured on validation, quoted on the Diagnose page
+    assert stats["n"] == json.loads((out / "evaluation.json").read_text())["val"]["n"]
+    assert 0 <= stats["disagree_rate"] <= 1
     assert card.metrics["split"] == "test" and card.metrics["n"] == load_card(first).metrics["n"]
     assert json.loads((out / "evaluation.json").read_text())["test"]["n"] == card.metrics["n"]
     assert (out / "splits.csv").read_bytes() == (first / "splits.csv").read_bytes()
@@ -102,6 +107,16 @@ def test_logits_are_the_weighted_mean_of_the_members(members: tuple[Path, Path, 
     probs = ens.predict_proba(images)
     assert np.allclose(probs, torch.softmax(expected / ens.card.temperature, dim=1).numpy(), atol=1e-5)
     assert predict(ens, images[0], top_k=2).top_k[0].probability == pytest.approx(float(probs[0].max()), abs=1e-6)
+    # Each member's own answer comes from the same pass, on the ensemble's temperature.
+    result = predict(ens, images[0], top_k=2)
+    own = [torch.softmax(logit / ens.card.temperature, dim=1)[0] for logit in (a.logits(x[:1]), b.logits(x_b[:1]))]
+    assert [m.architecture for m in result.members] == ["test_efficientnet", "test_resnet"]
+    for vote, p in zip(result.members, own, strict=True):
+        assert vote.top.label == ens.card.class_ids[int(p.argmax())]
+        assert vote.top.probability == pytest.approx(float(p.max()), abs=1e-5)
+        assert vote.agrees == (vote.top.label == result.top_k[0].label)
+    assert result.to_dict()["members"][1]["label"] == result.members[1].top.label
+    assert predict(a, images[0]).members == () and "members" not in predict(a, images[0]).to_dict()
     # Features for the Dataset Explorer: both members' pooled features side by side.
     features = ens.embed(images)
     assert features.shape == (3, a.embed(images[:1]).shape[1] + b.embed(images[:1]).shape[1])
@@ -164,6 +179,27 @@ def test_mismatched_members_are_refused(members: tuple[Path, Path, Path], tmp_pa
     assert (first / "model.safetensors").read_bytes() == before
 
 
+def test_member_agreement_text(ensemble32: Path) -> None:
+    def vote(arch: str, label: str, agrees: bool) -> MemberVote:
+        return MemberVote(arch, ClassScore(label, label.title(), 0.6, "benign"), agrees)
+
+    top = (ClassScore("nevus", "Nevus", 0.7, "benign"),)
+    base = Prediction("ens", (0.7, 0.3), top, {"benign": 1.0}, False)
+    assert member_agreement(base) is None
+    same = replace(base, members=(vote("lite2", "nevus", True), vote("lite0", "nevus", True)))
+    text, disagree = member_agreement(same)
+    assert not disagree and text.startswith("Both networks") and "lite0: Nevus (60%)" in text
+    split = replace(base, members=(vote("a", "nevus", True), vote("b", "wart", False), vote("c", "nevus", True)))
+    text, disagree = member_agreement(split)
+    assert disagree and split.members_disagree and "The 3 networks of this ensemble disagree" in text
+    card = ModelCard.from_dict({**json.loads((ensemble32 / "card.json").read_text()), "calibration": {
+        "member_agreement": {"n": 10, "disagree_rate": 0.3, "accuracy_when_agree": 0.8,
+                             "accuracy_when_disagree": 0.4}}})
+    text, _ = member_agreement(split, card)
+    assert text.endswith("disagreed on 30% of photos; the ensemble's top answer was right on 40% of those, "
+                         "against 80% when they agreed.")
+
+
 def test_ensemble_card_schema(ensemble32: Path) -> None:
     raw = json.loads((ensemble32 / "card.json").read_text())
     for members, phrase in (([], "non-empty 'members'"), ([{"architecture": "ensemble"}], "cannot itself"),
@@ -198,3 +234,22 @@ def test_diagnose_page_runs_an_ensemble(ensemble32: Path, tmp_path: Path, monkey
     assert len(at.get("plotly_chart")) == 2
     assert len(at.get("image")) >= 4  # model view, original, one overlay per class (3 classes)
     assert "Where the model looked" in "\n".join(s.value for s in at.subheader)
+    shown = "\n".join(str(e.value) for e in (*at.caption, *at.info))
+    assert "networks of this ensemble" in shown and "test_resnet:" in shown
+
+
+def test_member_agreement_stats_by_hand() -> None:
+    from dermlib.train.loop import member_agreement_stats
+
+    # 4 images, 2 members, 3 classes. Members agree on images 0 and 1 and disagree on 2 and 3.
+    members = np.array([
+        [[5, 0, 0], [4, 0, 0]],
+        [[0, 5, 0], [0, 4, 0]],
+        [[5, 0, 0], [0, 4, 0]],
+        [[0, 0, 5], [0, 4, 0]],
+    ], dtype=float)
+    ensemble = members.mean(axis=1)  # top classes 0, 1, 0, 2
+    labels = np.array([0, 2, 0, 1])  # right, wrong, right, wrong
+    assert member_agreement_stats(ensemble, members, labels) == {
+        "n": 4, "disagree_rate": 0.5, "accuracy_when_agree": 0.5, "accuracy_when_disagree": 0.5}
+    assert member_agreement_stats(ensemble[:2], members[:2], labels[:2])["accuracy_when_disagree"] is None

@@ -86,8 +86,18 @@ class Ensemble(nn.Module):
         if pre_logits:
             return torch.cat([m.forward_head(f, pre_logits=True) for m, f in zip(self.members, features, strict=True)],
                              dim=1)
-        outs = [w * m.forward_head(f) for m, f, w in zip(self.members, features, self.member_weights, strict=True)]
-        return torch.stack(outs).sum(dim=0)
+        return self.combine(torch.stack([m.forward_head(f) for m, f in zip(self.members, features, strict=True)],
+                                        dim=1))
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's own logits, shape (B, members, num_classes)."""
+        features = self.forward_features(x)
+        return torch.stack([m.forward_head(f) for m, f in zip(self.members, features, strict=True)], dim=1)
+
+    def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
+        """The ensemble's logits from :meth:`member_logits` (the weighted mean over members)."""
+        weights = member_logits.new_tensor(self.member_weights)
+        return (member_logits * weights[None, :, None]).sum(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Ensemble logits, shape (B, num_classes)."""

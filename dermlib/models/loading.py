@@ -216,11 +216,28 @@ class LoadedModel:
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw logits for a preprocessed batch, averaged with the horizontal flip when the card asks."""
+        return self.logits_and_members(batch)[0]
+
+    def logits_and_members(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits as :meth:`logits`, plus each ensemble member's own logits from the same pass.
+
+        Returns:
+            ``(logits (B, C), member_logits (B, M, C))``; the second is None for a single network.
+        """
+
+        def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            if isinstance(self.model, Ensemble):
+                members = self.model.member_logits(x).float()
+                return self.model.combine(members), members
+            return self.model(x).float(), None
+
         with torch.inference_mode():
-            out = self.model(batch).float()
+            out, members = run(batch)
             if self.card.inference.get("hflip_tta"):
-                out = (out + self.model(torch.flip(batch, dims=[3])).float()) / 2
-        return out
+                flipped, flipped_members = run(torch.flip(batch, dims=[3]))
+                out = (out + flipped) / 2
+                members = None if members is None else (members + flipped_members) / 2
+        return out, members
 
     def fall_back_to_cpu(self, reason: BaseException | str) -> None:
         """Move this model to the CPU after the accelerator failed; later calls run there.
@@ -272,16 +289,29 @@ class LoadedModel:
 
         Falls back to the CPU (see :meth:`run_with_fallback`) when the GPU runs out of memory or fails.
         """
+        return self.predict_proba_and_members(images, batch_size)[0]
+
+    def predict_proba_and_members(self, images: Sequence[Image.Image],
+                                  batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities as :meth:`predict_proba`, plus each ensemble member's, shape (N, M, C).
+
+        Members' logits are scaled by the ensemble's temperature, so their probabilities are on the same
+        scale as the ensemble's. The second item is None for a single network.
+        """
         return self.run_with_fallback(lambda: self._predict_proba(images, batch_size))
 
-    def _predict_proba(self, images: Sequence[Image.Image], batch_size: int) -> np.ndarray:
-        chunks = []
+    def _predict_proba(self, images: Sequence[Image.Image], batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        chunks, member_chunks = [], []
+        temperature = self.card.temperature
         for start in range(0, len(images), batch_size):
-            logits = self.logits(self.preprocess(images[start : start + batch_size]))
-            chunks.append(torch.softmax(logits / self.card.temperature, dim=1).cpu().numpy())
+            logits, members = self.logits_and_members(self.preprocess(images[start : start + batch_size]))
+            chunks.append(torch.softmax(logits / temperature, dim=1).cpu().numpy())
+            if members is not None:
+                member_chunks.append(torch.softmax(members / temperature, dim=2).cpu().numpy())
         if not chunks:
-            return np.zeros((0, self.card.num_classes), dtype=np.float32)
-        return np.concatenate(chunks).astype(np.float64)
+            return np.zeros((0, self.card.num_classes), dtype=np.float64), None
+        members_out = np.concatenate(member_chunks).astype(np.float64) if member_chunks else None
+        return np.concatenate(chunks).astype(np.float64), members_out
 
     def embed(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Pooled backbone features (the classifier's input), shape (N, D); falls back to the CPU like

@@ -467,16 +467,50 @@ def default_cam_layer(model: torch.nn.Module) -> str:
 
 def model_logits(folder: Path, rows: pd.DataFrame, batch_size: int = 32, progress: bool = True) -> np.ndarray:
     """Logits of an installed model over index rows, through the app's own preprocessing path."""
+    return model_logits_and_members(folder, rows, batch_size, progress)[0]
+
+
+def model_logits_and_members(folder: Path, rows: pd.DataFrame, batch_size: int = 32,
+                             progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """As :func:`model_logits`, plus each ensemble member's logits (N, M, C); None for a single network."""
     from dermlib.images import load_image
 
     loaded = load_model(folder)
-    outs = []
+    outs, member_outs = [], []
     paths = rows["image_path"].tolist()
     bar = tqdm(range(0, len(paths), batch_size), desc="scoring", leave=False, disable=not progress)
     for start in bar:
         images = [load_image(p) for p in paths[start : start + batch_size]]
-        outs.append(loaded.logits(loaded.preprocess(images)).cpu().numpy())
-    return np.concatenate(outs) if outs else np.zeros((0, loaded.card.num_classes))
+        logits, members = loaded.logits_and_members(loaded.preprocess(images))
+        outs.append(logits.cpu().numpy())
+        if members is not None:
+            member_outs.append(members.cpu().numpy())
+    if not outs:
+        return np.zeros((0, loaded.card.num_classes)), None
+    return np.concatenate(outs), (np.concatenate(member_outs) if member_outs else None)
+
+
+def member_agreement_stats(logits: np.ndarray, member_logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """How often an ensemble's members disagree on the top class, and how accurate the ensemble is then.
+
+    Args:
+        logits: Ensemble logits (N, C).
+        member_logits: Members' logits (N, M, C).
+        labels: True classes (N,).
+
+    Returns:
+        ``disagree_rate``, ``accuracy_when_agree`` and ``accuracy_when_disagree`` (None for an empty group),
+        and ``n``.
+    """
+    tops = member_logits.argmax(axis=2)
+    agree = (tops == tops[:, :1]).all(axis=1)
+    correct = logits.argmax(axis=1) == labels
+
+    def rate(mask: np.ndarray) -> float | None:
+        return round(float(correct[mask].mean()), 4) if mask.any() else None
+
+    return {"n": len(labels), "disagree_rate": round(float((~agree).mean()), 4) if len(labels) else None,
+            "accuracy_when_agree": rate(agree), "accuracy_when_disagree": rate(~agree)}
 
 
 def rows_from_splits(folder: Path, data_root: str | Path, dataset: str | None = None) -> pd.DataFrame:
@@ -525,7 +559,7 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
     class_ids = card.class_ids
     risk = [c.risk_group for c in card.classes]
     label_of = {c: i for i, c in enumerate(class_ids)}
-    val_logits = model_logits(out, val_rows)
+    val_logits, val_members = model_logits_and_members(out, val_rows)
     val_y = val_rows["label"].map(label_of).to_numpy(np.int64)
     temperature = float(fit_temperature(val_logits, val_y))
     val_probs = softmax(val_logits, temperature)
@@ -538,6 +572,9 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
         "val_coverage": thresholds.get("coverage"),
         "fitted_on": f"validation split ({len(val_rows)} images)",
     }
+    if val_members is not None:
+        # Shown beside an ensemble's answer: how much its members' disagreement says, measured on validation.
+        calibration["member_agreement"] = member_agreement_stats(val_logits, val_members, val_y)
     reports: dict[str, Any] = {
         "val": evaluation_report(val_probs, val_y, class_ids, risk, val_rows["fitzpatrick"].to_numpy(),
                                  uncertain_thresholds=calibration),

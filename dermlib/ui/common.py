@@ -68,7 +68,8 @@ def cached_prediction(loaded: LoadedModel, model_key: str, image_digest: str, im
     """Prediction for one image, reused across this session's reruns (e.g. when only the opacity moves)."""
 
     def compute() -> Prediction:
-        return build_prediction(loaded, loaded.predict_proba([image])[0], top_k)
+        probs, members = loaded.predict_proba_and_members([image])
+        return build_prediction(loaded, probs[0], top_k, None if members is None else members[0])
 
     return session_memo("prediction", (model_key, image_digest, top_k), compute)
 

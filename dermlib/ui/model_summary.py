@@ -56,3 +56,28 @@ def condition_links(prediction: Prediction, card: ModelCard) -> list[str]:
         if url:
             links.append(f"[{score.name}]({url})")
     return links
+
+
+def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> tuple[str, bool] | None:
+    """What an ensemble's networks answer on their own, as (Markdown text, they disagree).
+
+    None for a single network. Disagreement is shown as a reason for extra caution; it does not change
+    the abstention rule, whose thresholds were measured on the validation split. When the card holds the
+    validation figures (``calibration.member_agreement``), the text quotes them.
+    """
+    if not prediction.members:
+        return None
+    votes = "; ".join(f"{m.architecture}: {m.top.name} ({m.top.probability:.0%})" for m in prediction.members)
+    n = len(prediction.members)
+    stats = (card.calibration.get("member_agreement") or {}) if card is not None else {}
+    agree_acc, disagree_acc = stats.get("accuracy_when_agree"), stats.get("accuracy_when_disagree")
+    measured = ""
+    if agree_acc is not None and disagree_acc is not None and stats.get("disagree_rate") is not None:
+        measured = (f" On the validation split the networks disagreed on {stats['disagree_rate']:.0%} of "
+                    f"photos; the ensemble's top answer was right on {disagree_acc:.0%} of those, against "
+                    f"{agree_acc:.0%} when they agreed.")
+    if prediction.members_disagree:
+        return (f"**The {n} networks of this ensemble disagree on the most likely condition**, one more "
+                f"reason for caution. On their own they answer: {votes}.{measured}", True)
+    every = "Both" if n == 2 else f"All {n}"
+    return f"{every} networks of this ensemble pick the same condition on their own: {votes}.{measured}", False
