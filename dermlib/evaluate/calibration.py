@@ -120,6 +120,13 @@ def fit_temperature(
     return float(math.exp(min(candidates)[1]))
 
 
+def _bin_index(conf: np.ndarray, n_bins: int) -> np.ndarray:
+    """Equal-width bin of each confidence. Bins are (lower, upper]; a confidence of exactly 0 (impossible
+    for a softmax) joins bin 0."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+
+
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> list[dict[str, Any]]:
     """Equal-width bins of top-1 confidence for a reliability diagram.
 
@@ -137,8 +144,7 @@ def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) ->
     if probs.shape[0]:
         conf = probs.max(axis=1)
         correct = probs.argmax(axis=1) == labels
-        # Bins are (lower, upper]; a confidence of exactly 0 (impossible for a softmax) joins bin 0.
-        idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+        idx = _bin_index(conf, n_bins)
     else:
         conf = correct = idx = np.zeros(0)
     bins = []
@@ -203,8 +209,7 @@ def ece_noise_floor(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, dra
         return {}
     rng = np.random.default_rng(seed)
     conf = probs.max(axis=1)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    idx = _bin_index(conf, n_bins)
     hits = (rng.random((draws, n)) < conf).astype(np.float64)
     # Per draw and bin: (number correct - summed confidence); ECE = sum_b |that| / N.
     offsets = (np.arange(draws)[:, None] * n_bins + idx[None, :]).ravel()

@@ -177,8 +177,7 @@ def validate_card_dict(data: Any) -> list[str]:
     if not isinstance(pre, dict):
         problems.append("'preprocessing' must be an object")
     else:
-        size = pre.get("input_size")
-        if not (isinstance(size, list) and len(size) == 3 and all(isinstance(s, int) and s > 0 for s in size)):
+        if not _is_input_size(pre.get("input_size")):
             problems.append("preprocessing.input_size must be [channels, height, width]")
         for key in ("mean", "std"):
             val = pre.get(key)
@@ -250,6 +249,11 @@ def save_card(data: dict[str, Any], folder: str | Path) -> Path:
     return path
 
 
+def _is_input_size(value: Any) -> bool:
+    """[channels, height, width] as positive integers."""
+    return isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and v > 0 for v in value)
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -265,9 +269,7 @@ def _member_problems(raw: Any) -> list[str]:
             continue
         if m["architecture"] == ENSEMBLE_ARCHITECTURE:
             problems.append(f"members[{i}] cannot itself be an ensemble")
-        size = m.get("input_size")
-        if size is not None and not (isinstance(size, list) and len(size) == 3
-                                     and all(isinstance(s, int) and s > 0 for s in size)):
+        if m.get("input_size") is not None and not _is_input_size(m["input_size"]):
             problems.append(f"members[{i}].input_size must be [channels, height, width]")
         for key in ("mean", "std"):
             val = m.get(key)

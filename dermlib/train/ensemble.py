@@ -20,17 +20,11 @@ import torch
 from safetensors.torch import save_file
 
 from dermlib.errors import ModelError
-from dermlib.models.card import CARD_FILE, ENSEMBLE_ARCHITECTURE, WEIGHTS_FILE, ModelCard, load_card, save_card
+from dermlib.models.card import ENSEMBLE_ARCHITECTURE, WEIGHTS_FILE, ModelCard, save_card
 from dermlib.models.loading import build_model, file_sha256, load_state_dict
+from dermlib.models.registry import get_card
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
-
-
-def _resolve(member: str | Path) -> ModelCard:
-    from dermlib.models import get_card
-
-    path = Path(member)
-    return load_card(path) if (path / CARD_FILE).is_file() else get_card(str(member))
 
 
 def _split_map(card: ModelCard) -> dict[str, str]:
@@ -124,7 +118,7 @@ def build_ensemble(
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not '{dtype}'.")
-    cards = [_resolve(m) for m in members]
+    cards = [get_card(str(m)) for m in members]
     check_members(cards)
     weights = [1.0] * len(cards) if member_weights is None else [float(w) for w in member_weights]
     if len(weights) != len(cards):

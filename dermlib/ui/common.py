@@ -10,7 +10,7 @@ from PIL import Image
 
 from dermlib.explain import cams_for_tensor
 from dermlib.images import load_image
-from dermlib.inference import Prediction, build_prediction
+from dermlib.inference import Prediction, predict
 from dermlib.models import LoadedModel, ModelCard, load_model
 from dermlib.ui.session import session_memo
 
@@ -67,11 +67,7 @@ def cached_prediction(loaded: LoadedModel, model_key: str, image_digest: str, im
                       top_k: int) -> Prediction:
     """Prediction for one image, reused across this session's reruns (e.g. when only the opacity moves)."""
 
-    def compute() -> Prediction:
-        probs, members = loaded.predict_proba_and_members([image])
-        return build_prediction(loaded, probs[0], top_k, None if members is None else members[0])
-
-    return session_memo("prediction", (model_key, image_digest, top_k), compute)
+    return session_memo("prediction", (model_key, image_digest, top_k), lambda: predict(loaded, image, top_k))
 
 
 def cached_cams(loaded: LoadedModel, model_key: str, image_digest: str, image: Image.Image,
