@@ -179,6 +179,44 @@ def test_mismatched_members_are_refused(members: tuple[Path, Path, Path], tmp_pa
     assert (first / "model.safetensors").read_bytes() == before
 
 
+def test_another_seed_reuses_a_members_split(members: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """``--splits`` keeps the test images fixed while the seed changes, so the new run can join the ensemble."""
+    data, first, _ = members
+    args = ["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--architecture", "test_efficientnet",
+            "--pretrained", "none", "--img-size", "48", "--epochs", "1", "--batch-size", "8", "--workers", "1",
+            "--no-hflip-tta", "--seed", "3"]
+    fresh = tmp_path / "weights" / "fresh"
+    assert main([*args, "--out", str(fresh), "--run-dir", str(tmp_path / "run-fresh")]) == 0
+    reused = tmp_path / "weights" / "reused"
+    assert main([*args, "--out", str(reused), "--run-dir", str(tmp_path / "run-reused"), "--splits", str(first)]) == 0
+
+    columns = ["image", "split", "group_id"]
+    lead = pd.read_csv(first / "splits.csv")[columns]
+    assert not pd.read_csv(fresh / "splits.csv")[columns].equals(lead)  # seed 3 alone draws another split
+    pd.testing.assert_frame_equal(pd.read_csv(reused / "splits.csv")[columns], lead)
+    assert load_card(reused).metrics["n"] == load_card(first).metrics["n"]
+    out = tmp_path / "weights" / "pair"
+    assert main(["ensemble", str(first), str(reused), "--out", str(out), "--data", str(data)]) == 0
+    with pytest.raises(ModelError, match="different split"):
+        build_ensemble([first, fresh], tmp_path / "refused", data)
+
+
+def test_splits_option_rejects_a_bad_file(members: tuple[Path, Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    data, _, _ = members
+    args = ["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--architecture", "test_efficientnet",
+            "--pretrained", "none", "--epochs", "1", "--out", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run")]
+    assert main([*args, "--splits", str(tmp_path / "nowhere")]) == 2
+    assert "No splits file" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("name,fold\na.jpg,1\n")
+    assert main([*args, "--splits", str(tmp_path / "bad.csv")]) == 2
+    assert "is not a splits table" in capsys.readouterr().err
+    (tmp_path / "elsewhere.csv").write_text("image,split\nnot-here.jpg,train\n")
+    assert main([*args, "--splits", str(tmp_path / "elsewhere.csv")]) == 2
+    assert "None of the images" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_member_agreement_text(ensemble32: Path) -> None:
     def vote(arch: str, label: str, agrees: bool) -> MemberVote:
         return MemberVote(arch, ClassScore(label, label.title(), 0.6, "benign"), agrees)

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--balance", default=defaults.balance, choices=["loss", "sampler", "none"],
                    help="class-imbalance handling: weighted loss, weighted sampler, or none")
     p.add_argument("--classes", nargs="+", help="train on these labels only")
+    p.add_argument("--splits", help="reuse this splits.csv (or the model folder holding it) instead of drawing "
+                   "a new split, e.g. to train ensemble members with other seeds on the same test images")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--no-hflip-tta", dest="hflip_tta", action="store_false", help="no flip averaging at test")
     p.add_argument("--no-duplicate-grouping", dest="duplicate_grouping", action="store_false")

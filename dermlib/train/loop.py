@@ -102,6 +102,7 @@ class TrainConfig:
     duplicate_grouping: bool = True
     classes: list[str] | None = None
     max_per_class: int | None = None
+    splits: str | None = None
     target_accuracy: float = 0.8
     hflip_tta: bool = True
     resume: bool = True
@@ -135,6 +136,13 @@ def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
         index = shuffled.groupby("label").head(cfg.max_per_class).sort_index().reset_index(drop=True)
     if index.empty or index["label"].nunique() < 2:
         raise DatasetError(f"Need images of at least two classes in {cfg.data_root} to train.")
+    if cfg.splits:
+        # A second seed or architecture on an existing split: same test images, so the runs can be ensembled.
+        index = attach_splits(index, splits_file(cfg.splits), cfg.data_root)
+        missing = {"train", "val"} - set(index["split"])
+        if missing:
+            raise DatasetError(f"{cfg.splits} has no {' or '.join(sorted(missing))} images among these classes.")
+        return index
     if cfg.duplicate_grouping:
         index = with_duplicate_groups(index, workers=cfg.workers)
     has_split = index["split"].notna().all() and {"train", "test"} <= set(index["split"])
@@ -438,6 +446,12 @@ def train(cfg: TrainConfig) -> Path:
 
 def split_table(index: pd.DataFrame, data_root: str | Path) -> pd.DataFrame:
     """The split of every image, by path relative to the data root (what ``evaluate --split`` matches)."""
+    table = index[["label", "group_id", "fitzpatrick", "split"]].copy()
+    table.insert(0, "image", _image_keys(index, data_root))
+    return table
+
+
+def _image_keys(index: pd.DataFrame, data_root: str | Path) -> list[str]:
     root = Path(data_root).resolve()
 
     def relative(path: str) -> str:
@@ -446,9 +460,7 @@ def split_table(index: pd.DataFrame, data_root: str | Path) -> pd.DataFrame:
         except ValueError:
             return Path(path).name
 
-    table = index[["label", "group_id", "fitzpatrick", "split"]].copy()
-    table.insert(0, "image", index["image_path"].map(relative))
-    return table
+    return [relative(p) for p in index["image_path"]]
 
 
 def default_cam_layer(model: torch.nn.Module) -> str:
@@ -519,18 +531,50 @@ def rows_from_splits(folder: Path, data_root: str | Path, dataset: str | None = 
     Raises:
         DatasetError: The folder has no splits.csv, or none of its images are found under ``data_root``.
     """
-    splits_file = Path(folder) / "splits.csv"
-    if not splits_file.is_file():
+    file = Path(folder) / "splits.csv"
+    if not file.is_file():
         raise DatasetError(f"{folder} has no splits.csv; it was not written by `dermlib train`.")
-    splits = pd.read_csv(splits_file)
     index = load_index(dataset, data_root)
     index = index[index["image_path"].notna()].reset_index(drop=True)
-    keys = split_table(index, data_root)["image"]
-    by_key = dict(zip(splits["image"].astype(str), splits["split"], strict=True))
-    index["split"] = [by_key.get(k, by_key.get(Path(k).name)) for k in keys]
+    return attach_splits(index, file, data_root)
+
+
+def splits_file(path: str | Path) -> Path:
+    """A ``splits.csv`` given directly or as the model or run folder that holds one.
+
+    Raises:
+        DatasetError: Neither the path nor ``path/splits.csv`` is a file.
+    """
+    path = Path(path)
+    file = path / "splits.csv" if path.is_dir() else path
+    if not file.is_file():
+        raise DatasetError(f"No splits file at {file}; give a splits.csv or a model folder written by `dermlib train`.")
+    return file
+
+
+def attach_splits(index: pd.DataFrame, file: Path, data_root: str | Path) -> pd.DataFrame:
+    """Give each indexed image the split (and duplicate group) a ``splits.csv`` lists; drop unlisted images.
+
+    Raises:
+        DatasetError: The file is not a splits table, or none of its images are in ``index``.
+    """
+    try:
+        splits = pd.read_csv(file)
+        by_key = dict(zip(splits["image"].astype(str), splits["split"], strict=True))
+    except (KeyError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{file} is not a splits table with 'image' and 'split' columns.") from exc
+    groups = dict(zip(splits["image"].astype(str), splits["group_id"], strict=True)) if "group_id" in splits else {}
+    # Older runs stored bare file names, newer ones paths under the data root.
+    keys = [k if k in by_key else Path(k).name for k in _image_keys(index, data_root)]
+    index = index.copy()
+    index["split"] = [by_key.get(k) for k in keys]
+    if groups:
+        index["group_id"] = [groups.get(k) for k in keys]
+    elif "group_id" not in index:
+        index["group_id"] = range(len(index))
     index = index[index["split"].notna()].reset_index(drop=True)
     if index.empty:
-        raise DatasetError(f"None of the images listed in {splits_file} were found under {data_root}.")
+        raise DatasetError(f"None of the images listed in {file} were found under {data_root}.")
     return index
 
 
