@@ -34,11 +34,18 @@ class MemberVote:
         architecture: The member's timm architecture.
         top: The member's most probable class, with its probability on the ensemble's temperature.
         agrees: Whether that class is also the ensemble's most probable one.
+        input_px: The side of the square image the member sees (members of one architecture may differ).
     """
 
     architecture: str
     top: ClassScore
     agrees: bool
+    input_px: int | None = None
+
+    @property
+    def label(self) -> str:
+        """Architecture and input size, e.g. ``tf_efficientnet_lite0 at 288 px``."""
+        return f"{self.architecture} at {self.input_px} px" if self.input_px else self.architecture
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class Prediction:
             "risk": {k: round(v, 6) for k, v in self.risk.items()},
             "uncertain": self.uncertain,
             "uncertain_reasons": list(self.reasons),
-            **({"members": [{"architecture": m.architecture, "label": m.top.label,
+            **({"members": [{"architecture": m.architecture, "input_px": m.input_px, "label": m.top.label,
                              "probability": round(m.top.probability, 6), "agrees": m.agrees}
                             for m in self.members]} if self.members else {}),
         }
@@ -129,7 +136,7 @@ def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3,
         member_probs = np.asarray(member_probs, dtype=np.float64).reshape(len(card.members), card.num_classes)
         members = tuple(
             MemberVote(str(spec["architecture"]), _score(card, int(np.argmax(row)), row.max()),
-                       int(np.argmax(row)) == int(order[0]))
+                       int(np.argmax(row)) == int(order[0]), int(spec["input_size"][-1]))
             for spec, row in zip(card.members, member_probs, strict=True)
         )
     return Prediction(

@@ -111,11 +111,13 @@ def test_logits_are_the_weighted_mean_of_the_members(members: tuple[Path, Path, 
     result = predict(ens, images[0], top_k=2)
     own = [torch.softmax(logit / ens.card.temperature, dim=1)[0] for logit in (a.logits(x[:1]), b.logits(x_b[:1]))]
     assert [m.architecture for m in result.members] == ["test_efficientnet", "test_resnet"]
+    assert [m.input_px for m in result.members] == [64, 48]
     for vote, p in zip(result.members, own, strict=True):
         assert vote.top.label == ens.card.class_ids[int(p.argmax())]
         assert vote.top.probability == pytest.approx(float(p.max()), abs=1e-5)
         assert vote.agrees == (vote.top.label == result.top_k[0].label)
     assert result.to_dict()["members"][1]["label"] == result.members[1].top.label
+    assert result.to_dict()["members"][1]["input_px"] == 48
     assert predict(a, images[0]).members == () and "members" not in predict(a, images[0]).to_dict()
     # Features for the Dataset Explorer: both members' pooled features side by side.
     features = ens.embed(images)
@@ -226,7 +228,9 @@ def test_member_agreement_text(ensemble32: Path) -> None:
     assert member_agreement(base) is None
     same = replace(base, members=(vote("lite2", "nevus", True), vote("lite0", "nevus", True)))
     text, disagree = member_agreement(same)
-    assert not disagree and text.startswith("Both networks") and "lite0: Nevus (60%)" in text
+    assert not disagree and text.startswith("Both networks") and "2. lite0: Nevus (60%)" in text
+    sized = replace(base, members=(MemberVote("lite0", ClassScore("nevus", "Nevus", 0.6, "benign"), True, 288),))
+    assert "1. lite0 at 288 px: Nevus (60%)" in member_agreement(sized)[0]
     split = replace(base, members=(vote("a", "nevus", True), vote("b", "wart", False), vote("c", "nevus", True)))
     text, disagree = member_agreement(split)
     assert disagree and split.members_disagree and "The 3 networks of this ensemble disagree" in text
@@ -273,7 +277,7 @@ def test_diagnose_page_runs_an_ensemble(ensemble32: Path, tmp_path: Path, monkey
     assert len(at.get("image")) >= 4  # model view, original, one overlay per class (3 classes)
     assert "Where the model looked" in "\n".join(s.value for s in at.subheader)
     shown = "\n".join(str(e.value) for e in (*at.caption, *at.info))
-    assert "networks of this ensemble" in shown and "test_resnet:" in shown
+    assert "networks of this ensemble" in shown and "2. test_resnet at 48 px:" in shown
 
 
 def test_member_agreement_stats_by_hand() -> None:

@@ -67,7 +67,8 @@ def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> t
     """
     if not prediction.members:
         return None
-    votes = "; ".join(f"{m.architecture}: {m.top.name} ({m.top.probability:.0%})" for m in prediction.members)
+    votes = "; ".join(f"{i}. {m.label}: {m.top.name} ({m.top.probability:.0%})"
+                      for i, m in enumerate(prediction.members, 1))
     n = len(prediction.members)
     stats = (card.calibration.get("member_agreement") or {}) if card is not None else {}
     agree_acc, disagree_acc = stats.get("accuracy_when_agree"), stats.get("accuracy_when_disagree")
