@@ -251,6 +251,9 @@ def test_ensemble_card_schema(ensemble32: Path) -> None:
             ModelCard.from_dict({**raw, "members": members})
     with pytest.raises(CardError, match="target_layer"):
         ModelCard.from_dict({**raw, "cam": {"target_layer": ["members.0.bn2", ""]}})
+    twins = [{**raw["members"][0], "input_size": [3, size, size]} for size in (80, 64)]
+    label = ModelCard.from_dict({**raw, "members": twins}).architecture_label
+    assert label == "ensemble of 2 x test_efficientnet (80, 64 px)"
 
 
 def test_wrong_cam_layer_fails_at_load(ensemble32: Path, tmp_path: Path) -> None:

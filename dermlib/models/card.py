@@ -88,10 +88,18 @@ class ModelCard:
 
     @property
     def architecture_label(self) -> str:
-        """The architecture as people read it, e.g. ``ensemble of tf_efficientnet_lite2 + tf_efficientnet_lite1``."""
+        """The architecture as people read it.
+
+        E.g. ``ensemble of tf_efficientnet_lite2 + tf_efficientnet_lite1``, or for members of one
+        architecture ``ensemble of 3 x tf_efficientnet_lite0 (288, 224, 224 px)``.
+        """
         if not self.is_ensemble:
             return self.architecture
-        return "ensemble of " + " + ".join(str(m["architecture"]) for m in self.members)
+        archs = [str(m["architecture"]) for m in self.members]
+        if len(set(archs)) == 1:
+            sizes = ", ".join(str(m["input_size"][-1]) for m in self.members)
+            return f"ensemble of {len(archs)} x {archs[0]} ({sizes} px)"
+        return "ensemble of " + " + ".join(archs)
 
     @property
     def temperature(self) -> float:
