@@ -155,21 +155,25 @@ async def _three_sessions_two_rounds(url: str, photos: list[Photo]) -> list[str]
             pages = await asyncio.gather(*(open_diagnose_page(c, url, RENDER_TIMEOUT_MS) for c in contexts))
             previous: list[set[str]] = [set() for _ in pages]
             for round_no, batch in enumerate((photos[:3], photos[3:])):
-                handed_over: list[float] = []
-                finished: list[float] = []
+                spans: dict[int, tuple[float, float]] = {}
 
-                async def upload(session: int, photo: Photo, handed_over=handed_over, finished=finished):
+                async def upload(session: int, photo: Photo, spans=spans):
                     page = pages[session]
-                    await mark_errors_as_old(page)
                     await page.locator("input[type=file]").first.set_input_files(photo.payload())
-                    handed_over.append(loop.time())
+                    handed_over = loop.time()
                     shown = await wait_for_diagnosis(page, previous[session], RENDER_TIMEOUT_MS)
-                    finished.append(loop.time())
+                    spans[session] = (handed_over, loop.time())
                     return shown, await fetch_image(page, shown.original_src)
 
-                # gather() puts all three uploads in flight at once: the server works on them concurrently.
+                # Pages are readied first so that gather() hands the three uploads over together: the server
+                # works on them concurrently.
+                await asyncio.gather(*(mark_errors_as_old(pages[s]) for s in range(len(batch))))
                 results = await asyncio.gather(*(upload(s, p) for s, p in enumerate(batch)))
-                assert max(handed_over) < min(finished), "the uploads did not overlap; the test proved nothing"
+                # Every upload must have been in flight while another one was, or the test proved nothing.
+                lonely = [s for s, (start, end) in spans.items()
+                          if not any(o != s and o_start < end and start < o_end
+                                     for o, (o_start, o_end) in spans.items())]
+                assert not lonely, f"uploads of sessions {lonely} overlapped no other; the test proved nothing"
                 for session, ((shown, original), photo) in enumerate(zip(results, batch, strict=True)):
                     # Everyone else's photos, and this session's own previous one, must not be what it sees.
                     others = [p.expected for p in photos if p is not photo]
