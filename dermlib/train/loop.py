@@ -531,9 +531,7 @@ def rows_from_splits(folder: Path, data_root: str | Path, dataset: str | None = 
     Raises:
         DatasetError: The folder has no splits.csv, or none of its images are found under ``data_root``.
     """
-    file = Path(folder) / "splits.csv"
-    if not file.is_file():
-        raise DatasetError(f"{folder} has no splits.csv; it was not written by `dermlib train`.")
+    file = splits_file(folder)
     index = load_index(dataset, data_root)
     index = index[index["image_path"].notna()].reset_index(drop=True)
     return attach_splits(index, file, data_root)
