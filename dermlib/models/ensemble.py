@@ -86,12 +86,13 @@ class Ensemble(nn.Module):
         if pre_logits:
             return torch.cat([m.forward_head(f, pre_logits=True) for m, f in zip(self.members, features, strict=True)],
                              dim=1)
-        return self.combine(torch.stack([m.forward_head(f) for m, f in zip(self.members, features, strict=True)],
-                                        dim=1))
+        return self.combine(self._heads(features))
 
     def member_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's own logits, shape (B, members, num_classes)."""
-        features = self.forward_features(x)
+        return self._heads(self.forward_features(x))
+
+    def _heads(self, features: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack([m.forward_head(f) for m, f in zip(self.members, features, strict=True)], dim=1)
 
     def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
