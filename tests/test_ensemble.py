@@ -254,6 +254,9 @@ def test_ensemble_card_schema(ensemble32: Path) -> None:
     twins = [{**raw["members"][0], "input_size": [3, size, size]} for size in (80, 64)]
     label = ModelCard.from_dict({**raw, "members": twins}).architecture_label
     assert label == "ensemble of 2 x test_efficientnet (80, 64 px)"
+    mixed = [*twins, raw["members"][1], {**raw["members"][0], "input_size": [3, 72, 72]}]
+    label = ModelCard.from_dict({**raw, "members": mixed}).architecture_label
+    assert label == "ensemble of 3 x test_efficientnet (80, 64, 72 px) + test_resnet (48 px)"
 
 
 def test_wrong_cam_layer_fails_at_load(ensemble32: Path, tmp_path: Path) -> None:
@@ -298,3 +301,19 @@ def test_member_agreement_stats_by_hand() -> None:
     assert member_agreement_stats(ensemble, members, labels) == {
         "n": 4, "disagree_rate": 0.5, "accuracy_when_agree": 0.5, "accuracy_when_disagree": 0.5}
     assert member_agreement_stats(ensemble[:2], members[:2], labels[:2])["accuracy_when_disagree"] is None
+
+
+def test_int8_storage_is_a_quarter_and_predicts_almost_the_same(members: tuple[Path, Path, Path],
+                                                                 ensemble32: Path, tmp_path: Path) -> None:
+    data, first, second = members
+    assert main(["ensemble", str(first), str(second), "--out", str(tmp_path / "q"), "--data", str(data),
+                 "--dtype", "int8", "--weights", "3", "1"]) == 0
+    card = load_card(tmp_path / "q")
+    assert card.weights["dtype"] == "int8" and "stored as int8" in card.training["combination"]
+    assert card.weights["bytes"] < 0.4 * (ensemble32 / "model.safetensors").stat().st_size
+    small, full = load_model(tmp_path / "q", device="cpu"), load_model(ensemble32, device="cpu")
+    assert all(p.dtype == torch.float32 for p in small.model.parameters())
+    x = full.preprocess([synthetic_skin_image(s) for s in range(4)])
+    assert torch.allclose(small.logits(x), full.logits(x), atol=5e-2)
+    # It is calibrated and evaluated as itself, like any other ensemble.
+    assert card.calibration["temperature"] > 0 and card.metrics["n"] == load_card(ensemble32).metrics["n"]

@@ -90,16 +90,22 @@ class ModelCard:
     def architecture_label(self) -> str:
         """The architecture as people read it.
 
-        E.g. ``ensemble of tf_efficientnet_lite2 + tf_efficientnet_lite1``, or for members of one
-        architecture ``ensemble of 3 x tf_efficientnet_lite0 (288, 224, 224 px)``.
+        E.g. ``ensemble of tf_efficientnet_lite2 + tf_efficientnet_lite1``; where an architecture repeats,
+        members are counted and their input sizes given so they can be told apart:
+        ``ensemble of 3 x tf_efficientnet_lite0 (288, 224, 224 px)`` or
+        ``ensemble of 2 x tf_efficientnet_lite0 (288, 224 px) + tf_efficientnet_lite2 (260 px)``.
         """
         if not self.is_ensemble:
             return self.architecture
-        archs = [str(m["architecture"]) for m in self.members]
-        if len(set(archs)) == 1:
-            sizes = ", ".join(str(m["input_size"][-1]) for m in self.members)
-            return f"ensemble of {len(archs)} x {archs[0]} ({sizes} px)"
-        return "ensemble of " + " + ".join(archs)
+        groups: dict[str, list[str]] = {}
+        for m in self.members:
+            size = m.get("input_size") or self.preprocessing["input_size"]
+            groups.setdefault(str(m["architecture"]), []).append(str(size[-1]))
+        if all(len(sizes) == 1 for sizes in groups.values()):
+            return "ensemble of " + " + ".join(groups)
+        parts = [f"{len(sizes)} x {arch} ({', '.join(sizes)} px)" if len(sizes) > 1 else f"{arch} ({sizes[0]} px)"
+                 for arch, sizes in groups.items()]
+        return "ensemble of " + " + ".join(parts)
 
     @property
     def temperature(self) -> float:

@@ -29,6 +29,7 @@ from dermlib.errors import CardError, ModelError
 from dermlib.models.card import ModelCard
 from dermlib.models.device import select_device
 from dermlib.models.ensemble import Ensemble
+from dermlib.models.quantize import dequantize_state_dict, is_quantized
 from dermlib.models.registry import get_card
 
 logger = logging.getLogger(__name__)
@@ -151,10 +152,12 @@ def file_sha256(path: Path) -> str:
 
 
 def load_state_dict(card: ModelCard) -> dict[str, torch.Tensor]:
-    """Read and verify the weights file of a card.
+    """Read and verify the weights file of a card; int8 files (:mod:`dermlib.models.quantize`) come back
+    expanded to float32.
 
     Raises:
-        ModelError: The file is missing, does not match the card's checksum, or is not safetensors.
+        ModelError: The file is missing, does not match the card's checksum, is not safetensors, or is an
+            int8 file whose scales do not fit its weights.
     """
     path = card.weights_path
     if not path.is_file():
@@ -169,9 +172,15 @@ def load_state_dict(card: ModelCard) -> dict[str, torch.Tensor]:
             "damaged or was replaced. Reinstall the model."
         )
     try:
-        return load_file(str(path), device="cpu")
+        state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"The weights file of model '{card.id}' is corrupt or not safetensors ({exc}).") from exc
+    if not is_quantized(state):
+        return state
+    try:
+        return dequantize_state_dict(state)
+    except ValueError as exc:
+        raise ModelError(f"The int8 weights file of model '{card.id}' is damaged: {exc}") from exc
 
 
 @dataclass

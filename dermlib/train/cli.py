@@ -65,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--model-id", help="card id (default: the out folder's name)")
     n.add_argument("--name", help="display name for the card")
     n.add_argument("--weights", type=float, nargs="+", help="one weight per member in the logit average")
-    n.add_argument("--dtype", default="float16", choices=["float16", "float32"], help="stored weight precision")
+    n.add_argument("--dtype", default="float16", choices=["float16", "int8", "float32"],
+                   help="stored weight precision (int8: per-channel int8 weight matrices, a quarter of float32)")
     n.add_argument("--shared-size", dest="native_sizes", action="store_false",
                    help="feed every member the first member's input size instead of its own")
     n.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy)

@@ -22,9 +22,12 @@ from safetensors.torch import save_file
 from dermlib.errors import ModelError
 from dermlib.models.card import ENSEMBLE_ARCHITECTURE, WEIGHTS_FILE, ModelCard, save_card
 from dermlib.models.loading import build_model, file_sha256, load_state_dict
+from dermlib.models.quantize import quantize_state_dict
 from dermlib.models.registry import get_card
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16}
+#: Stored weight precisions; int8 keeps weight matrices as int8 with per-channel scales (see
+#: :mod:`dermlib.models.quantize`), a quarter of float32, and the rest as float16.
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "int8": torch.int8}
 
 
 def _split_map(card: ModelCard) -> dict[str, str]:
@@ -99,7 +102,8 @@ def build_ensemble(
         model_id: Card id (default: the folder name).
         name: Display name (default: derived from the members).
         member_weights: Each member's weight in the logit average (default: equal).
-        dtype: ``float16`` (half the file size) or ``float32`` for the stored weights.
+        dtype: Stored weight precision: ``float16`` (half the size of ``float32``), ``int8`` (about a
+            quarter; weights are expanded to float32 on loading) or ``float32``.
         target_accuracy: Accuracy the kept predictions must reach on validation (abstention thresholds).
         default: Mark the ensemble as the app's default model.
         limitations: Known limits for the card; default: the first member's.
@@ -170,8 +174,11 @@ def build_ensemble(
     network = build_model(scratch)
     for member, card in zip(network.members, cards, strict=True):
         member.load_state_dict(load_state_dict(card), strict=True)
-    state = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v).contiguous()
-             for k, v in network.state_dict().items()}
+    if dtype == "int8":
+        state = quantize_state_dict(network.state_dict())
+    else:
+        state = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v).contiguous()
+                 for k, v in network.state_dict().items()}
     out.mkdir(parents=True, exist_ok=True)
     weights_file = out / WEIGHTS_FILE
     save_file(state, str(weights_file))
