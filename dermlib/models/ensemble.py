@@ -3,7 +3,8 @@
 An ensemble card has ``"architecture": "ensemble"`` and a ``members`` list; each member names its timm
 architecture, its native input size and normalisation, and its weight in the average. The weights file holds the
 :class:`Ensemble` module's state dict (``members.0.*``, ``members.1.*``, ...), optionally stored as
-float16 to halve its size: loading copies the values into float32 parameters.
+float16 (half the size) or int8 (a quarter, :mod:`dermlib.models.quantize`): loading turns the values back
+into float32 parameters.
 
 The ensemble's logits are the weighted mean of its members' logits, so one temperature calibrates it,
 and Grad-CAM can explain the ensemble's own prediction: the card's CAM layers are one layer per member
