@@ -30,3 +30,7 @@ class DatasetError(DermLensError):
 
 class KnowledgeError(DermLensError):
     """The knowledge base is missing an entry or an entry fails its schema."""
+
+
+class TrainingError(DermLensError, ValueError):
+    """Training options that cannot work together (e.g. a weighted sampler in a torchrun job)."""

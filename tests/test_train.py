@@ -104,8 +104,26 @@ def test_class_and_skin_weights() -> None:
     groups = skin_group(pd.Series([1, 2, 3, 6, None], dtype="Int64"))
     assert list(groups) == [0, 0, 1, 2, -1]
     sw = sample_weights(np.zeros(5, dtype=int), groups, 1, skin_balance=1.0)
-    assert sw.sum() == pytest.approx(1.0)
+    assert sw.shape == (5,) and sw.sum() == pytest.approx(1.0)
     assert sw[3] > sw[0]  # the rarer V-VI image is drawn more often
+
+
+def test_sampler_weights_are_per_image_and_balance_what_they_promise() -> None:
+    # 6 images of class 0, 2 of class 1; skin types: four I-II, two III-IV, one V-VI, one unknown.
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    groups = np.array([0, 0, 0, 1, 2, -1, 0, 1])
+    w = sample_weights(labels, groups, 2, skin_balance=0.0)
+    assert w.shape == (8,) and w.sum() == pytest.approx(1.0)
+    assert w[labels == 0].sum() == pytest.approx(0.5) and w[labels == 1].sum() == pytest.approx(0.5)
+    # Skin types only (the loss balances classes): each known group is drawn equally often in expectation.
+    w = sample_weights(labels, groups, 2, skin_balance=1.0, balance_classes=False)
+    assert w.shape == (8,)
+    masses = [w[groups == g].sum() for g in (0, 1, 2)]
+    assert masses == pytest.approx([masses[0]] * 3)
+    assert w[5] == pytest.approx(w[4] * 3 / 7)  # unknown skin type keeps factor 1; the V-VI image gets 7/3
+    # Half strength moves each group partway: V-VI gains, I-II loses, relative to no skin balancing.
+    half = sample_weights(labels, groups, 2, skin_balance=0.5, balance_classes=False)
+    assert half[groups == 2].sum() > 1 / 8 and half[groups == 0].sum() < 5 / 8
 
 
 def test_offline_mapping_is_one_to_one() -> None:
@@ -244,3 +262,40 @@ def test_mix_batch_without_alphas_is_the_identity() -> None:
     x, y = torch.randn(3, 3, 8, 8), torch.tensor([0, 1, 2])
     mixed, y_a, y_b, lam = mix_batch(x, y, np.random.default_rng(0))
     assert mixed is x and lam == 1.0 and torch.equal(y_a, y_b)
+
+
+@pytest.mark.parametrize("extra", [["--balance", "sampler"], ["--skin-balance", "1"]])
+def test_sampler_options_draw_from_every_training_image(extra: list[str], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The weighted sampler gets one positive weight per training image (a per-class vector would draw
+    only the first few images, or crash)."""
+    import dermlib.train.loop as loop
+
+    seen: dict[str, object] = {}
+    real = loop.WeightedRandomSampler
+
+    def spy(weights: object, num_samples: int, **kwargs: object) -> object:
+        seen["weights"], seen["n"] = torch.as_tensor(weights), num_samples
+        return real(weights, num_samples, **kwargs)
+
+    monkeypatch.setattr(loop, "WeightedRandomSampler", spy)
+    data = make_fitzpatrick17k(tmp_path / "fitz", n_images=45, n_metadata_only=0)
+    out = tmp_path / "weights" / "sampled"
+    assert main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--run-dir", str(tmp_path / "run"), "--architecture", "test_efficientnet", "--pretrained", "none",
+                 "--img-size", "64", "--epochs", "1", "--batch-size", "8", "--workers", "1", *extra]) == 0
+    n_train = int((pd.read_csv(out / "splits.csv")["split"] == "train").sum())
+    weights = seen["weights"]
+    assert isinstance(weights, torch.Tensor) and weights.shape == (n_train,) and seen["n"] == n_train
+    assert bool((weights > 0).all()) and float(weights.sum()) == pytest.approx(1.0)
+
+
+def test_torchrun_refuses_weighted_sampling_instead_of_ignoring_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; refused before any process group is made
+    data = make_fitzpatrick17k(tmp_path / "fitz", n_images=12, n_metadata_only=0)
+    out = tmp_path / "weights" / "ddp"
+    assert main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--architecture", "test_efficientnet", "--pretrained", "none", "--skin-balance", "1"]) == 2
+    assert "torchrun runs do not have" in capsys.readouterr().err
+    assert not out.exists()

@@ -106,12 +106,28 @@ def class_weights(labels: np.ndarray, num_classes: int, power: float = 0.5) -> n
     return weights / max((weights[labels]).mean(), 1e-12)
 
 
-def sample_weights(labels: np.ndarray, groups: np.ndarray, num_classes: int, skin_balance: float) -> np.ndarray:
-    """Weights for a sampler: balance classes fully, and skin-type groups by ``skin_balance`` in [0, 1].
+def sample_weights(labels: np.ndarray, groups: np.ndarray, num_classes: int, skin_balance: float,
+                   balance_classes: bool = True) -> np.ndarray:
+    """Per-image weights for a sampler: classes balanced fully, skin-type groups by ``skin_balance``.
 
-    ``skin_balance`` = 1 draws each known skin-type group equally often; 0 ignores skin type.
+    Args:
+        labels: Integer class of each training image, shape (N,).
+        groups: Skin-type group of each image (0: I-II, 1: III-IV, 2: V-VI, -1: unknown), shape (N,).
+        num_classes: Number of classes.
+        skin_balance: In [0, 1]. 1 draws each known skin-type group equally often (before class
+            balancing); 0 ignores skin type. Images of unknown skin type keep weight 1 on this axis.
+        balance_classes: Also draw each class equally often. Off when the loss already weights the
+            classes, so that they are not balanced twice.
+
+    Returns:
+        One weight per image (shape (N,)), summing to 1.
     """
-    weights = class_weights(labels, num_classes, power=1.0)
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    if balance_classes:
+        weights = class_weights(labels, num_classes, power=1.0)[labels]
+    else:
+        weights = np.ones(len(labels), dtype=np.float64)
     if skin_balance > 0:
         known = groups >= 0
         counts = np.bincount(groups[known], minlength=3).astype(np.float64)

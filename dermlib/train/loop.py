@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from dermlib.data import load_index, summarize_index, with_duplicate_groups
-from dermlib.errors import DatasetError
+from dermlib.errors import DatasetError, TrainingError
 from dermlib.evaluate import (
     choose_uncertain_thresholds,
     evaluation_report,
@@ -210,9 +210,18 @@ def _evaluate_logits(model: torch.nn.Module, loader: DataLoader, device: torch.d
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Run one training job; returns the finished model folder (``cfg.out``)."""
+    """Run one training job; returns the finished model folder (``cfg.out``).
+
+    Raises:
+        DatasetError: The data cannot be split or trained on (see :func:`prepare_index`).
+        TrainingError: Options that cannot work together, such as a weighted sampler under torchrun.
+    """
     world, rank, local_rank = _dist_info()
     distributed = world > 1
+    if distributed and (cfg.balance == "sampler" or cfg.skin_balance > 0):
+        # DistributedSampler shards the data but cannot weight it; silently dropping the option would be worse.
+        raise TrainingError("--balance sampler and --skin-balance need a weighted sampler, which torchrun runs do not "
+                         "have; use --balance loss without --skin-balance, or train on one device.")
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     is_main = rank == 0
@@ -266,11 +275,9 @@ def train(cfg: TrainConfig) -> Path:
     if distributed:
         sampler = DistributedSampler(train_ds, shuffle=True, seed=cfg.seed)
     elif cfg.balance == "sampler" or cfg.skin_balance > 0:
-        weights = sample_weights(y_train, groups, len(classes), cfg.skin_balance if cfg.balance == "sampler" else 0)
-        if cfg.balance != "sampler":  # skin balancing only; classes stay balanced by the loss
-            weights = sample_weights(y_train, groups, len(classes), cfg.skin_balance)
-            weights = weights / class_weights(y_train, len(classes), 1.0)[y_train]
-            weights = weights / weights.sum()
+        # With --balance loss the loss weights the classes, so the sampler balances skin types only.
+        weights = sample_weights(y_train, groups, len(classes), cfg.skin_balance,
+                                 balance_classes=cfg.balance == "sampler")
         sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(train_ds), replacement=True,
                                         generator=generator)
     else:
