@@ -238,8 +238,39 @@ def test_member_agreement_text(ensemble32: Path) -> None:
         "member_agreement": {"n": 10, "disagree_rate": 0.3, "accuracy_when_agree": 0.8,
                              "accuracy_when_disagree": 0.4}}})
     text, _ = member_agreement(split, card)
+    assert "2 of 3 pick the ensemble's top answer on their own" in text
     assert text.endswith("disagreed on 30% of photos; the ensemble's top answer was right on 40% of those, "
-                         "against 80% when they agreed.")
+                         "against 80% when they agreed.")  # a card without counts keeps the summary
+
+
+def test_disagreement_quotes_the_accuracy_for_as_many_agreeing_networks(ensemble32: Path) -> None:
+    def vote(label: str, agrees: bool) -> MemberVote:
+        return MemberVote("lite0", ClassScore(label, label.title(), 0.6, "benign"), agrees)
+
+    top = (ClassScore("nevus", "Nevus", 0.7, "benign"),)
+    base = Prediction("ens", (0.7, 0.3), top, {"benign": 1.0}, False)
+    rows = [{"agreeing": 0, "n": 0, "accuracy": None}, {"agreeing": 1, "n": 5, "accuracy": 0.2},
+            {"agreeing": 2, "n": 15, "accuracy": 0.4}, {"agreeing": 3, "n": 30, "accuracy": 0.5},
+            {"agreeing": 4, "n": 100, "accuracy": 0.9}]
+    card = ModelCard.from_dict({**json.loads((ensemble32 / "card.json").read_text()), "calibration": {
+        "member_agreement": {"n": 150, "disagree_rate": 0.33, "accuracy_when_agree": 0.9,
+                             "accuracy_when_disagree": 0.42, "by_agreeing": rows}}})
+    three = replace(base, members=(vote("nevus", True),) * 3 + (vote("wart", False),))
+    text, disagree = member_agreement(three, card)
+    assert disagree and "3 of 4 pick the ensemble's top answer" in text
+    assert text.endswith("when exactly 3 of 4 networks agreed with the ensemble's top answer (30 photos), it was "
+                         "right on 50%, against 90% when all 4 agreed (100 photos).")
+    # 2 of 4 happened on only 15 photos: pooled with 1 of 4 (5 photos), (15 * 0.4 + 5 * 0.2) / 20 = 35%.
+    two = replace(base, members=(vote("nevus", True),) * 2 + (vote("wart", False),) * 2)
+    assert member_agreement(two, card)[0].endswith(
+        "when 2 or fewer of 4 networks agreed with the ensemble's top answer (20 photos), it was right on 35%, "
+        "against 90% when all 4 agreed (100 photos).")
+    # No network picks the ensemble's answer, and no validation photo was like that: no figure is invented.
+    none = replace(base, members=(vote("wart", False),) * 4)
+    text, _ = member_agreement(none, card)
+    assert "0 of 4 pick" in text and "or fewer" not in text and "exactly" not in text
+    assert text.endswith("disagreed on 33% of photos; the ensemble's top answer was right on 42% of those, "
+                         "against 90% when they agreed.")  # falls back to the overall summary
 
 
 def test_ensemble_card_schema(ensemble32: Path) -> None:
@@ -298,8 +329,11 @@ def test_member_agreement_stats_by_hand() -> None:
     ], dtype=float)
     ensemble = members.mean(axis=1)  # top classes 0, 1, 0, 2
     labels = np.array([0, 2, 0, 1])  # right, wrong, right, wrong
+    # Members picking the ensemble's top class: 2, 2, 1 (member 0 only), 1 (member 0 only).
     assert member_agreement_stats(ensemble, members, labels) == {
-        "n": 4, "disagree_rate": 0.5, "accuracy_when_agree": 0.5, "accuracy_when_disagree": 0.5}
+        "n": 4, "disagree_rate": 0.5, "accuracy_when_agree": 0.5, "accuracy_when_disagree": 0.5,
+        "by_agreeing": [{"agreeing": 0, "n": 0, "accuracy": None}, {"agreeing": 1, "n": 2, "accuracy": 0.5},
+                        {"agreeing": 2, "n": 2, "accuracy": 0.5}]}
     assert member_agreement_stats(ensemble[:2], members[:2], labels[:2])["accuracy_when_disagree"] is None
 
 

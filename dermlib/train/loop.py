@@ -519,17 +519,23 @@ def member_agreement_stats(logits: np.ndarray, member_logits: np.ndarray, labels
 
     Returns:
         ``disagree_rate``, ``accuracy_when_agree`` and ``accuracy_when_disagree`` (None for an empty group),
-        and ``n``.
+        ``n``, and ``by_agreeing``: for each k from 0 to M, how many photos had exactly k members picking
+        the ensemble's own top class, and the ensemble's accuracy on them. With many members "they
+        disagree" is common and says little; how many agree says more.
     """
     tops = member_logits.argmax(axis=2)
     agree = (tops == tops[:, :1]).all(axis=1)
-    correct = logits.argmax(axis=1) == labels
+    ensemble_top = logits.argmax(axis=1)
+    correct = ensemble_top == labels
+    agreeing = (tops == ensemble_top[:, None]).sum(axis=1)
 
     def rate(mask: np.ndarray) -> float | None:
         return round(float(correct[mask].mean()), 4) if mask.any() else None
 
+    by_agreeing = [{"agreeing": k, "n": int((agreeing == k).sum()), "accuracy": rate(agreeing == k)}
+                   for k in range(member_logits.shape[1] + 1)]
     return {"n": len(labels), "disagree_rate": round(float((~agree).mean()), 4) if len(labels) else None,
-            "accuracy_when_agree": rate(agree), "accuracy_when_disagree": rate(~agree)}
+            "accuracy_when_agree": rate(agree), "accuracy_when_disagree": rate(~agree), "by_agreeing": by_agreeing}
 
 
 def rows_from_splits(folder: Path, data_root: str | Path, dataset: str | None = None) -> pd.DataFrame:

@@ -58,12 +58,43 @@ def condition_links(prediction: Prediction, card: ModelCard) -> list[str]:
     return links
 
 
+#: Fewest validation photos behind an "exactly k agreed" accuracy; rarer counts are pooled with lower ones.
+MIN_AGREEMENT_PHOTOS = 20
+
+
+def _agreeing_accuracy(agreeing: int, n: int, rows: list[dict] | None) -> str | None:
+    """The validation accuracy of the ensemble when ``agreeing`` of its ``n`` networks agreed with it.
+
+    Rare counts (under :data:`MIN_AGREEMENT_PHOTOS` photos) are pooled with every lower count ("3 or
+    fewer"), so the figure never rests on a handful of photos without saying so. None without figures.
+    """
+    by_k = {int(r["agreeing"]): r for r in rows or [] if r.get("n")}
+    if not by_k:
+        return None
+    exact = by_k.get(agreeing)
+    if exact is not None and exact["n"] >= MIN_AGREEMENT_PHOTOS:
+        pool, phrase = [exact], f"exactly {agreeing} of {n}"
+    else:
+        pool, phrase = [r for k, r in by_k.items() if k <= agreeing], f"{agreeing} or fewer of {n}"
+    photos = sum(int(r["n"]) for r in pool)
+    if not photos:
+        return None
+    accuracy = sum(float(r["accuracy"]) * int(r["n"]) for r in pool) / photos
+    text = (f" On the validation split, when {phrase} networks agreed with the ensemble's top answer "
+            f"({photos} photos), it was right on {accuracy:.0%}")
+    every = by_k.get(n)
+    if every is not None:
+        text += f", against {float(every['accuracy']):.0%} when all {n} agreed ({int(every['n'])} photos)"
+    return text + "."
+
+
 def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> tuple[str, bool] | None:
     """What an ensemble's networks answer on their own, as (Markdown text, they disagree).
 
     None for a single network. Disagreement is shown as a reason for extra caution; it does not change
     the abstention rule, whose thresholds were measured on the validation split. When the card holds the
-    validation figures (``calibration.member_agreement``), the text quotes them.
+    validation figures (``calibration.member_agreement``), the text quotes them: for a disagreement, the
+    accuracy measured when as many networks agreed with the ensemble as agree now.
     """
     if not prediction.members:
         return None
@@ -78,7 +109,10 @@ def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> t
                     f"photos; the ensemble's top answer was right on {disagree_acc:.0%} of those, against "
                     f"{agree_acc:.0%} when they agreed.")
     if prediction.members_disagree:
+        agreeing = sum(m.agrees for m in prediction.members)
+        measured = _agreeing_accuracy(agreeing, n, stats.get("by_agreeing")) or measured
         return (f"**The {n} networks of this ensemble disagree on the most likely condition**, one more "
-                f"reason for caution. On their own they answer: {votes}.{measured}", True)
+                f"reason for caution: {agreeing} of {n} pick the ensemble's top answer on their own. They "
+                f"answer: {votes}.{measured}", True)
     every = "Both" if n == 2 else f"All {n}"
     return f"{every} networks of this ensemble pick the same condition on their own: {votes}.{measured}", False
