@@ -14,7 +14,7 @@ import streamlit as st
 from dermlib.config import weights_dir
 from dermlib.errors import DermLensError
 from dermlib.evaluate import ece_summary, headline_metrics, limitation_notes, model_reports
-from dermlib.evaluate.reports import class_rows, model_facts, training_facts
+from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, training_facts
 from dermlib.viz import eval_charts
 
 NO_MODEL_HELP = """
@@ -66,7 +66,15 @@ def _show_headline(report: dict[str, Any]) -> None:
             column.metric(label, _fmt(value, percent=label != "ECE"), help=help_text)
 
 
-def _show_report(report: dict[str, Any], names: dict[str, str]) -> None:
+def _show_agreement(card: Any) -> None:
+    rows = agreement_rows(card)
+    if rows:
+        st.markdown("**When the ensemble's networks disagree** (validation split)")
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.caption("The Diagnose page quotes the row that matches each photo when its networks disagree.")
+
+
+def _show_report(report: dict[str, Any], names: dict[str, str], card: Any = None) -> None:
     _show_headline(report)
     per_class, confusion, calibration, skin = st.tabs(
         ["Per class", "Confusion matrix", "Calibration and abstention", "By skin type"]
@@ -90,6 +98,7 @@ def _show_report(report: dict[str, Any], names: dict[str, str]) -> None:
                 f"with **{accuracy}** accuracy; on the images it flags as uncertain its accuracy is "
                 f"{_fmt(selective.get('accuracy_abstained'))}."
             )
+        _show_agreement(card)
     with skin:
         table = eval_charts.skin_type_table(report)
         if table.empty:
@@ -142,7 +151,7 @@ def main() -> None:
             split = st.radio("Evaluation split", list(reports), horizontal=True, key="model_page_split")
         report = reports[split]
         names = {c.id: c.name for c in card.classes}
-        _show_report(report, names)
+        _show_report(report, names, card)
 
     st.header("Limitations")
     notes = list(getattr(card, "limitations", None) or ())

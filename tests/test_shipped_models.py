@@ -71,3 +71,31 @@ def test_default_models_test_metrics_reproduce_from_the_data() -> None:
     assert report["n"] == card.metrics["n"]
     for key in ("top1_accuracy", "macro_f1", "weighted_f1"):
         assert report[key] == pytest.approx(card.metrics[key], abs=1.5 / report["n"]), key
+
+
+def test_model_page_shows_how_the_defaults_accuracy_depends_on_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped ensemble's agreement counts (measured on validation) reach the Model page as a table."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from dermlib.evaluate.reports import agreement_rows
+    from dermlib.models import get_card
+
+    card = get_card("clinical-fitz21", WEIGHTS)
+    stats = card.calibration["member_agreement"]
+    rows = agreement_rows(card)
+    seen = [r for r in stats["by_agreeing"] if r["n"]]
+    assert sum(r["validation photos"] for r in rows) == stats["n"]
+    assert rows[0]["networks agreeing with the ensemble"] == f"{len(card.members)} of {len(card.members)}"
+    assert rows[0]["ensemble accuracy"] == f"{stats['accuracy_when_agree']:.0%}"
+    assert len(rows) == len(seen)
+    assert agreement_rows(get_card("clinical-fitz21-lite0", WEIGHTS)) == []  # one network: no table
+
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(WEIGHTS))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(WEIGHTS.parent / "app_pages" / "model.py")).run(timeout=120)
+    assert not at.exception
+    assert at.selectbox(key="model_page_model").value.id == "clinical-fitz21"
+    tables = [d.value for d in at.dataframe if "networks agreeing with the ensemble" in d.value.columns]
+    assert len(tables) == 1 and list(tables[0]["validation photos"]) == [r["validation photos"] for r in rows]
+    assert "When the ensemble's networks disagree" in "\n".join(m.value for m in at.markdown)

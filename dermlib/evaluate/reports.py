@@ -101,6 +101,26 @@ def class_rows(card: Any) -> list[dict[str, str]]:
     ]
 
 
+def agreement_rows(card: Any) -> list[dict[str, Any]]:
+    """How an ensemble's accuracy depends on how many of its networks agree with it, one row per count.
+
+    Read from ``calibration.member_agreement.by_agreeing`` (measured on the validation split when the
+    ensemble was calibrated), most agreement first, counts never seen left out. Empty for a single network
+    or a card calibrated before the counts were stored.
+    """
+    stats = (getattr(card, "calibration", None) or {}).get("member_agreement") or {}
+    rows = [r for r in stats.get("by_agreeing") or [] if r.get("n")]
+    members = len(getattr(card, "members", None) or [])
+    total = sum(int(r["n"]) for r in rows)
+    if not rows or not members or not total:
+        return []
+    return [{"networks agreeing with the ensemble": f"{int(r['agreeing'])} of {members}",
+             "validation photos": int(r["n"]),
+             "share of photos": f"{int(r['n']) / total:.0%}",
+             "ensemble accuracy": f"{float(r['accuracy']):.0%}"}
+            for r in sorted(rows, key=lambda r: -int(r["agreeing"]))]
+
+
 def training_facts(card: Any) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """How the model was trained: scalar facts (label -> text) and count tables (name -> {key: count}).
 
