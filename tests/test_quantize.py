@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,26 +81,24 @@ def test_damaged_files_are_refused(damage, message: str) -> None:
 def test_a_damaged_int8_model_file_is_a_clean_model_error(tmp_path: Path, tiny_model_dir: Path) -> None:
     """Through the loader: a valid int8 file loads; one whose scale was removed (checksum updated, so only
     the scales are wrong) is refused with a ModelError, not a crash."""
-    model_dir = tmp_path / "m"
-    model_dir.mkdir()
-    for f in tiny_model_dir.iterdir():
-        if f.is_file():
-            (model_dir / f.name).write_bytes(f.read_bytes())
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "m")
     weights = model_dir / "model.safetensors"
+    card = json.loads((model_dir / "card.json").read_text())
+
+    def store(state: dict[str, torch.Tensor]) -> None:
+        save_file(state, str(weights))
+        card["weights"]["sha256"] = file_sha256(weights)
+        (model_dir / "card.json").write_text(json.dumps(card))
+
     full = load_model(model_dir, device="cpu")
     q = quantize_state_dict(load_file(str(weights)))
-    save_file(q, str(weights))
-    card = json.loads((model_dir / "card.json").read_text())
-    card["weights"]["sha256"] = file_sha256(weights)
-    (model_dir / "card.json").write_text(json.dumps(card))
+    store(q)
     small = load_model(model_dir, device="cpu")  # a valid int8 file loads and computes in float32
     assert all(p.dtype == torch.float32 for p in small.model.parameters())
     x = full.preprocess([synthetic_skin_image(1)])
     assert torch.allclose(small.logits(x), full.logits(x), atol=5e-2)
     key = next(k for k in q if k.endswith(SCALE_SUFFIX))
     del q[key]
-    save_file(q, str(weights))
-    card["weights"]["sha256"] = file_sha256(weights)
-    (model_dir / "card.json").write_text(json.dumps(card))
+    store(q)
     with pytest.raises(ModelError, match=r"int8 weights file of model .* is damaged"):
         load_state_dict(get_card(str(model_dir)))

@@ -25,9 +25,11 @@ from dermlib.models.loading import build_model, file_sha256, load_state_dict
 from dermlib.models.quantize import quantize_state_dict
 from dermlib.models.registry import get_card
 
-#: Stored weight precisions; int8 keeps weight matrices as int8 with per-channel scales (see
-#: :mod:`dermlib.models.quantize`), a quarter of float32, and the rest as float16.
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "int8": torch.int8}
+#: Stored float precisions, applied by a plain cast.
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+#: Every stored precision: the casts above, and int8, which keeps weight matrices as int8 with per-channel
+#: scales (:mod:`dermlib.models.quantize`), a quarter of float32, and the rest as float16.
+STORAGE_DTYPES = (*DTYPES, "int8")
 
 
 def _split_map(card: ModelCard) -> dict[str, str]:
@@ -120,8 +122,8 @@ def build_ensemble(
     """
     from dermlib.train.loop import finalize_model, rows_from_splits
 
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not '{dtype}'.")
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(STORAGE_DTYPES)}, not '{dtype}'.")
     cards = [get_card(str(m)) for m in members]
     check_members(cards)
     weights = [1.0] * len(cards) if member_weights is None else [float(w) for w in member_weights]
