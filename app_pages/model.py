@@ -13,7 +13,13 @@ import streamlit as st
 
 from dermlib.config import weights_dir
 from dermlib.errors import DermLensError
-from dermlib.evaluate import ece_summary, headline_metrics, limitation_notes, model_reports
+from dermlib.evaluate import (
+    calibration_check_summary,
+    ece_summary,
+    headline_metrics,
+    limitation_notes,
+    model_reports,
+)
 from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, training_facts
 from dermlib.viz import eval_charts
 
@@ -89,6 +95,13 @@ def _show_report(report: dict[str, Any], names: dict[str, str], card: Any = None
         st.plotly_chart(eval_charts.reliability_figure(report))
         if summary := ece_summary(report):
             st.caption(summary)
+        if check := calibration_check_summary(report):
+            st.markdown("**Calibration check on validation and test pooled**")
+            st.plotly_chart(eval_charts.reliability_figure(
+                {"calibration": {"bins": report["calibration_check"].get("bins"),
+                                 "ece": report["calibration_check"].get("ece_cross_fitted")}},
+                title="Validation + test, temperature cross-fitted"))
+            st.caption(check)
         st.plotly_chart(eval_charts.coverage_accuracy_figure(report))
         selective = report.get("selective")
         if selective:

@@ -12,6 +12,7 @@ from dermlib.evaluate import (
     entropy,
     expected_calibration_error,
     fit_temperature,
+    held_out_calibration_check,
     is_uncertain,
     normalized_entropy,
     reliability_bins,
@@ -162,3 +163,52 @@ def test_ece_noise_separates_calibrated_from_overconfident() -> None:
         "if_calibrated"]
     # Deterministic for a seed.
     assert ece_noise_floor(*over) == over_out
+
+
+def test_held_out_check_cross_fits_the_temperature_by_hand() -> None:
+    val_logits, val_y = _calibrated(n=300, seed=1)
+    test_logits, test_y = _calibrated(n=200, seed=2)
+    val_logits, test_logits = 2.0 * val_logits, 2.5 * test_logits  # over-confident, by different amounts
+    check = held_out_calibration_check(val_logits, val_y, test_logits, test_y, temperature=1.7)
+    t_val, t_test = fit_temperature(val_logits, val_y), fit_temperature(test_logits, test_y)
+    assert check["temperature_val"] == pytest.approx(t_val) and check["temperature_test"] == pytest.approx(t_test)
+    assert t_val == pytest.approx(2.0, rel=0.2) and t_test == pytest.approx(2.5, rel=0.2)
+    labels = np.concatenate([val_y, test_y])
+    # Each half is scaled by the temperature fitted on the *other* half.
+    crossed = np.concatenate([softmax(val_logits, t_test), softmax(test_logits, t_val)])
+    assert check["ece_cross_fitted"] == pytest.approx(expected_calibration_error(crossed, labels))
+    pooled = softmax(np.concatenate([val_logits, test_logits]), 1.7)
+    assert check["ece_pooled"] == pytest.approx(expected_calibration_error(pooled, labels))
+    assert check["ece_test"] == pytest.approx(expected_calibration_error(softmax(test_logits, 1.7), test_y))
+    assert (check["n_val"], check["n_test"], check["n"], check["n_bins"]) == (300, 200, 500, 15)
+    assert sum(b["count"] for b in check["bins"]) == 500
+    floor = ece_noise_floor(crossed, labels)
+    assert check["ece_if_calibrated"] == pytest.approx(floor["if_calibrated"])
+
+
+def test_held_out_check_halves_the_noise_and_sees_real_miscalibration() -> None:
+    # Two halves of a perfectly calibrated model: the pooled check sits at its (lower) noise floor.
+    val_logits, val_y = _calibrated(n=400, seed=3)
+    test_logits, test_y = _calibrated(n=400, seed=4)
+    check = held_out_calibration_check(val_logits, val_y, test_logits, test_y, temperature=1.0)
+    single = ece_noise_floor(softmax(test_logits), test_y)
+    assert check["ece_if_calibrated"] < 0.8 * single["if_calibrated"]
+    assert check["ece_cross_fitted"] <= check["ece_if_calibrated_p95"]
+    # Temperature cannot fix a model that is over-confident on one half and under-confident on the
+    # other: cross-fitting exposes it, where the in-sample fits would hide it.
+    skewed = held_out_calibration_check(3.0 * val_logits, val_y, test_logits / 3.0, test_y, temperature=1.0)
+    assert skewed["ece_cross_fitted"] > 3 * skewed["ece_if_calibrated_p95"]
+    refit_each = np.concatenate([softmax(3.0 * val_logits, skewed["temperature_val"]),
+                                 softmax(test_logits / 3.0, skewed["temperature_test"])])
+    labels = np.concatenate([val_y, test_y])
+    assert expected_calibration_error(refit_each, labels) < skewed["ece_cross_fitted"] / 3
+
+
+def test_held_out_check_rejects_bad_input() -> None:
+    logits, labels = _calibrated(n=20)
+    with pytest.raises(ValueError, match="both the validation and the test split"):
+        held_out_calibration_check(logits[:0], labels[:0], logits, labels, 1.0)
+    with pytest.raises(ValueError, match="same classes"):
+        held_out_calibration_check(logits, labels, logits[:, :3], np.minimum(labels, 2), 1.0)
+    with pytest.raises(ValueError):
+        held_out_calibration_check(logits, labels + 10, logits, labels, 1.0)

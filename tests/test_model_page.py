@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 import dermlib
 from dermlib.config import WEIGHTS_ENV, weights_dir
-from dermlib.evaluate import choose_uncertain_thresholds, evaluation_report
+from dermlib.evaluate import choose_uncertain_thresholds, evaluation_report, held_out_calibration_check
+from dermlib.evaluate.metrics import round_floats
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "model.py")
 CLASSES = [
@@ -174,6 +175,38 @@ def test_model_card_is_shown(weights: Path) -> None:
 
     at.toggle(key="model_cm_normalize").set_value(False).run()
     assert not at.exception
+
+
+def _with_check(report: dict[str, Any], skew: float) -> dict[str, Any]:
+    """The report plus a held-out calibration check whose test half is ``skew`` times over-confident."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(scale=2.0, size=(600, 3))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = (probs.cumsum(axis=1) > rng.random((600, 1))).argmax(axis=1)
+    logits[300:] *= skew
+    check = held_out_calibration_check(logits[:300], labels[:300], logits[300:], labels[300:], 1.0)
+    return {**report, "calibration_check": round_floats(check)}
+
+
+def test_held_out_calibration_check_is_shown(weights: Path) -> None:
+    report = _with_check(_report(), skew=1.0)
+    check = report["calibration_check"]
+    _install(weights, _card(report))
+    at = _run()
+    assert len(at.get("plotly_chart")) == 6  # a second reliability diagram for the pooled check
+    text = _text(at)
+    assert (f"Calibration check on all 600 held-out images (validation 300 + test 300), each half scaled by "
+            f"the temperature fitted on the other half: ECE {check['ece_cross_fitted']:.3f}") in text
+    assert f"on test alone {check['temperature_test']:.3f}" in text
+    assert "measurably miscalibrated on the 600 validation and test images" not in text
+
+
+def test_held_out_calibration_check_flags_real_miscalibration(weights: Path) -> None:
+    report = _with_check(_report(), skew=4.0)
+    assert report["calibration_check"]["ece_cross_fitted"] > report["calibration_check"]["ece_if_calibrated_p95"]
+    _install(weights, _card(report))
+    text = _text(_run())
+    assert "Probabilities are measurably miscalibrated on the 600 validation and test images pooled" in text
 
 
 def test_evaluation_json_adds_splits(weights: Path) -> None:

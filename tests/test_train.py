@@ -52,6 +52,14 @@ def test_training_writes_a_loadable_model(trained: tuple[Path, Path, Path]) -> N
     assert card["calibration"]["temperature"] > 0
     assert 0 <= card["calibration"]["min_top1_probability"] <= 1
     assert card["metrics"]["split"] == "test" and card["metrics"]["n"] > 0
+    check = card["metrics"]["calibration_check"]  # validation and test pooled, temperature cross-fitted
+    splits = pd.read_csv(out / "splits.csv")["split"].value_counts()
+    assert (check["n_val"], check["n_test"]) == (splits["val"], splits["test"])
+    assert check["n_test"] == card["metrics"]["n"]
+    assert check["n"] == check["n_val"] + check["n_test"]
+    assert check["temperature"] == pytest.approx(card["calibration"]["temperature"], abs=1e-4)
+    assert check["ece_test"] == pytest.approx(card["metrics"]["calibration"]["ece"], abs=1e-4)
+    assert 0 <= check["ece_cross_fitted"] <= 1
     assert card["training"]["data_summary"]["n_images"] == 45
     assert card["limitations"] == ["Toy model."]
     history = pd.read_csv(out / "metrics.csv")

@@ -11,6 +11,7 @@ from dermlib.evaluate.calibration import (
     entropy,
     expected_calibration_error,
     fit_temperature,
+    held_out_calibration_check,
     is_uncertain,
     normalized_entropy,
     reliability_bins,
@@ -18,6 +19,7 @@ from dermlib.evaluate.calibration import (
 )
 from dermlib.evaluate.metrics import (
     SKIN_TYPE_GROUPS,
+    calibration_check_summary,
     coverage_accuracy_curve,
     ece_summary,
     evaluation_report,
@@ -31,6 +33,7 @@ __all__ = [
     "EVALUATION_FILE",
     "SKIN_TYPE_GROUPS",
     "SPLIT_NAMES",
+    "calibration_check_summary",
     "choose_uncertain_thresholds",
     "coverage_accuracy_curve",
     "ece_summary",
@@ -39,6 +42,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "headline_metrics",
+    "held_out_calibration_check",
     "is_uncertain",
     "limitation_notes",
     "model_reports",

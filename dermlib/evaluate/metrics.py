@@ -233,12 +233,12 @@ def _skin_type_groups(fitzpatrick: Any, n: int) -> np.ndarray:
     return out
 
 
-def _round(obj: Any, decimals: int = _DECIMALS) -> Any:
+def round_floats(obj: Any, decimals: int = _DECIMALS) -> Any:
     """Round floats recursively and turn numpy scalars and non-finite floats into JSON values."""
     if isinstance(obj, dict):
-        return {str(k): _round(v, decimals) for k, v in obj.items()}
+        return {str(k): round_floats(v, decimals) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_round(v, decimals) for v in obj]
+        return [round_floats(v, decimals) for v in obj]
     if isinstance(obj, bool | np.bool_):
         return bool(obj)
     if isinstance(obj, int | np.integer):
@@ -385,7 +385,7 @@ def evaluation_report(
             "accuracy_abstained": float(correct[uncertain].mean()) if n_kept < n else None,
             "mean_entropy": float(entropy(probs).mean()),
         }
-    return _round(report)
+    return round_floats(report)
 
 
 # ----------------------------------------------------------------------------- reading a report
@@ -483,6 +483,14 @@ def limitation_notes(
 
     calibration = report.get("calibration") or {}
     ece, p95 = calibration.get("ece"), calibration.get("ece_if_calibrated_p95")
+    check = report.get("calibration_check") or {}
+    crossed, crossed_p95 = check.get("ece_cross_fitted"), check.get("ece_if_calibrated_p95")
+    if crossed is not None and crossed_p95 is not None and crossed > crossed_p95 and (ece is None or ece <= 0.1):
+        notes.append(
+            f"Probabilities are measurably miscalibrated on the {check.get('n', 0)} validation and test images "
+            f"pooled: ECE {crossed:.3f}, while a perfectly calibrated model would stay below {crossed_p95:.3f} "
+            "in 95% of samples."
+        )
     if ece is not None and ece > 0.1:
         notes.append(
             f"Probabilities are poorly calibrated on the test set (ECE {ece:.2f}): read them as rough."
@@ -508,3 +516,29 @@ def ece_summary(report: dict[str, Any]) -> str | None:
                  f"average on these {report.get('n', 0)} images (below {p95:.3f} in 95% of samples), so ECE "
                  "differences smaller than that are noise.")
     return text
+
+
+def calibration_check_summary(report: dict[str, Any]) -> str | None:
+    """One paragraph on the held-out calibration check stored in a report (None when there is none).
+
+    The check (:func:`dermlib.evaluate.calibration.held_out_calibration_check`) pools the validation and
+    test splits, each scaled by the temperature fitted on the other.
+    """
+    check = report.get("calibration_check") or {}
+    crossed = check.get("ece_cross_fitted")
+    if crossed is None:
+        return None
+    text = (f"Calibration check on all {check.get('n', 0)} held-out images (validation {check.get('n_val', 0)} "
+            f"+ test {check.get('n_test', 0)}), each half scaled by the temperature fitted on the other half: "
+            f"ECE {crossed:.3f}")
+    floor, p95 = check.get("ece_if_calibrated"), check.get("ece_if_calibrated_p95")
+    if floor is not None and p95 is not None:
+        text += (f", where a perfectly calibrated model would show {floor:.3f} on average (below {p95:.3f} in "
+                 "95% of samples)")
+    t_val, t_test = check.get("temperature_val"), check.get("temperature_test")
+    if t_val is not None and t_test is not None:
+        text += (f". The temperature fitted on validation alone is {t_val:.3f} and on test alone {t_test:.3f}"
+                 + (f"; the model uses {check['temperature']:.3f}" if check.get("temperature") is not None else ""))
+    if check.get("ece_pooled") is not None:
+        text += f". With the model's own temperature the pooled ECE is {check['ece_pooled']:.3f}"
+    return text + "."

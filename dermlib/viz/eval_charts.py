@@ -97,8 +97,14 @@ def confusion_matrix_figure(
     return _layout(fig, title, height=max(350, 28 * len(ids) + 200))
 
 
-def reliability_figure(report: dict[str, Any]) -> go.Figure:
-    """Reliability diagram: accuracy against mean confidence per bin, with the diagonal of perfection."""
+def reliability_figure(report: dict[str, Any], title: str = "Reliability diagram") -> go.Figure:
+    """Reliability diagram: accuracy against mean confidence per bin, with the diagonal of perfection.
+
+    Args:
+        report: Anything with ``calibration.bins`` (and optionally ``calibration.ece``), such as a report
+            from :func:`dermlib.evaluate.evaluation_report`.
+        title: Chart title; the ECE is appended when known.
+    """
     calibration = report.get("calibration") or {}
     bins = [b for b in calibration.get("bins") or [] if b.get("count")]
     fig = go.Figure()
@@ -127,7 +133,7 @@ def reliability_figure(report: dict[str, Any]) -> go.Figure:
         )
     )
     ece = calibration.get("ece")
-    title = "Reliability diagram" + (f" (ECE {ece:.3f})" if ece is not None else "")
+    title += f" (ECE {ece:.3f})" if ece is not None else ""
     fig.update_xaxes(range=[0, 1], title="confidence (top-1 probability)")
     fig.update_yaxes(range=[0, 1], title="accuracy")
     return _layout(fig, title, height=420)
