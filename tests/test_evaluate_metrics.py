@@ -16,7 +16,12 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from dermlib.evaluate import coverage_accuracy_curve, evaluation_report, limitation_notes
+from dermlib.evaluate import (
+    calibration_check_summary,
+    coverage_accuracy_curve,
+    evaluation_report,
+    limitation_notes,
+)
 from dermlib.evaluate.metrics import binary_roc_auc, wilson_interval
 
 # Six rows, four classes; class "d" has no support but is predicted once (row 5).
@@ -228,3 +233,25 @@ def test_limitation_notes() -> None:
     assert "malignant test lesions were not flagged" in text
     plain = evaluation_report(probs, labels, ["x", "y", "z"], ["benign"] * 3)
     assert any("Skin type was not recorded" in s for s in limitation_notes(plain))
+
+
+def test_calibration_notes_prefer_the_pooled_check_to_the_test_split() -> None:
+    base = {"n": 400, "calibration": {"ece": 0.06, "ece_if_calibrated_p95": 0.05}}
+    test_only = " ".join(limitation_notes(base))
+    assert "measurably miscalibrated on the test set: ECE 0.060" in test_only
+    check = {"n": 800, "ece_cross_fitted": 0.04, "ece_if_calibrated": 0.035, "ece_if_calibrated_p95": 0.045,
+             "n_val": 400, "n_test": 400, "temperature_val": 1.2, "temperature_test": 1.25, "temperature": 1.2,
+             "ece_pooled": 0.041}
+    # Within the pooled noise: the test split's excess is not repeated as a finding.
+    calm = " ".join(limitation_notes({**base, "calibration_check": check}))
+    assert "miscalibrated" not in calm and "more than chance" not in calm
+    off = " ".join(limitation_notes({**base, "calibration_check": {**check, "ece_cross_fitted": 0.07}}))
+    assert "off by more than chance explains on the 800 validation and test images pooled: ECE 0.070" in off
+    assert "on the test set" not in off
+    bad = " ".join(limitation_notes({**base, "calibration": {"ece": 0.2}, "calibration_check": check}))
+    assert "poorly calibrated on the test set (ECE 0.20)" in bad
+    summary = calibration_check_summary({"calibration_check": check})
+    assert summary.startswith("Calibration check on all 800 held-out images (validation 400 + test 400)")
+    assert "ECE 0.040, where a perfectly calibrated model would show 0.035 on average (below 0.045" in summary
+    assert "validation alone is 1.200 and on test alone 1.250; the model uses 1.200" in summary
+    assert calibration_check_summary(base) is None

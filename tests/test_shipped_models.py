@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dermlib.config import shared_data_root
@@ -59,6 +60,22 @@ def test_card_metrics_are_the_stored_test_evaluation(model_id: str) -> None:
         assert set(groups) == {"I-II", "III-IV", "V-VI"} and all(g["n"] > 0 for g in groups.values())
 
 
+@pytest.mark.parametrize("model_id", SHIPPED)
+def test_shipped_cards_carry_the_held_out_calibration_check(model_id: str) -> None:
+    """Every shipped card pools its own validation and test splits for the calibration check."""
+    folder = WEIGHTS / model_id
+    card = json.loads((folder / "card.json").read_text())
+    check = card["metrics"]["calibration_check"]
+    splits = pd.read_csv(folder / "splits.csv")["split"].value_counts()
+    assert (check["n_val"], check["n_test"]) == (splits["val"], splits["test"])
+    assert check["n_test"] == card["metrics"]["n"]
+    assert check["temperature"] == pytest.approx(card["calibration"]["temperature"], abs=1e-4)
+    assert check["ece_test"] == pytest.approx(card["metrics"]["calibration"]["ece"], abs=1e-4)
+    assert sum(b["count"] for b in check["bins"]) == check["n"] == check["n_val"] + check["n_test"]
+    # The shipped temperature was fitted on validation alone; the check refits it on each half.
+    assert check["temperature_val"] == pytest.approx(check["temperature"], abs=1e-3)
+
+
 def test_default_models_test_metrics_reproduce_from_the_data() -> None:
     """Re-score the default model's test split from the images: the card's numbers must come back."""
     cards, _ = scan_models(WEIGHTS)
@@ -98,4 +115,7 @@ def test_model_page_shows_how_the_defaults_accuracy_depends_on_agreement(monkeyp
     assert at.selectbox(key="model_page_model").value.id == "clinical-fitz21"
     tables = [d.value for d in at.dataframe if "networks agreeing with the ensemble" in d.value.columns]
     assert len(tables) == 1 and list(tables[0]["validation photos"]) == [r["validation photos"] for r in rows]
+    check = card.metrics["calibration_check"]
+    assert any(f"Calibration check on all {check['n']} held-out images" in c.value
+               and f"ECE {check['ece_cross_fitted']:.3f}" in c.value for c in at.caption)
     assert "When the ensemble's networks disagree" in "\n".join(m.value for m in at.markdown)
