@@ -100,8 +100,8 @@ def _markdown_table(cards) -> str:
 
     rows = [
         "| model | data | test n | top-1 | top-3 | balanced acc. | macro-F1 | weighted F1 | risk-group acc. "
-        "| malignant sens. / spec. | ECE | top-1 by skin type I-II / III-IV / V-VI (n) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| malignant sens. / spec. | ECE | ECE, val + test pooled (n) | top-1 by skin type I-II / III-IV / V-VI (n) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for card in cards:
         m = card.metrics or {}
@@ -110,12 +110,16 @@ def _markdown_table(cards) -> str:
         skin = " / ".join(f"{pct(g.get('top1_accuracy'))} ({g.get('n', 0)})" for g in groups.values())
         if not any(g.get("n") for g in groups.values()):
             skin = "not recorded"
+        check = m.get("calibration_check") or {}
+        pooled = "n/a"
+        if check.get("ece_cross_fitted") is not None:
+            pooled = f"{check['ece_cross_fitted']} ({check.get('n')})"
         rows.append(
             f"| `{card.id}` ({card.architecture_label}) | {card.training.get('dataset', '?')} | {m.get('n', 'n/a')} "
             f"| {pct(m.get('top1_accuracy'))} | {pct(m.get('top3_accuracy'))} | {pct(m.get('balanced_accuracy'))} "
             f"| {pct(m.get('macro_f1'))} | {pct(m.get('weighted_f1'))} | {pct(m.get('risk_group_accuracy'))} "
             f"| {pct(mal.get('sensitivity'))} / {pct(mal.get('specificity'))} "
-            f"| {(m.get('calibration') or {}).get('ece', 'n/a')} | {skin} |"
+            f"| {(m.get('calibration') or {}).get('ece', 'n/a')} | {pooled} | {skin} |"
         )
     return "\n".join(rows)
 

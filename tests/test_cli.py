@@ -79,10 +79,11 @@ def test_models_markdown_table(tiny_weights_env: Path, capsys: pytest.CaptureFix
     card = json.loads(card_path.read_text())
     card["metrics"] = {"n": 40, "top1_accuracy": 0.5, "top3_accuracy": 0.9, "by_skin_type": {
         "groups": {"I-II": {"n": 30, "top1_accuracy": 0.6}, "III-IV": {"n": 10, "top1_accuracy": 0.2},
-                   "V-VI": {"n": 0, "top1_accuracy": None}}}}
+                   "V-VI": {"n": 0, "top1_accuracy": None}}},
+        "calibration": {"ece": 0.061}, "calibration_check": {"ece_cross_fitted": 0.042, "n": 80}}
     card_path.write_text(json.dumps(card))
     assert main(["models", "--markdown"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("| model |") and len(lines) == 3
     assert "| 40 | 50.0% | 90.0% |" in lines[2]
-    assert "60.0% (30) / 20.0% (10) / n/a (0)" in lines[2]
+    assert "| 0.061 | 0.042 (80) | 60.0% (30) / 20.0% (10) / n/a (0) |" in lines[2]
