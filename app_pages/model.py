@@ -97,10 +97,8 @@ def _show_report(report: dict[str, Any], names: dict[str, str], card: Any = None
             st.caption(summary)
         if check := calibration_check_summary(report):
             st.markdown("**Calibration check on validation and test pooled**")
-            st.plotly_chart(eval_charts.reliability_figure(
-                {"calibration": {"bins": report["calibration_check"].get("bins"),
-                                 "ece": report["calibration_check"].get("ece_cross_fitted")}},
-                title="Validation + test, temperature cross-fitted"))
+            if (figure := eval_charts.calibration_check_figure(report)) is not None:
+                st.plotly_chart(figure)
             st.caption(check)
         st.plotly_chart(eval_charts.coverage_accuracy_figure(report))
         selective = report.get("selective")

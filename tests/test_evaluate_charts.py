@@ -42,6 +42,12 @@ def test_reliability_and_coverage(report: dict) -> None:
     bars = fig.data[1]
     assert len(bars.x) == sum(1 for b in report["calibration"]["bins"] if b["count"])
     assert "ECE" in fig.layout.title.text
+    assert eval_charts.calibration_check_figure(report) is None  # no held-out check in this report
+    bins = [{"lower": 0.5, "upper": 0.6, "count": 7, "confidence": 0.55, "accuracy": 0.4},
+            {"lower": 0.6, "upper": 0.7, "count": 0, "confidence": None, "accuracy": None}]
+    check = eval_charts.calibration_check_figure({"calibration_check": {"bins": bins, "ece_cross_fitted": 0.15}})
+    assert list(check.data[1].y) == [0.4]
+    assert check.layout.title.text == "Validation + test, temperature cross-fitted (ECE 0.150)"
     cov = eval_charts.coverage_accuracy_figure(report)
     assert cov.data[0].x[-1] == 1.0
     assert cov.data[1].x[0] == report["selective"]["coverage"]  # the app's operating point

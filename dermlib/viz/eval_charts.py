@@ -139,6 +139,15 @@ def reliability_figure(report: dict[str, Any], title: str = "Reliability diagram
     return _layout(fig, title, height=420)
 
 
+def calibration_check_figure(report: dict[str, Any]) -> go.Figure | None:
+    """Reliability diagram of a report's held-out calibration check (None when it has none)."""
+    check = report.get("calibration_check") or {}
+    if not check.get("bins"):
+        return None
+    return reliability_figure({"calibration": {"bins": check["bins"], "ece": check.get("ece_cross_fitted")}},
+                              title="Validation + test, temperature cross-fitted")
+
+
 def coverage_accuracy_figure(report: dict[str, Any]) -> go.Figure:
     """Accuracy of the most confident share of images against that share (coverage).
 
