@@ -280,7 +280,7 @@ def held_out_calibration_check(
         "temperature": float(temperature),
         "temperature_val": float(t_val),
         "temperature_test": float(t_test),
-        "ece_test": expected_calibration_error(softmax(test_logits, temperature), test_labels, n_bins),
+        "ece_test": expected_calibration_error(pooled[val_logits.shape[0]:], test_labels, n_bins),
         "ece_pooled": expected_calibration_error(pooled, labels, n_bins),
         "ece_cross_fitted": expected_calibration_error(crossed, labels, n_bins),
         "ece_if_calibrated": floor["if_calibrated"],

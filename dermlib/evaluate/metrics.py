@@ -539,8 +539,9 @@ def calibration_check_summary(report: dict[str, Any]) -> str | None:
                  "95% of samples)")
     t_val, t_test = check.get("temperature_val"), check.get("temperature_test")
     if t_val is not None and t_test is not None:
-        text += (f". The temperature fitted on validation alone is {t_val:.3f} and on test alone {t_test:.3f}"
-                 + (f"; the model uses {check['temperature']:.3f}" if check.get("temperature") is not None else ""))
+        text += f". The temperature fitted on validation alone is {t_val:.3f} and on test alone {t_test:.3f}"
+        if check.get("temperature") is not None:
+            text += f"; the model uses {check['temperature']:.3f}"
     if check.get("ece_pooled") is not None:
         text += f". With the model's own temperature the pooled ECE is {check['ece_pooled']:.3f}"
     return text + "."
