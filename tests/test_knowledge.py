@@ -170,6 +170,63 @@ def test_every_known_dataset_label_has_an_entry(dataset: str) -> None:
     assert not missing, f"{dataset} labels without a Disease Library entry: {missing}"
 
 
+#: The 24 categories of the DermNet NZ collection (shared/data/dermnet), the class ids of its models.
+DERMNET_NZ_CATEGORIES = (
+    "acne", "actinic-keratosis", "alopecia-areata", "bacterial-infection", "basal-cell-carcinoma",
+    "bullous-disease", "eczema", "fungal-infection", "herpes", "hidradenitis-suppurativa", "keloid",
+    "lichen-planus", "light-related", "lupus", "melanocytic-naevus", "melanoma", "molluscum", "psoriasis",
+    "rosacea", "scabies", "squamous-cell-carcinoma", "urticaria", "vasculitis-purpura", "vitiligo",
+)  # fmt: skip
+
+
+def test_every_dermnet_nz_category_resolves_to_an_entry() -> None:
+    assert KNOWN_DATASET_LABELS["dermnet-nz"] == DERMNET_NZ_CATEGORIES
+    kb = load_knowledge_base(CONDITIONS_DIR)
+    for category in DERMNET_NZ_CATEGORIES:
+        found = kb.resolve(category, "dermnet-nz")
+        assert found is not None, f"dermnet-nz:{category} has no Disease Library entry"
+        # Every spelling a model card or page may use lands on the same entry.
+        assert kb.resolve(f"dermnet-nz:{category}") == found
+        assert kb.resolve(category) == found, category
+        assert f"dermnet-nz:{category}" in found.dataset_labels
+        assert "dermnet-nz" in kb.datasets_for(found.id)
+
+
+@pytest.mark.parametrize(
+    ("category", "expected_id", "words"),
+    [
+        ("fungal-infection", "tinea", ("ringworm", "tinea", "candida", "pityriasis versicolor")),
+        ("bacterial-infection", "bacterial-skin-infection", ("impetigo", "cellulitis", "boil", "abscess")),
+        ("bullous-disease", "autoimmune-bullous-disease", ("pemphigoid", "pemphigus")),
+        ("herpes", "herpesvirus-infection", ("herpes simplex", "cold sores", "shingles")),
+        ("light-related", "light-related-skin-reaction", ("sunburn", "polymorphic light eruption")),
+        ("vasculitis-purpura", "purpura", ("purpura", "vasculitis", "pigmented purpura")),
+        ("melanocytic-naevus", "nevocytic-nevus", ("mole",)),
+        ("molluscum", "molluscum-contagiosum", ("molluscum",)),
+        ("hidradenitis-suppurativa", "hidradenitis", ("hidradenitis suppurativa",)),
+        ("lupus", "lupus-erythematosus", ("lupus",)),
+    ],
+)
+def test_dermnet_nz_category_maps_to_the_right_entry(
+    category: str, expected_id: str, words: tuple[str, ...]
+) -> None:
+    found = load_knowledge_base(CONDITIONS_DIR).resolve(category, "dermnet-nz")
+    assert found is not None and found.id == expected_id
+    text = found.search_text()
+    assert [word for word in words if word not in text] == []
+
+
+@pytest.mark.data
+def test_dermnet_nz_labels_match_the_collection() -> None:
+    root = shared_data_root()
+    csv_path = root / "dermnet" / "metadata.csv" if root else None
+    if csv_path is None or not csv_path.is_file():
+        pytest.skip("DermNet NZ metadata not present under ../shared/data")
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        categories = sorted({row["category"] for row in csv.DictReader(handle)})
+    assert categories == sorted(KNOWN_DATASET_LABELS["dermnet-nz"])
+
+
 @pytest.fixture(scope="module")
 def fitzpatrick_labels() -> list[str]:
     root = shared_data_root()

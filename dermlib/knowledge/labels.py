@@ -46,6 +46,34 @@ KNOWN_DATASET_LABELS: dict[str, tuple[str, ...]] = {
         "Vasculitis Photos",
         "Warts Molluscum and other Viral Infections",
     ),
+    # The 24 ``category`` values of the DermNet NZ collection in shared/data/dermnet (its ``metadata.csv``
+    # lists, in ``dermnet_topic``, the DermNet NZ topics merged into each category).
+    "dermnet-nz": (
+        "acne",
+        "actinic-keratosis",
+        "alopecia-areata",
+        "bacterial-infection",
+        "basal-cell-carcinoma",
+        "bullous-disease",
+        "eczema",
+        "fungal-infection",
+        "herpes",
+        "hidradenitis-suppurativa",
+        "keloid",
+        "lichen-planus",
+        "light-related",
+        "lupus",
+        "melanocytic-naevus",
+        "melanoma",
+        "molluscum",
+        "psoriasis",
+        "rosacea",
+        "scabies",
+        "squamous-cell-carcinoma",
+        "urticaria",
+        "vasculitis-purpura",
+        "vitiligo",
+    ),
 }
 
 #: Human-readable names of the datasets the knowledge base refers to.
@@ -55,6 +83,7 @@ DATASET_DISPLAY_NAMES: dict[str, str] = {
     "isic2019": "ISIC 2019",
     "pad-ufes-20": "PAD-UFES-20",
     "dermnet": "DermNet",
+    "dermnet-nz": "DermNet NZ",
     "dermoscopy-melanoma": "Dermoscopy melanoma (ISIC archive)",
 }
 
