@@ -20,7 +20,7 @@ from dermlib.ui.common import (
     model_cache_key,
     show_disclaimer,
 )
-from dermlib.ui.model_summary import condition_links, measured_limits, member_agreement
+from dermlib.ui.model_summary import condition_links, measured_limits, member_agreement, scope_details
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
 
 logger = logging.getLogger("dermlens.diagnose")
@@ -94,8 +94,27 @@ def _analyse(card: ModelCard, loaded: LoadedModel) -> None:
     key = model_cache_key(card)
     prediction = cached_prediction(loaded, key, image_digest, image, top_k)
 
-    left, right = st.columns([2, 3])
+    for warning in prediction.scope.quality:
+        st.warning(f"**Photo quality:** {warning.message} {warning.advice}", icon="📷")
     view = loaded.model_view(image)
+    if prediction.in_scope:
+        _result(card, prediction, view)
+        _cam_panel(loaded, key, image_digest, image, view, prediction)
+        return
+    # Out of scope: the refusal comes first, and nothing that reads as a diagnosis is drawn by default.
+    left, right = st.columns([2, 3])
+    left.image(view, caption="Your photo (as the model would see it)", width="stretch")
+    right.error(f"**{prediction.scope.message}**", icon="🚫")
+    right.caption(scope_details(prediction.scope))
+    with st.expander("Show the model's output anyway (for reviewers: it means nothing for this image)"):
+        _result(card, prediction, view)
+        if st.toggle("Also compute the heatmaps", key="diagnose_scope_cams"):
+            _cam_panel(loaded, key, image_digest, image, view, prediction)
+
+
+def _result(card: ModelCard, prediction, view) -> None:
+    """The model's view, the probability and risk charts, and links to the Library."""
+    left, right = st.columns([2, 3])
     left.image(view, caption="What the model sees (resized and cropped)", width="stretch")
     with right:
         if prediction.uncertain:
@@ -116,8 +135,6 @@ def _analyse(card: ModelCard, loaded: LoadedModel) -> None:
         links = condition_links(prediction, card)
         if links:
             st.markdown("Learn more: " + " · ".join(links))
-
-    _cam_panel(loaded, key, image_digest, image, view, prediction)
 
 
 def _model_notes(card: ModelCard) -> None:

@@ -16,7 +16,8 @@ target layer ``bn2``.
 What is measured (wall clock, after ``--warmup`` untimed runs):
 
 * load: :func:`dermlib.models.load_model` (card, checksum, safetensors, timm build), once.
-* predict: :func:`dermlib.inference.predict` on one photo (preprocessing included), p50 / p95.
+* predict: :func:`dermlib.inference.predict` on one photo (preprocessing and the scope check included), p50 / p95;
+  then without the scope check, and the scope check alone: its extra cost per prediction.
 * cam: :func:`dermlib.explain.explain` for the top-3 classes with DermLens's batched engine, per method.
 * grad-cam x3: the same top-3 maps as three plain calls of the grad-cam package
   (``with GradCAM(model=..., target_layers=[...]) as cam``) on a separate copy of the network, the way
@@ -52,6 +53,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, explain
 from dermlib.inference import predict
 from dermlib.models import LoadedModel, default_model_id, load_model
+from dermlib.scope.checker import get_checker
 from dermlib.testing import synthetic_skin_image, write_tiny_model
 
 MALLOC_HINT = "MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296"
@@ -210,7 +212,20 @@ def run(args: argparse.Namespace, model_ref: str) -> int:
     prediction = predict(loaded, image, top_k=args.top_k)
     indices = [loaded.card.class_ids.index(s.label) for s in prediction.top_k]
     times = timed(lambda: predict(loaded, image, top_k=args.top_k), args.runs, args.warmup, loaded.device)
-    rows.append(("predict (1 image)", f"{pct(times, 50):.1f} ms", f"{pct(times, 95):.1f} ms", mem()))
+    rows.append(("predict (1 image, scope check included)", f"{pct(times, 50):.1f} ms", f"{pct(times, 95):.1f} ms",
+                 mem()))
+    bare = timed(lambda: predict(loaded, image, top_k=args.top_k, check_scope=False), args.runs, args.warmup,
+                 loaded.device)
+    rows.append(("predict without the scope check", f"{pct(bare, 50):.1f} ms", f"{pct(bare, 95):.1f} ms", mem()))
+    checker = get_checker(loaded.card)
+    if checker is not None:
+        scope_times = timed(lambda: checker.check([image]), args.runs, args.warmup, loaded.device)
+        rows.append(("scope check alone (extractor + score + quality)", f"{pct(scope_times, 50):.1f} ms",
+                     f"{pct(scope_times, 95):.1f} ms", mem()))
+        rows.append(("scope check: extra cost per prediction (p50 difference)",
+                     f"{pct(times, 50) - pct(bare, 50):.1f} ms", "", ""))
+    else:
+        rows.append(("scope check", "not fitted for this model", "", ""))
 
     engine_maps: dict[str, np.ndarray] = {}
     for method in args.methods:

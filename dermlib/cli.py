@@ -17,7 +17,7 @@ from dermlib.errors import DermLensError
 
 # Concerns that add their own sub-commands (module path, imported lazily so one broken optional
 # dependency never takes the whole CLI down).
-_EXTENSIONS: tuple[str, ...] = ("dermlib.train.cli", "dermlib.data.cli")
+_EXTENSIONS: tuple[str, ...] = ("dermlib.train.cli", "dermlib.data.cli", "dermlib.scope.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +160,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _human(record: dict) -> str:
     lines = [f"{record['image']}  (model {record['model']})"]
+    scope = record["scope"]
+    if not record["in_scope"]:
+        lines.append(f"  OUT OF SCOPE: {scope['message']} The model's output below means nothing for this image.")
+    for warning in scope["quality"]:
+        lines.append(f"  photo quality: {warning['message']} {warning['advice']}")
     for item in record["top_k"]:
         lines.append(f"  {item['probability']:6.1%}  {item['name']} [{item['label']}]")
     risk = ", ".join(f"{k} {v:.0%}" for k, v in record["risk"].items())

@@ -9,7 +9,8 @@ from PIL import Image
 
 from dermlib.evaluate.calibration import normalized_entropy as _normalized_entropy
 from dermlib.models.card import ModelCard
-from dermlib.models.loading import LoadedModel
+from dermlib.models.loading import LoadedModel, inference_slot
+from dermlib.scope.checker import UNCHECKED, ScopeResult, check_images
 
 # Used only when a card carries no thresholds of its own (an uncalibrated model): abstain readily.
 DEFAULT_MIN_TOP1 = 0.5
@@ -61,6 +62,9 @@ class Prediction:
         reasons: Why it is uncertain (empty when it is not).
         normalized_entropy: Entropy of the probabilities divided by log(C), in [0, 1].
         members: For an ensemble, each member's own top class (empty for a single network).
+        scope: The scope check: whether the image is a photo of skin of the model's modality, with quality
+            warnings. When ``scope.in_scope`` is False, the probabilities are the model's output for an image
+            it was never meant to read: pages hide them by default.
     """
 
     model_id: str
@@ -71,6 +75,12 @@ class Prediction:
     reasons: tuple[str, ...] = field(default=())
     normalized_entropy: float = 0.0
     members: tuple[MemberVote, ...] = field(default=())
+    scope: ScopeResult = UNCHECKED
+
+    @property
+    def in_scope(self) -> bool:
+        """False when the scope check found the image out of scope (not skin, or the wrong modality)."""
+        return self.scope.in_scope
 
     @property
     def members_disagree(self) -> bool:
@@ -78,9 +88,11 @@ class Prediction:
         return any(not m.agrees for m in self.members)
 
     def to_dict(self) -> dict:
-        """JSON-ready form used by the CLI (``top_k``, ``risk``, ``uncertain``)."""
+        """JSON-ready form used by the CLI (``top_k``, ``risk``, ``uncertain``, ``in_scope``, ``scope``)."""
         return {
             "model": self.model_id,
+            "in_scope": self.scope.in_scope,
+            "scope": self.scope.to_dict(),
             "top_k": [
                 {"label": s.label, "name": s.name, "probability": round(s.probability, 6)} for s in self.top_k
             ],
@@ -113,7 +125,7 @@ def uncertainty_reasons(probs: np.ndarray, calibration: dict) -> list[str]:
 
 
 def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3,
-                     member_probs: np.ndarray | None = None) -> Prediction:
+                     member_probs: np.ndarray | None = None, scope: ScopeResult = UNCHECKED) -> Prediction:
     """Package one probability vector as a :class:`Prediction`.
 
     Args:
@@ -121,6 +133,7 @@ def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3,
         probs: Calibrated probabilities, shape (C,).
         top_k: How many classes to list.
         member_probs: For an ensemble, each member's probabilities, shape (M, C).
+        scope: The image's scope check (default: not checked).
     """
     card = loaded.card
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
@@ -148,6 +161,7 @@ def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3,
         reasons=tuple(reasons),
         normalized_entropy=float(normalized_entropy(probs)[0]),
         members=members,
+        scope=scope,
     )
 
 
@@ -156,22 +170,33 @@ def _score(card: ModelCard, index: int, probability: float) -> ClassScore:
     return ClassScore(info.id, info.name, float(probability), info.risk_group)
 
 
-def predict(loaded: LoadedModel, image: Image.Image, top_k: int = 3) -> Prediction:
-    """Classify one RGB image.
+def predict(loaded: LoadedModel, image: Image.Image, top_k: int = 3, check_scope: bool = True) -> Prediction:
+    """Classify one RGB image, and check that it is in the model's scope.
 
     Args:
         loaded: A model from :func:`dermlib.models.load_model`.
         image: An RGB image (see :func:`dermlib.images.load_image`).
         top_k: How many classes to list.
+        check_scope: Run the scope check (see :mod:`dermlib.scope`); off only for evaluation code that
+            scores a model's own test photos.
 
     Returns:
-        The calibrated prediction (with the members' own answers for an ensemble).
+        The calibrated prediction (with the members' own answers for an ensemble) and its scope check.
+
+    Raises:
+        ModelError: The model's scope statistics are missing or damaged.
     """
-    return predict_batch(loaded, [image], top_k=top_k)[0]
+    return predict_batch(loaded, [image], top_k=top_k, check_scope=check_scope)[0]
 
 
-def predict_batch(loaded: LoadedModel, images: list[Image.Image], top_k: int = 3) -> list[Prediction]:
-    """Classify several RGB images in batches; one :class:`Prediction` per image."""
+def predict_batch(loaded: LoadedModel, images: list[Image.Image], top_k: int = 3,
+                  check_scope: bool = True) -> list[Prediction]:
+    """Classify several RGB images in batches; one :class:`Prediction` per image (see :func:`predict`)."""
     probs, members = loaded.predict_proba_and_members(images)
-    return [build_prediction(loaded, row, top_k, None if members is None else members[i])
+    if check_scope:
+        with inference_slot():
+            scopes = check_images(loaded.card, list(images))
+    else:
+        scopes = [UNCHECKED] * len(images)
+    return [build_prediction(loaded, row, top_k, None if members is None else members[i], scopes[i])
             for i, row in enumerate(probs)]

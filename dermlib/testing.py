@@ -96,6 +96,71 @@ def synthetic_skin_image(seed: int = 0, size: tuple[int, int] = (200, 160)) -> I
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
+def synthetic_scene_image(seed: int = 0, size: tuple[int, int] = (200, 160)) -> Image.Image:
+    """A photo-like scene with no skin (sky, grass, a few coloured boxes): deterministic, for scope tests."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy = np.mgrid[0:h, 0:w][0] / h
+    img = np.zeros((h, w, 3))
+    horizon = rng.uniform(0.4, 0.6)
+    sky = np.array([90, 150, 230]) + rng.normal(0, 10, 3)
+    grass = np.array([50, 140, 40]) + rng.normal(0, 10, 3)
+    img[:] = np.where((yy < horizon)[..., None], sky * (1 - 0.3 * yy[..., None]), grass)
+    for _ in range(3):
+        x0, y0 = int(rng.uniform(0, 0.7) * w), int(rng.uniform(0.2, 0.7) * h)
+        img[y0 : y0 + h // 5, x0 : x0 + w // 6] = rng.uniform(0, 255, 3)
+    img += rng.normal(0, 8, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def synthetic_dermoscopy_image(seed: int = 0, size: tuple[int, int] = (200, 200)) -> Image.Image:
+    """A dermoscopy-like image: a round dark vignette around a pink field with a brown lesion."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    rr = np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2))
+    field = np.array([230, 170, 160], dtype=np.float64) * rng.uniform(0.85, 1.0)
+    img = np.ones((h, w, 3)) * field
+    lesion = np.exp(-(rr / rng.uniform(0.3, 0.5)) ** 2)[..., None]
+    img = img * (1 - lesion) + np.array([110, 60, 40]) * lesion
+    img[rr > 0.95] = 5
+    img += rng.normal(0, 5, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def write_tiny_scope(folder: str | Path, n_train: int = 24, score: str = "knn") -> Path:
+    """Fit a scope check for a (tiny) model folder on synthetic images with the real frozen extractor.
+
+    Skin-coloured images stand for clinical photos, dermoscopy-like ones for dermoscopy; the model's card
+    ``task`` says which of the two are its training photos. A scene without skin
+    (:func:`synthetic_scene_image`) then lands far outside. Returns the folder.
+    """
+    from dermlib.models.card import load_card
+    from dermlib.scope.detectors import create_score
+    from dermlib.scope.features import get_extractor
+    from dermlib.scope.fit import keep_threshold, train_modality_classifier, write_scope
+
+    card = load_card(folder)
+    extractor = get_extractor()
+    skin = extractor([synthetic_skin_image(100 + i) for i in range(n_train)])
+    val = extractor([synthetic_skin_image(500 + i) for i in range(12)])
+    derm = extractor([synthetic_dermoscopy_image(i) for i in range(n_train)])
+    labels = np.arange(n_train) % card.num_classes
+    if card.task == "dermoscopy":
+        val = extractor([synthetic_dermoscopy_image(500 + i) for i in range(12)])
+    detector = create_score(score).fit(derm if card.task == "dermoscopy" else skin, labels)
+    modality = train_modality_classifier(np.concatenate([skin, derm]),
+                                         np.r_[np.zeros(n_train, bool), np.ones(n_train, bool)],
+                                         np.r_[np.full(n_train, "skin"), np.full(n_train, "derm")])
+    # Synthetic images are more alike than real photos: keep every validation image, with a margin.
+    threshold = keep_threshold(detector.score(val), 1.0) * 1.1
+    quality = {"min_sharpness": 5.0, "min_brightness": 30.0, "max_brightness": 230.0, "max_dark_fraction": 0.3,
+               "max_bright_fraction": 0.3, "min_short_side": 64.0}
+    write_scope(folder, detector, modality, threshold, 0.5, quality, extractor,
+                fitted_on={"statistics": f"{n_train} synthetic skin images (tests only)"})
+    return Path(folder)
+
+
 def image_bytes(image: Image.Image, fmt: str = "PNG", **save_args: Any) -> bytes:
     """Encode an image to bytes in the given format."""
     buf = io.BytesIO()

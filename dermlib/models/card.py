@@ -227,6 +227,26 @@ def validate_card_dict(data: Any) -> list[str]:
         for key in ("min_top1_probability", "max_normalized_entropy"):
             if key in cal and not (_finite(cal[key]) and 0 <= cal[key] <= 1):
                 problems.append(f"calibration.{key} must be between 0 and 1")
+    if data.get("scope") is not None:
+        problems.extend(_scope_problems(data["scope"]))
+    return problems
+
+
+def _scope_problems(scope: Any) -> list[str]:
+    """Schema problems of a card's ``scope`` section (the out-of-scope check, :mod:`dermlib.scope`)."""
+    if not isinstance(scope, dict):
+        return ["'scope' must be an object"]
+    problems = []
+    if not isinstance(scope.get("score"), str) or not scope["score"]:
+        problems.append("scope.score must name an out-of-distribution score")
+    if not _finite(scope.get("threshold")):
+        problems.append("scope.threshold must be a number")
+    if not isinstance(scope.get("sha256"), str) or len(scope["sha256"]) != 64:
+        problems.append("scope.sha256 must be the SHA-256 of the scope statistics file")
+    other = (scope.get("modality") or {}).get("max_other_probability") if isinstance(scope.get("modality"), dict) \
+        else None
+    if not (_finite(other) and 0 <= other <= 1):
+        problems.append("scope.modality.max_other_probability must be between 0 and 1")
     return problems
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dermlib.inference import Prediction
 from dermlib.models import ModelCard
+from dermlib.scope.report import scope_details, scope_limit_line
+
+__all__ = ["condition_links", "measured_limits", "member_agreement", "scope_details"]
 
 
 def measured_limits(card: ModelCard) -> list[str]:
@@ -37,6 +40,8 @@ def measured_limits(card: ModelCard) -> list[str]:
         from dermlib.evaluate import limitation_notes
 
         lines.extend(limitation_notes(m))
+    if scope_line := scope_limit_line(card.raw.get("scope")):
+        lines.append(scope_line)
     lines.extend(card.limitations)
     if not lines:
         lines.append("This model's card holds no measured metrics: treat its output with extra caution.")

@@ -1,0 +1,85 @@
+"""The frozen ImageNet feature extractor the scope check scores images with.
+
+Fine-tuning collapses what is not skin onto the skin classes: on a fine-tuned network's own pooled features
+natural photos are hard to tell from skin, while the same backbone before fine-tuning (its ImageNet
+checkpoint) separates them almost completely (README, "Out-of-scope check"). So every model's scope check
+runs one extra forward pass of the packaged ImageNet EfficientNet-Lite0, shared by all models and sessions.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dermlib.errors import ModelError
+
+#: The extractor every shipped scope check was fitted with (a key of ``train.pretrained.OFFLINE_CHECKPOINTS``).
+DEFAULT_EXTRACTOR = "tf_efficientnet_lite0"
+#: Input side of the extractor. 160 px costs about half of 224 px and separated the sets as well (README).
+DEFAULT_EXTRACTOR_SIZE = 160
+# timm's config for the TF EfficientNet-Lite family: inputs scaled to [-1, 1].
+_MEAN = 0.5
+_STD = 0.5
+
+
+class FeatureExtractor:
+    """Pooled ImageNet features (the classifier's input, before its last layer) of RGB images.
+
+    Args:
+        architecture: A timm architecture with a packaged offline ImageNet checkpoint.
+        size: Side of the square input, in pixels.
+    """
+
+    def __init__(self, architecture: str = DEFAULT_EXTRACTOR, size: int = DEFAULT_EXTRACTOR_SIZE) -> None:
+        from dermlib.train.pretrained import load_offline_imagenet
+
+        self.architecture = architecture
+        self.size = int(size)
+        self.network = load_offline_imagenet(architecture).eval().requires_grad_(False)
+        self.network = self.network.to(memory_format=torch.channels_last)
+        self.num_features = int(self.network.num_features)
+        self._lock = threading.Lock()
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Resize each image to ``size`` x ``size`` (the whole frame: nothing cropped) and normalise."""
+        arrays = [np.asarray(img.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR))
+                  for img in images]
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+        return batch.sub_(_MEAN).div_(_STD).contiguous(memory_format=torch.channels_last)
+
+    def __call__(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        """Features of ``images``, shape (N, num_features), float32."""
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = self.preprocess(images[start : start + batch_size])
+                feats = self.network.forward_head(self.network.forward_features(batch), pre_logits=True)
+                chunks.append(feats.float().numpy())
+        if not chunks:
+            return np.zeros((0, self.num_features), dtype=np.float32)
+        return np.concatenate(chunks)
+
+    def imagenet_head(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ImageNet classifier's weight (1000, D) and bias (1000,), for scores that need logits (ViM)."""
+        head = self.network.get_classifier()
+        return head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy()
+
+
+@functools.lru_cache(maxsize=2)
+def get_extractor(architecture: str = DEFAULT_EXTRACTOR, size: int = DEFAULT_EXTRACTOR_SIZE) -> FeatureExtractor:
+    """The process-wide extractor for ``(architecture, size)``; at most two are ever kept.
+
+    Raises:
+        ModelError: The packaged ImageNet checkpoint is not installed.
+    """
+    try:
+        return FeatureExtractor(architecture, size)
+    except ModelError:
+        raise
+    except (OSError, RuntimeError) as exc:  # a damaged package file
+        raise ModelError(f"The scope check's ImageNet network '{architecture}' could not be loaded: {exc}") from exc
