@@ -21,7 +21,9 @@ from dermlib.evaluate import (
     model_reports,
 )
 from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, training_facts
+from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
 from dermlib.viz import eval_charts
+from dermlib.viz.scope_charts import scope_roc_figure
 
 NO_MODEL_HELP = """
 DermLens reads each model from its own folder under the weights directory (`{weights}`):
@@ -120,6 +122,21 @@ def _show_report(report: dict[str, Any], names: dict[str, str], card: Any = None
             st.caption("Error bars: 95% interval of top-1 accuracy; a small group gives a wide interval.")
 
 
+def _show_scope(section: dict[str, Any] | None) -> None:
+    st.header("What it refuses")
+    if not section:
+        st.info("This model has no out-of-scope check: it answers any photo, skin or not.")
+        return
+    st.write(scope_limit_line(section))
+    left, right = st.columns([3, 2])
+    if (figure := scope_roc_figure(section)) is not None:
+        left.plotly_chart(figure)
+    right.dataframe(pd.DataFrame(headline_rows(section), columns=["measured on the report halves", "value"]),
+                    hide_index=True)
+    with st.expander("Every score compared (the shipped one was chosen on calibration data)"):
+        st.dataframe(pd.DataFrame(comparison_rows(section)), hide_index=True)
+
+
 def main() -> None:
     """Render the Model page."""
     st.title("Model")
@@ -163,6 +180,8 @@ def main() -> None:
         report = reports[split]
         names = {c.id: c.name for c in card.classes}
         _show_report(report, names, card)
+
+    _show_scope(card.raw.get("scope"))
 
     st.header("Limitations")
     notes = list(getattr(card, "limitations", None) or ())

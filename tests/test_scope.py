@@ -321,3 +321,30 @@ def test_shipped_scope_sidecars_load_and_match_their_figures(model_id: str) -> N
         assert entry["interval"][0] <= entry["rate"] <= entry["interval"][1]
     assert rep["in_scope_test_kept"]["n"] == card.metrics["n"]
     assert torch.is_tensor(load_scope_state(card)["modality.coef"])
+
+
+def test_model_page_shows_the_scope_check(scoped_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(scoped_root))
+    at = AppTest.from_file(str(REPO / "app_pages" / "model.py")).run(timeout=60)
+    assert not at.exception
+    assert "What it refuses" in [h.value for h in at.header]
+    assert any("out-of-scope check runs before every diagnosis" in m.value for m in at.markdown)
+
+
+def test_model_page_draws_the_shipped_scope_roc(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    card = _shipped("clinical-fitz21")
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(REPO / "weights"))
+    from dermlib.models import list_models
+
+    at = AppTest.from_file(str(REPO / "app_pages" / "model.py")).run(timeout=120)
+    index = [c.id for c in list_models(REPO / "weights")].index(card.id)
+    at.selectbox(key="model_page_model").select_index(index).run(timeout=120)
+    assert not at.exception
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    assert any(t.startswith("Out-of-scope score") for t in titles)
+    refused = card.raw["scope"]["report"]["natural_refused"]["rate"]
+    assert any(f"refused {refused:.0%}" in m.value for m in at.markdown)

@@ -202,15 +202,15 @@ def fit_scope(model: str | Path, data: str | Path, data_root: str | Path, datase
     card = load_card(folder)
     task = card.task or "clinical"
     rows = rows_from_splits(folder, data, dataset)
-    own_root = Path(data).resolve()
     present = available_sources(data_root)
     if "natural-photos" not in present:
         raise DatasetError(f"No natural-photos folder under {data_root}: the scope check needs it.")
+    own_dirs = {Path(p).resolve().parent for p in rows["image_path"]}
     external = []
     for name in present:
         src_root = (Path(data_root) / name).resolve()
-        if src_root == own_root or own_root.is_relative_to(src_root) or src_root.is_relative_to(own_root):
-            continue  # the model's own data: its splits stand in for the halves
+        if any(d.is_relative_to(src_root) for d in own_dirs):
+            continue  # the model's own data (a combined model has several): its splits stand in for the halves
         external.append(with_halves(source_rows(name, data_root)))
     ext = pd.concat(external, ignore_index=True)
     ext["modality"] = [SOURCES[s].modality for s in ext["source"]]
