@@ -22,7 +22,14 @@ from dermlib.explain import cams_for_tensor, overlay_heatmap
 from dermlib.images import MAX_BYTES, load_image
 from dermlib.inference import build_prediction
 from dermlib.models import LoadedModel
-from dermlib.testing import PROJECT_SKIP, file_snapshot, hostile_corpus, image_bytes, synthetic_skin_image
+from dermlib.testing import (
+    PROJECT_SKIP,
+    file_snapshot,
+    hostile_corpus,
+    image_bytes,
+    synthetic_skin_image,
+    write_tiny_scope,
+)
 from dermlib.ui.session import MAX_ENTRIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +117,7 @@ def test_500_predictions_with_heatmaps_do_not_grow_memory(tiny_loaded: LoadedMod
 def test_uploads_are_never_written_to_disk_or_logged(tiny_weights_env: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
+    write_tiny_scope(tiny_weights_env / "tiny-test")  # the scope check runs on the upload too
     own_tmp = tmp_path / "tmp"
     own_tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(own_tmp))

@@ -348,3 +348,16 @@ def test_model_page_draws_the_shipped_scope_roc(monkeypatch: pytest.MonkeyPatch)
     assert any(t.startswith("Out-of-scope score") for t in titles)
     refused = card.raw["scope"]["report"]["natural_refused"]["rate"]
     assert any(f"refused {refused:.0%}" in m.value for m in at.markdown)
+
+
+def test_damaged_scope_sidecar_in_the_cli(tmp_path: Path) -> None:
+    root = tmp_path / "weights"
+    folder = write_tiny_scope(write_tiny_model(root / "tiny-test", extra={"default": True}))
+    (folder / SCOPE_FILE).write_bytes(b"not safetensors")
+    photo = tmp_path / "arm.png"
+    synthetic_skin_image(13).save(photo)
+    out = subprocess.run([sys.executable, "-m", "dermlib", "predict", str(photo), "--json"], capture_output=True,
+                         text=True, env={"DERMLENS_WEIGHTS_DIR": str(root), "PATH": "/usr/bin:/bin"}, cwd=REPO,
+                         timeout=300)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "scope statistics" in out.stderr and "checksum" in out.stderr
