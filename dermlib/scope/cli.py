@@ -9,8 +9,7 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``scope`` command and its ``fit`` and ``report`` sub-commands."""
     from dermlib.data import DATASETS
-    from dermlib.scope.detectors import SHIPPABLE
-    from dermlib.scope.features import DEFAULT_EXTRACTOR_SIZE
+    from dermlib.scope.names import DEFAULT_EXTRACTOR_SIZE, SHIPPABLE
 
     p = sub.add_parser("scope", help="the out-of-scope check: fit it for a model, or print its measured figures")
     actions = p.add_subparsers(dest="scope_command", required=True, metavar="ACTION")
@@ -30,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = actions.add_parser("report", help="print a model's stored scope figures")
     r.add_argument("--model", help="model id (default: the default model)")
     r.add_argument("--json", action="store_true", help="print the card's whole scope section")
+    r.add_argument("--markdown", action="store_true", help="print a Markdown table of every installed model's check")
     r.set_defaults(func=_cmd_report)
 
 
@@ -47,6 +47,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from dermlib.errors import ModelError
     from dermlib.models import default_model_id, get_card
 
+    if args.markdown:
+        from dermlib.models import list_models
+        from dermlib.scope.report import markdown_table
+
+        print(markdown_table(list_models()))
+        return 0
     model_id = args.model or default_model_id()
     if model_id is None:
         raise ModelError("No model is installed.")

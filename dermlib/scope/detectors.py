@@ -14,6 +14,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from dermlib.scope.names import SHIPPABLE
+
+__all__ = ["OOD_SCORES", "SHIPPABLE", "OODScore", "create_score"]
+
 
 class OODScore(ABC):
     """A fitted (or fit-free) out-of-distribution score.
@@ -189,8 +193,6 @@ class ViM(OODScore):
 
 #: Every score by name (feeds the comparison, the card and the CLI).
 OOD_SCORES: dict[str, type[OODScore]] = {cls.name: cls for cls in (MaxSoftmax, Energy, Mahalanobis, KNN, ViM)}
-#: Scores computed on a frozen feature set can be shipped: the app has those features for every image.
-SHIPPABLE = ("mahalanobis", "knn", "vim")
 
 
 def create_score(name: str) -> OODScore:

@@ -17,11 +17,8 @@ import torch
 from PIL import Image
 
 from dermlib.errors import ModelError
+from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
 
-#: The extractor every shipped scope check was fitted with (a key of ``train.pretrained.OFFLINE_CHECKPOINTS``).
-DEFAULT_EXTRACTOR = "tf_efficientnet_lite0"
-#: Input side of the extractor. 160 px costs about half of 224 px and separated the sets as well (README).
-DEFAULT_EXTRACTOR_SIZE = 160
 # timm's config for the TF EfficientNet-Lite family: inputs scaled to [-1, 1].
 _MEAN = 0.5
 _STD = 0.5

@@ -80,3 +80,23 @@ def scope_limit_line(section: dict[str, Any] | None) -> str | None:
     if wrong.get("rate") is not None:
         text += f"; it flagged {wrong['rate']:.0%} of {wrong['n']} {other} images as the wrong kind of image"
     return text + "."
+
+
+def markdown_table(cards) -> str:
+    """The shipped check of each model as a Markdown table (for the README); models without one say so."""
+    rows = ["| model | score (features) | in-scope test photos kept | natural photos refused | AUROC vs natural "
+            "| wrong modality flagged | by source |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for card in cards:
+        section = card.raw.get("scope")
+        if not section:
+            rows.append(f"| `{card.id}` | no scope check | | | | | |")
+            continue
+        rep = section.get("report") or {}
+        by_source = "; ".join(f"{s} {_pct(e.get('rate'))} (n={e.get('n')})"
+                              for s, e in (rep.get("wrong_modality_by_source") or {}).items())
+        rows.append(
+            f"| `{card.id}` | {section['score']} (ImageNet Lite0, {section['extractor']['size']} px) "
+            f"| {_rate(rep.get('in_scope_test_kept'))} | {_rate(rep.get('natural_refused'))} "
+            f"| {_num(rep.get('auroc_natural'))} | {_rate(rep.get('wrong_modality_flagged'))} | {by_source} |")
+    return "\n".join(rows)
