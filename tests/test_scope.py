@@ -37,9 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 def scoped_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder with a tiny clinical and a tiny dermoscopy model, each with a fitted scope check."""
     root = tmp_path_factory.mktemp("scoped")
-    write_tiny_scope(write_tiny_model(root / "tiny-clinical", model_id="tiny-clinical", extra={"default": True}))
+    write_tiny_scope(write_tiny_model(root / "tiny-clinical", model_id="tiny-clinical",
+                                      extra={"default": True, "name": "Tiny clinical"}))
     write_tiny_scope(write_tiny_model(root / "tiny-derm", model_id="tiny-derm", num_classes=2, seed=1,
-                                      extra={"task": "dermoscopy"}))
+                                      extra={"task": "dermoscopy", "name": "Tiny dermoscopy"}))
     return root
 
 
