@@ -39,6 +39,7 @@ from dermlib.evaluate import (
     stratified_group_split,
 )
 from dermlib.evaluate.metrics import confusion_matrix, precision_recall_f1, round_floats
+from dermlib.masking import MaskSpec
 from dermlib.models.card import WEIGHTS_FILE, save_card
 from dermlib.models.device import select_device
 from dermlib.models.loading import file_sha256, load_model
@@ -66,7 +67,17 @@ DATASET_INFO: dict[str, dict[str, str]] = {
                  "citation": "Tschandl et al., The HAM10000 dataset, Sci Data 5, 180161 (2018)."},
     "pad-ufes-20": {"name": "PAD-UFES-20", "licence": "CC BY 4.0",
                     "citation": "Pacheco et al., PAD-UFES-20, Data in Brief 32, 106221 (2020)."},
+    "dermnet-nz": {"name": "DermNet NZ (24 common-condition categories)",
+                   "licence": "DermNet NZ images: non-commercial research and teaching use only",
+                   "citation": "DermNet NZ, All about the skin (dermnetnz.org)."},
+    "fitz-dermnet": {"name": "Fitzpatrick17k (21-condition subset) + DermNet NZ (24 categories)",
+                     "licence": "Fitzpatrick17k: CC BY-NC-SA 3.0; DermNet NZ images: non-commercial research and "
+                                "teaching use only",
+                     "citation": "Groh et al., CVPR Workshops 2021 (Fitzpatrick17k); DermNet NZ (dermnetnz.org)."},
 }
+
+MASK_REASON = ("Filled with the photo's median colour on every image, at training and inference, so a watermark "
+               "that only one source carries (DermNet NZ's bottom-left logo) cannot become a cue for its classes.")
 
 
 @dataclass
@@ -104,6 +115,9 @@ class TrainConfig:
     classes: list[str] | None = None
     max_per_class: int | None = None
     splits: str | None = None
+    # Boxes (x0, y0, x1, y1, fractions of the photo) filled with the photo's median colour on every image
+    # at training and inference time, e.g. to hide a watermark only one source carries (dermlib.masking).
+    mask_boxes: list[list[float]] | None = None
     target_accuracy: float = 0.8
     hflip_tta: bool = True
     resume: bool = True
@@ -146,7 +160,13 @@ def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
         return index
     if cfg.duplicate_grouping:
         index = with_duplicate_groups(index, workers=cfg.workers)
-    has_split = index["split"].notna().all() and {"train", "test"} <= set(index["split"])
+    given = index["split"].notna()
+    if given.any() and not given.all():
+        return _split_the_rest(index, cfg)
+    has_split = given.all() and {"train", "test"} <= set(index["split"])
+    if has_split and "val" in set(index["split"]):
+        # Every row already has its train/val/test split (a combined dataset of fixed splits): keep it.
+        return index
     if has_split:
         # Official train/test folders: keep the test set, carve validation out of train by group.
         train_mask = index["split"] != "test"
@@ -158,6 +178,26 @@ def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
     else:
         index["split"] = stratified_group_split(index["label"].tolist(), index["group_id"].tolist(),
                                                 cfg.split_fractions, seed=cfg.seed)
+    return index
+
+
+def _split_the_rest(index: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
+    """Keep the splits some rows already have (a combined dataset's fixed part); split the others.
+
+    A row without a split whose group (after near-duplicate grouping) holds a row with one follows that
+    row, so a near copy never lands on the other side of a fixed split. The remaining rows get a grouped,
+    label-stratified split with ``cfg.split_fractions`` and ``cfg.seed``.
+    """
+    index = index.copy()
+    given = index["split"].notna()
+    fixed = index[given].groupby("group_id")["split"].first()
+    follow = ~given & index["group_id"].isin(fixed.index)
+    index.loc[follow, "split"] = index.loc[follow, "group_id"].map(fixed)
+    rest = index["split"].isna()
+    if rest.any():
+        sub = index[rest]
+        index.loc[rest, "split"] = stratified_group_split(sub["label"].tolist(), sub["group_id"].tolist(),
+                                                          cfg.split_fractions, seed=cfg.seed)
     return index
 
 
@@ -240,7 +280,9 @@ def train(cfg: TrainConfig) -> Path:
     (run_dir / "args.json").write_text(json.dumps(asdict(cfg), indent=2, default=str) + "\n")
 
     index = prepare_index(cfg)
-    dataset_name = str(index["source"].iloc[0])
+    # A combined dataset has several sources; the card names the combination.
+    dataset_name = str(index["source"].iloc[0]) if index["source"].nunique() == 1 else str(cfg.dataset or "combined")
+    mask = MaskSpec(tuple(tuple(float(v) for v in b) for b in cfg.mask_boxes)) if cfg.mask_boxes else None
     classes = _class_table(index)
     class_ids = [c["id"] for c in classes]
     label_of = {c: i for i, c in enumerate(class_ids)}
@@ -262,8 +304,8 @@ def train(cfg: TrainConfig) -> Path:
         raise DatasetError("The split left no training or no validation images; add more images per class.")
     short = round(img_size / 0.875)
     t0 = time.perf_counter()
-    train_images = predecode(train_rows["image_path"].tolist(), short, cfg.workers)
-    val_images = predecode(val_rows["image_path"].tolist(), img_size, cfg.workers)
+    train_images = predecode(train_rows["image_path"].tolist(), short, cfg.workers, mask=mask)
+    val_images = predecode(val_rows["image_path"].tolist(), img_size, cfg.workers, mask=mask)
     decode_s = time.perf_counter() - t0
 
     y_train = train_rows["y"].to_numpy(np.int64)
@@ -410,7 +452,8 @@ def train(cfg: TrainConfig) -> Path:
         "model_kwargs": {},
         "classes": classes,
         "preprocessing": {"input_size": [3, img_size, img_size], "mean": mean, "std": std,
-                          "interpolation": interpolation, "crop_pct": 1.0, "crop_mode": "center"},
+                          "interpolation": interpolation, "crop_pct": 1.0, "crop_mode": "center",
+                          **({"mask": mask.to_card(MASK_REASON)} if mask else {})},
         "cam": {"target_layer": default_cam_layer(model), "reshape": None},
         "calibration": {"temperature": 1.0},
         "inference": {"hflip_tta": cfg.hflip_tta},
