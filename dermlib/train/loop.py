@@ -13,6 +13,8 @@ import math
 import os
 import platform
 import random
+import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ from dermlib.evaluate import (
     stratified_group_split,
 )
 from dermlib.evaluate.metrics import confusion_matrix, precision_recall_f1, round_floats
+from dermlib.evaluate.slices import slice_summary
 from dermlib.masking import MaskSpec
 from dermlib.models.card import WEIGHTS_FILE, save_card
 from dermlib.models.device import select_device
@@ -53,7 +56,7 @@ from dermlib.train.data import (
     skin_group,
     train_transform,
 )
-from dermlib.train.pretrained import create_backbone
+from dermlib.train.pretrained import create_backbone, init_from_model
 
 # Licences and citations of datasets the CLI knows, for the card (the user can override both).
 DATASET_INFO: dict[str, dict[str, str]] = {
@@ -118,12 +121,21 @@ class TrainConfig:
     # Boxes (x0, y0, x1, y1, fractions of the photo) filled with the photo's median colour on every image
     # at training and inference time, e.g. to hide a watermark only one source carries (dermlib.masking).
     mask_boxes: list[list[float]] | None = None
+    # A trained model of the same architecture whose backbone starts this run (its head is replaced); only
+    # valid when it was trained on this run's training images or a subset of them.
+    init_from: str | None = None
     target_accuracy: float = 0.8
     hflip_tta: bool = True
     resume: bool = True
     run_dir: str | None = None
     default: bool = False
     limitations: list[str] = field(default_factory=list)
+
+
+def _command_line() -> str:
+    """The command that started this process, as a person would retype it (for the card)."""
+    args = sys.argv[1:] if sys.argv and sys.argv[0].endswith(("__main__.py", "dermlib")) else sys.argv
+    return shlex.join(["python", "-m", "dermlib", *args])
 
 
 def _seed_everything(seed: int) -> None:
@@ -257,6 +269,7 @@ def train(cfg: TrainConfig) -> Path:
         DatasetError: The data cannot be split or trained on (see :func:`prepare_index`).
         TrainingError: Options that cannot work together, such as a weighted sampler under torchrun.
     """
+    t_start = time.perf_counter()
     world, rank, local_rank = _dist_info()
     distributed = world > 1
     if distributed and (cfg.balance == "sampler" or cfg.skin_balance > 0):
@@ -291,6 +304,8 @@ def train(cfg: TrainConfig) -> Path:
         split_table(index, cfg.data_root).to_csv(run_dir / "splits.csv", index=False)
 
     model, init_note = create_backbone(cfg.architecture, len(classes), cfg.pretrained, drop_rate=cfg.drop_rate)
+    if cfg.init_from:
+        init_note = init_from_model(model, cfg.init_from, cfg.architecture)
     pcfg = model.pretrained_cfg
     img_size = cfg.img_size or int(pcfg.get("input_size", (3, 224, 224))[-1])
     mean, std = list(pcfg.get("mean", (0.485, 0.456, 0.406))), list(pcfg.get("std", (0.229, 0.224, 0.225)))
@@ -475,6 +490,8 @@ def train(cfg: TrainConfig) -> Path:
             "torch": torch.__version__,
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "args": {k: v for k, v in asdict(cfg).items() if k not in ("out", "run_dir", "data_root", "limitations")},
+            "command": _command_line(),
+            "wall_seconds": round(time.perf_counter() - t_start, 1),
             "data_summary": summarize_index(index),
         },
         "metrics": {},
@@ -687,6 +704,12 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
         metrics = evaluation_report(softmax(test_logits, temperature), test_y, class_ids, risk,
                                     test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)
         metrics["split"] = "test"
+        if "source" in test_rows and test_rows["source"].nunique() > 1:
+            # A combined dataset: each source scored alone (skin types exist only in some), plus the
+            # eczema-versus-psoriasis slice.
+            metrics.update(round_floats(slice_summary(
+                softmax(test_logits, temperature), test_y, test_rows["source"].astype(str).tolist(), class_ids,
+                risk, test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)))
         if not val_rows.empty:
             # A test split of a few hundred images cannot tell an ECE of 0.04 from 0.06 (sampling noise);
             # pooling both held-out splits, each scaled by the other's temperature, halves that noise.
