@@ -75,15 +75,20 @@ class MaskSpec:
         out = np.array(pixels, dtype=np.uint8, copy=True)
         h, w = out.shape[:2]
         boxes = self.pixel_boxes(w, h)
-        keep = np.ones((h, w), dtype=bool)
-        for x0, y0, x1, y1 in boxes:
-            keep[y0:y1, x0:x1] = False
-        if self.fill == "grey" or not keep.any():
-            colour = np.full(3, 128, dtype=np.uint8)
-        else:
+        colour = np.full(3, 128, dtype=np.uint8)
+        if self.fill == "median":
             # The photo's own median colour: the box then looks like "more of this photo", which a network
-            # cannot tell apart by source, and no edge of an odd colour is left to learn from.
-            colour = np.median(out[keep], axis=0).astype(np.uint8)
+            # cannot tell apart by source, and no edge of an odd colour is left to learn from. Photos up to
+            # 320 px on the shorter side (every training photo here) use every pixel; larger uploads a
+            # regular subsample, which gives the same colour within a level or two at a fraction of the cost.
+            step = max(1, -(-min(h, w) // 320))
+            sub = out[::step, ::step]
+            sub_boxes = self.pixel_boxes(sub.shape[1], sub.shape[0]) if step > 1 else boxes
+            keep = np.ones(sub.shape[:2], dtype=bool)
+            for x0, y0, x1, y1 in sub_boxes:
+                keep[y0:y1, x0:x1] = False
+            if keep.any():
+                colour = _median_colour(sub, keep, sub_boxes[0] if len(sub_boxes) == 1 else None)
         for x0, y0, x1, y1 in boxes:
             out[y0:y1, x0:x1] = colour
         return out
@@ -91,6 +96,34 @@ class MaskSpec:
     def apply(self, image: Image.Image) -> Image.Image:
         """Return a masked RGB copy of a PIL image."""
         return Image.fromarray(self.apply_array(np.asarray(image.convert("RGB"))))
+
+
+def _channel_histograms(pixels: np.ndarray) -> np.ndarray:
+    """(3, 256) counts of each channel's values, in one bincount pass."""
+    flat = pixels.reshape(-1, 3).astype(np.intp) + np.array([0, 256, 512])
+    return np.bincount(flat.ravel(), minlength=768).reshape(3, 256)
+
+
+def _median_colour(pixels: np.ndarray, keep: np.ndarray,
+                   box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Per-channel median of the kept pixels, equal to ``np.median(pixels[keep], axis=0).astype(uint8)``.
+
+    Counted with 256-bin histograms instead of sorting (on a 1024 px photo ``np.median`` alone took
+    longer than the network's forward pass). With a single ``box`` (pixels) the kept histogram is the
+    whole photo's minus the box's, which avoids indexing with ``keep`` at all.
+    """
+    if box is not None:
+        x0, y0, x1, y1 = box
+        hist = _channel_histograms(pixels) - _channel_histograms(pixels[y0:y1, x0:x1])
+    else:
+        hist = _channel_histograms(pixels.reshape(-1, 3)[keep.ravel()])
+    n = int(hist[0].sum())
+    lower, upper = (n - 1) // 2, n // 2  # the two middle ranks (the same one when n is odd)
+    colour = np.empty(3, dtype=np.uint8)
+    for c in range(3):
+        low, high = np.searchsorted(np.cumsum(hist[c]), [lower + 1, upper + 1])
+        colour[c] = (int(low) + int(high)) // 2  # np.median averages the two, astype(uint8) floors
+    return colour
 
 
 def mask_problems(raw: Any) -> list[str]:
