@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
 from dermlib.evaluate.watermark import logo_crop, logo_from_dermnet, top1_shift
 from dermlib.images import load_image
 from dermlib.models import get_card, load_model
