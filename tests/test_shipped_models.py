@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from dermlib.config import shared_data_root
+from dermlib.data import DATASETS
+from dermlib.data.combined import CombinedAdapter
 from dermlib.explain import explain
 from dermlib.inference import predict
 from dermlib.models import load_model, scan_models
@@ -27,6 +29,11 @@ def test_registry_finds_every_shipped_model_and_one_default() -> None:
     assert sorted(c.id for c in cards) == SHIPPED
     defaults = [c for c in cards if c.default]
     assert len(defaults) == 1 and defaults[0].task == "clinical"
+    # The default covers both Fitzpatrick17k's 21 conditions and DermNet NZ's 24 categories.
+    assert defaults[0].id == "clinical-common38"
+    fitz21 = next(c for c in cards if c.id == "clinical-fitz21")
+    assert set(fitz21.class_ids) <= set(defaults[0].class_ids)
+    assert {"psoriasis", "fungal-infection", "scabies", "urticaria", "vitiligo"} <= set(defaults[0].class_ids)
 
 
 @pytest.mark.parametrize("model_id", SHIPPED)
@@ -81,10 +88,12 @@ def test_default_models_test_metrics_reproduce_from_the_data() -> None:
     cards, _ = scan_models(WEIGHTS)
     card = next(c for c in cards if c.default)
     root = shared_data_root()
-    data = root / str(card.training.get("dataset")) if root else None
-    if data is None or not data.is_dir():
+    name = str(card.training.get("dataset"))
+    # A combined dataset (fitz-dermnet) reads its parts from sub-folders of the data root itself.
+    data = (root if isinstance(DATASETS.get(name), CombinedAdapter) else root / name) if root else None
+    if data is None or not data.is_dir() or not DATASETS[name].detect(data):
         pytest.skip("the default model's dataset is not present under ../shared/data")
-    report, _ = evaluate_model(str(WEIGHTS / card.id), data, split="test")
+    report, _ = evaluate_model(str(WEIGHTS / card.id), data, dataset=name, split="test")
     assert report["n"] == card.metrics["n"]
     for key in ("top1_accuracy", "macro_f1", "weighted_f1"):
         assert report[key] == pytest.approx(card.metrics[key], abs=1.5 / report["n"]), key
@@ -111,6 +120,11 @@ def test_model_page_shows_how_the_defaults_accuracy_depends_on_agreement(monkeyp
     monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(WEIGHTS))
     st.cache_data.clear()
     at = AppTest.from_file(str(WEIGHTS.parent / "app_pages" / "model.py")).run(timeout=120)
+    assert not at.exception
+    # The ensemble is no longer the default (clinical-common38 is): pick it as a user would.
+    select = at.selectbox(key="model_page_model")
+    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(clinical-fitz21)"))).run(
+        timeout=120)
     assert not at.exception
     assert at.selectbox(key="model_page_model").value.id == "clinical-fitz21"
     tables = [d.value for d in at.dataframe if "networks agreeing with the ensemble" in d.value.columns]

@@ -431,3 +431,73 @@ class Isic2019(Adapter):
             normalise_body_site(frame["anatom_site_general"]) if "anatom_site_general" in frame else None
         )
         return frame
+
+
+class DermNetNZ(Adapter):
+    """DermNet NZ topic-page photos in 24 coarse categories: ``metadata.csv`` + ``images/<category>/<md5>.jpg``.
+
+    Class ids are the ``category`` values; ``group_id`` is the near-duplicate group the csv gives, so a
+    split keeps copies of one photo on one side. DermNet has no skin-type labels (its photos are mostly
+    of light skin), so ``fitzpatrick`` is always missing. The older :class:`DermNet` adapter reads the
+    Kaggle train/test layout instead.
+    """
+
+    name = "dermnet-nz"
+    title = "DermNet NZ (24 categories)"
+    description = (
+        "Clinical photos from DermNet NZ's topic pages, merged into 24 common-condition categories (acne to "
+        "vitiligo); near-duplicate groups given; no skin-type labels, mostly light skin."
+    )
+    modality = "clinical"
+    licence = "DermNet NZ image licence: non-commercial research and teaching use only; credit dermnetnz.org"
+    citation = "DermNet NZ, All about the skin (dermnetnz.org)."
+    homepage = "https://dermnetnz.org"
+    layout = "ROOT/metadata.csv (md5, category, dermnet_topic, group_id, ...) + ROOT/images/<category>/<md5>.jpg"
+    required_columns = ("md5", "category", "group_id")
+    optional_columns = ("dermnet_topic", "eczema_psoriasis", "width", "height")
+    #: Photos also present in another set (Fitzpatrick17k), listed by md5.
+    copies_file = "copies_in_other_sets.csv"
+
+    def detect(self, root: Path) -> bool:
+        path = root / "metadata.csv"
+        if not path.is_file():
+            return False
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+        return "dermnet_topic" in header and "category" in header
+
+    def metadata(self, root: str | os.PathLike[str]) -> pd.DataFrame:
+        """The csv rows with an ``image_path`` column (absolute path, or None when the file is absent).
+
+        Evaluation reads columns the index does not carry from here (``eczema_psoriasis``,
+        ``dermnet_topic``).
+        """
+        root = Path(root).expanduser().resolve()
+        meta = _read_csv(root / "metadata.csv", self.required_columns, self.optional_columns)
+        meta = meta.dropna(subset=["md5", "category"]).reset_index(drop=True)
+        base = root / "images" if (root / "images").is_dir() else root
+        files = images_by_stem(base, max_depth=1)
+        meta["image_path"] = meta["md5"].str.strip().map(files)
+        return meta
+
+    def copies(self, root: str | os.PathLike[str]) -> set[str]:
+        """md5s of the photos listed in ``copies_in_other_sets.csv`` (empty when there is no such file)."""
+        path = Path(root).expanduser() / self.copies_file
+        if not path.is_file():
+            return set()
+        return set(_read_csv(path, ("md5",))["md5"].dropna().str.strip())
+
+    def _load(self, root: Path) -> pd.DataFrame:
+        meta = self.metadata(root)
+        codes = meta["category"].str.strip().str.lower()
+        display, risk = _map_labels(codes, label_tables.DERMNET_NZ_CATEGORIES)
+        return pd.DataFrame(
+            {
+                "image_path": meta["image_path"],
+                "label": codes,
+                "display_name": display,
+                "risk_group": risk,
+                # Photo ids are unique, but near copies share a group: that is what a split must keep together.
+                "group_id": meta["group_id"].fillna(meta["md5"]),
+            }
+        )

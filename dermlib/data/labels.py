@@ -131,3 +131,34 @@ def dermnet_label(folder: str) -> str:
 
 
 DERMNET_LABELS: dict[str, LabelInfo] = {dermnet_label(k): v for k, v in DERMNET_FOLDERS.items()}
+
+# The 24 coarse categories of the DermNet NZ topic-page collection (``dermnet/`` beside the project).
+# A category groups several DermNet topics (``dermnet_topic``), so names stay general. Risk groups follow
+# Fitzpatrick17k's three-partition labels where the two sets share a condition (actinic keratosis is
+# grouped malignant there, as a precancer that needs treatment; keloid non-neoplastic).
+DERMNET_NZ_CATEGORIES: dict[str, LabelInfo] = {
+    "acne": LabelInfo("Acne", "non-neoplastic"),
+    "actinic-keratosis": LabelInfo("Actinic keratosis", "malignant"),
+    "alopecia-areata": LabelInfo("Alopecia areata", "non-neoplastic"),
+    "bacterial-infection": LabelInfo("Bacterial skin infection (impetigo, cellulitis, ...)", "non-neoplastic"),
+    "basal-cell-carcinoma": LabelInfo("Basal cell carcinoma", "malignant"),
+    "bullous-disease": LabelInfo("Blistering (bullous) disease", "non-neoplastic"),
+    "eczema": LabelInfo("Eczema", "non-neoplastic"),
+    "fungal-infection": LabelInfo("Fungal skin infection (ringworm, tinea, candida)", "non-neoplastic"),
+    "herpes": LabelInfo("Herpes simplex and shingles", "non-neoplastic"),
+    "hidradenitis-suppurativa": LabelInfo("Hidradenitis suppurativa", "non-neoplastic"),
+    "keloid": LabelInfo("Keloid", "non-neoplastic"),
+    "lichen-planus": LabelInfo("Lichen planus", "non-neoplastic"),
+    "light-related": LabelInfo("Light-related skin disease", "non-neoplastic"),
+    "lupus": LabelInfo("Lupus (cutaneous)", "non-neoplastic"),
+    "melanocytic-naevus": LabelInfo("Melanocytic naevus (mole)", "benign"),
+    "melanoma": LabelInfo("Melanoma", "malignant"),
+    "molluscum": LabelInfo("Molluscum contagiosum", "non-neoplastic"),
+    "psoriasis": LabelInfo("Psoriasis", "non-neoplastic"),
+    "rosacea": LabelInfo("Rosacea", "non-neoplastic"),
+    "scabies": LabelInfo("Scabies", "non-neoplastic"),
+    "squamous-cell-carcinoma": LabelInfo("Squamous cell carcinoma", "malignant"),
+    "urticaria": LabelInfo("Urticaria (hives)", "non-neoplastic"),
+    "vasculitis-purpura": LabelInfo("Vasculitis and purpura", "non-neoplastic"),
+    "vitiligo": LabelInfo("Vitiligo", "non-neoplastic"),
+}

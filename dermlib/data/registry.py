@@ -10,19 +10,22 @@ import pandas as pd
 from dermlib.data.adapters import (
     Adapter,
     DermNet,
+    DermNetNZ,
     Fitzpatrick17k,
     Ham10000,
     ImageFolder,
     Isic2019,
     PadUfes20,
 )
+from dermlib.data.combined import FITZ_DERMNET
 from dermlib.data.files import list_subfolders, verify_images
 from dermlib.errors import DatasetError
 
 # Order matters for detect(): specific layouts first, the generic image folder last.
 DATASETS: dict[str, Adapter] = {
     adapter.name: adapter
-    for adapter in (Fitzpatrick17k(), Ham10000(), PadUfes20(), Isic2019(), DermNet(), ImageFolder())
+    for adapter in (FITZ_DERMNET, Fitzpatrick17k(), Ham10000(), PadUfes20(), Isic2019(), DermNetNZ(), DermNet(),
+                    ImageFolder())
 }
 
 

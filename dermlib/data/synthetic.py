@@ -173,3 +173,35 @@ def make_isic2019(root: Path, n_images: int = 8, seed: int = 500) -> Path:
     pd.DataFrame(truth).to_csv(root / "ISIC_2019_Training_GroundTruth.csv", index=False)
     pd.DataFrame(meta).to_csv(root / "ISIC_2019_Training_Metadata.csv", index=False)
     return root
+
+
+def make_dermnet_nz(root: Path, categories: Sequence[str] = ("eczema", "psoriasis", "melanoma"),
+                    per_class: int = 4, n_copies: int = 1, seed: int = 600) -> Path:
+    """Write the DermNet NZ topic-page layout: ``metadata.csv``, ``copies_in_other_sets.csv`` and
+    ``images/<category>/<md5>.jpg`` (341 x 256, as the real photos).
+
+    The first two photos of each category share a near-duplicate ``group_id``; the first ``n_copies``
+    photos are listed in ``copies_in_other_sets.csv``. ``eczema_psoriasis`` is set for those two categories.
+    """
+    rows, n = [], seed
+    tmp = root / "images" / "_tmp"
+    for category in categories:
+        for k in range(per_class):
+            made = make_image(tmp / f"{n}.jpg", n, size=(341, 256))
+            digest = _md5(made)
+            target = root / "images" / category / f"{digest}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.replace(target)
+            rows.append({
+                "md5": digest, "category": category, "dermnet_topic": f"{category.title()} topic|Other topic",
+                "width": 341, "height": 256,
+                "group_id": f"g{category}-pair" if k < 2 else f"g{digest[:12]}",
+                "eczema_psoriasis": category if category in ("eczema", "psoriasis") else None,
+            })
+            n += 1
+    tmp.rmdir()
+    meta = pd.DataFrame(rows)
+    meta.to_csv(root / "metadata.csv", index=False)
+    copies = meta.head(n_copies)[["md5", "category"]].assign(other_file="fitzpatrick17k/images/x/y.jpg")
+    copies.to_csv(root / "copies_in_other_sets.csv", index=False)
+    return root

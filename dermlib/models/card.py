@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dermlib.errors import CardError
+from dermlib.masking import mask_problems
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -204,6 +205,8 @@ def validate_card_dict(data: Any) -> list[str]:
         crop = pre.get("crop_pct", 1.0)
         if not (_finite(crop) and 0 < crop <= 1):
             problems.append("preprocessing.crop_pct must be in (0, 1]")
+        if pre.get("mask") is not None:
+            problems.extend(mask_problems(pre["mask"]))
 
     if data["architecture"] == ENSEMBLE_ARCHITECTURE:
         problems.extend(_member_problems(data.get("members")))

@@ -26,6 +26,7 @@ from timm.data import create_transform, resolve_data_config
 from torchvision import transforms as T
 
 from dermlib.errors import CardError, ModelError
+from dermlib.masking import MaskSpec
 from dermlib.models.card import ModelCard
 from dermlib.models.device import select_device
 from dermlib.models.ensemble import Ensemble
@@ -201,6 +202,7 @@ class LoadedModel:
     channels_last: bool = True
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     fallback_notice: str | None = None
+    mask: MaskSpec | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -209,8 +211,15 @@ class LoadedModel:
         return int(h), int(w)
 
     def model_view(self, image: Image.Image) -> Image.Image:
-        """The resized and cropped image exactly as the model sees it (before normalisation)."""
-        return self.geometric(image.convert("RGB"))
+        """The masked, resized and cropped image exactly as the model sees it (before normalisation).
+
+        The card's mask (``preprocessing.mask``, see :mod:`dermlib.masking`) is applied to the full photo
+        first, as in training, so a watermark box covers the same part of the photo in both.
+        """
+        image = image.convert("RGB")
+        if self.mask is not None:
+            image = self.mask.apply(image)
+        return self.geometric(image)
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Turn RGB images into a normalised batch on the model's device."""
@@ -410,6 +419,7 @@ def load_model(
         normalize=T.Compose(steps[split:]),
         channels_last=channels_last,
         fallback_notice=notice,
+        mask=MaskSpec.from_card(card.preprocessing),
     )
     loaded.target_layers()  # fail at load time, not at the first explanation
     return loaded

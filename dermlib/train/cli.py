@@ -39,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", nargs="+", help="train on these labels only")
     p.add_argument("--splits", help="reuse this splits.csv (or the model folder holding it) instead of drawing "
                    "a new split, e.g. to train ensemble members with other seeds on the same test images")
+    p.add_argument("--mask-box", dest="mask_boxes", type=float, nargs=4, action="append",
+                   metavar=("X0", "Y0", "X1", "Y1"),
+                   help="fill this box (fractions of the photo, y downwards) with the photo's median colour on "
+                   "every image at training and inference (stored in the card), e.g. 0 0.64 0.46 1 for "
+                   "DermNet's bottom-left watermark; repeatable")
+    p.add_argument("--init-from", help="start from the backbone of this trained model (id or folder, same "
+                   "architecture; its head is replaced). Only use a model trained on this run's training images "
+                   "or a subset, or the test split would have been seen")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--no-hflip-tta", dest="hflip_tta", action="store_false", help="no flip averaging at test")
     p.add_argument("--no-duplicate-grouping", dest="duplicate_grouping", action="store_false")

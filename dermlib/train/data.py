@@ -13,17 +13,27 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode, v2
 
 from dermlib.errors import DatasetError
+from dermlib.masking import MaskSpec
 
 _INTERP = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
            "nearest": InterpolationMode.NEAREST}
 
 
-def decode_resized(path: str, short_side: int) -> torch.Tensor:
-    """Decode one image to a uint8 (3, H, W) tensor whose shorter side is ``short_side``."""
+def decode_resized(path: str, short_side: int, mask: MaskSpec | None = None) -> torch.Tensor:
+    """Decode one image to a uint8 (3, H, W) tensor whose shorter side is ``short_side``.
+
+    Args:
+        path: Image file.
+        short_side: Length of the shorter side after resizing.
+        mask: The card's mask (:mod:`dermlib.masking`), applied to the whole photo before resizing and before
+            any augmentation crops it, exactly as inference applies it before its resize and crop.
+    """
     try:
         with Image.open(path) as img:
             img.draft("RGB", (short_side * 2, short_side * 2))  # JPEG: decode at reduced scale
             img = img.convert("RGB")
+            if mask is not None:
+                img = mask.apply(img)
             w, h = img.size
             scale = short_side / min(w, h)
             img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC,
@@ -34,10 +44,11 @@ def decode_resized(path: str, short_side: int) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def predecode(paths: Sequence[str], short_side: int, workers: int = 2) -> list[torch.Tensor]:
-    """Decode every image once per run (JPEG decoding would otherwise dominate CPU training)."""
+def predecode(paths: Sequence[str], short_side: int, workers: int = 2,
+              mask: MaskSpec | None = None) -> list[torch.Tensor]:
+    """Decode (and mask) every image once per run (JPEG decoding would otherwise dominate CPU training)."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(lambda p: decode_resized(p, short_side), paths))
+        return list(pool.map(lambda p: decode_resized(p, short_side, mask), paths))
 
 
 def train_transform(img_size: int, mean: Sequence[float], std: Sequence[float], interpolation: str = "bicubic",

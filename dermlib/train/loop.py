@@ -13,6 +13,8 @@ import math
 import os
 import platform
 import random
+import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +41,8 @@ from dermlib.evaluate import (
     stratified_group_split,
 )
 from dermlib.evaluate.metrics import confusion_matrix, precision_recall_f1, round_floats
+from dermlib.evaluate.slices import slice_summary
+from dermlib.masking import MaskSpec
 from dermlib.models.card import WEIGHTS_FILE, save_card
 from dermlib.models.device import select_device
 from dermlib.models.loading import file_sha256, load_model
@@ -52,7 +56,7 @@ from dermlib.train.data import (
     skin_group,
     train_transform,
 )
-from dermlib.train.pretrained import create_backbone
+from dermlib.train.pretrained import create_backbone, init_from_model
 
 # Licences and citations of datasets the CLI knows, for the card (the user can override both).
 DATASET_INFO: dict[str, dict[str, str]] = {
@@ -66,7 +70,17 @@ DATASET_INFO: dict[str, dict[str, str]] = {
                  "citation": "Tschandl et al., The HAM10000 dataset, Sci Data 5, 180161 (2018)."},
     "pad-ufes-20": {"name": "PAD-UFES-20", "licence": "CC BY 4.0",
                     "citation": "Pacheco et al., PAD-UFES-20, Data in Brief 32, 106221 (2020)."},
+    "dermnet-nz": {"name": "DermNet NZ (24 common-condition categories)",
+                   "licence": "DermNet NZ images: non-commercial research and teaching use only",
+                   "citation": "DermNet NZ, All about the skin (dermnetnz.org)."},
+    "fitz-dermnet": {"name": "Fitzpatrick17k (21-condition subset) + DermNet NZ (24 categories)",
+                     "licence": "Fitzpatrick17k: CC BY-NC-SA 3.0; DermNet NZ images: non-commercial research and "
+                                "teaching use only",
+                     "citation": "Groh et al., CVPR Workshops 2021 (Fitzpatrick17k); DermNet NZ (dermnetnz.org)."},
 }
+
+MASK_REASON = ("Filled with the photo's median colour on every image, at training and inference, so a watermark "
+               "that only one source carries (DermNet NZ's bottom-left logo) cannot become a cue for its classes.")
 
 
 @dataclass
@@ -104,12 +118,24 @@ class TrainConfig:
     classes: list[str] | None = None
     max_per_class: int | None = None
     splits: str | None = None
+    # Boxes (x0, y0, x1, y1, fractions of the photo) filled with the photo's median colour on every image
+    # at training and inference time, e.g. to hide a watermark only one source carries (dermlib.masking).
+    mask_boxes: list[list[float]] | None = None
+    # A trained model of the same architecture whose backbone starts this run (its head is replaced); only
+    # valid when it was trained on this run's training images or a subset of them.
+    init_from: str | None = None
     target_accuracy: float = 0.8
     hflip_tta: bool = True
     resume: bool = True
     run_dir: str | None = None
     default: bool = False
     limitations: list[str] = field(default_factory=list)
+
+
+def _command_line() -> str:
+    """The command that started this process, as a person would retype it (for the card)."""
+    args = sys.argv[1:] if sys.argv and sys.argv[0].endswith(("__main__.py", "dermlib")) else sys.argv
+    return shlex.join(["python", "-m", "dermlib", *args])
 
 
 def _seed_everything(seed: int) -> None:
@@ -146,7 +172,13 @@ def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
         return index
     if cfg.duplicate_grouping:
         index = with_duplicate_groups(index, workers=cfg.workers)
-    has_split = index["split"].notna().all() and {"train", "test"} <= set(index["split"])
+    given = index["split"].notna()
+    if given.any() and not given.all():
+        return _split_the_rest(index, cfg)
+    has_split = given.all() and {"train", "test"} <= set(index["split"])
+    if has_split and "val" in set(index["split"]):
+        # Every row already has its train/val/test split (a combined dataset of fixed splits): keep it.
+        return index
     if has_split:
         # Official train/test folders: keep the test set, carve validation out of train by group.
         train_mask = index["split"] != "test"
@@ -158,6 +190,26 @@ def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
     else:
         index["split"] = stratified_group_split(index["label"].tolist(), index["group_id"].tolist(),
                                                 cfg.split_fractions, seed=cfg.seed)
+    return index
+
+
+def _split_the_rest(index: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
+    """Keep the splits some rows already have (a combined dataset's fixed part); split the others.
+
+    A row without a split whose group (after near-duplicate grouping) holds a row with one follows that
+    row, so a near copy never lands on the other side of a fixed split. The remaining rows get a grouped,
+    label-stratified split with ``cfg.split_fractions`` and ``cfg.seed``.
+    """
+    index = index.copy()
+    given = index["split"].notna()
+    fixed = index[given].groupby("group_id")["split"].first()
+    follow = ~given & index["group_id"].isin(fixed.index)
+    index.loc[follow, "split"] = index.loc[follow, "group_id"].map(fixed)
+    rest = index["split"].isna()
+    if rest.any():
+        sub = index[rest]
+        index.loc[rest, "split"] = stratified_group_split(sub["label"].tolist(), sub["group_id"].tolist(),
+                                                          cfg.split_fractions, seed=cfg.seed)
     return index
 
 
@@ -217,6 +269,7 @@ def train(cfg: TrainConfig) -> Path:
         DatasetError: The data cannot be split or trained on (see :func:`prepare_index`).
         TrainingError: Options that cannot work together, such as a weighted sampler under torchrun.
     """
+    t_start = time.perf_counter()
     world, rank, local_rank = _dist_info()
     distributed = world > 1
     if distributed and (cfg.balance == "sampler" or cfg.skin_balance > 0):
@@ -240,7 +293,9 @@ def train(cfg: TrainConfig) -> Path:
     (run_dir / "args.json").write_text(json.dumps(asdict(cfg), indent=2, default=str) + "\n")
 
     index = prepare_index(cfg)
-    dataset_name = str(index["source"].iloc[0])
+    # A combined dataset has several sources; the card names the combination.
+    dataset_name = str(index["source"].iloc[0]) if index["source"].nunique() == 1 else str(cfg.dataset or "combined")
+    mask = MaskSpec(tuple(tuple(float(v) for v in b) for b in cfg.mask_boxes)) if cfg.mask_boxes else None
     classes = _class_table(index)
     class_ids = [c["id"] for c in classes]
     label_of = {c: i for i, c in enumerate(class_ids)}
@@ -249,6 +304,8 @@ def train(cfg: TrainConfig) -> Path:
         split_table(index, cfg.data_root).to_csv(run_dir / "splits.csv", index=False)
 
     model, init_note = create_backbone(cfg.architecture, len(classes), cfg.pretrained, drop_rate=cfg.drop_rate)
+    if cfg.init_from:
+        init_note = init_from_model(model, cfg.init_from, cfg.architecture)
     pcfg = model.pretrained_cfg
     img_size = cfg.img_size or int(pcfg.get("input_size", (3, 224, 224))[-1])
     mean, std = list(pcfg.get("mean", (0.485, 0.456, 0.406))), list(pcfg.get("std", (0.229, 0.224, 0.225)))
@@ -262,8 +319,8 @@ def train(cfg: TrainConfig) -> Path:
         raise DatasetError("The split left no training or no validation images; add more images per class.")
     short = round(img_size / 0.875)
     t0 = time.perf_counter()
-    train_images = predecode(train_rows["image_path"].tolist(), short, cfg.workers)
-    val_images = predecode(val_rows["image_path"].tolist(), img_size, cfg.workers)
+    train_images = predecode(train_rows["image_path"].tolist(), short, cfg.workers, mask=mask)
+    val_images = predecode(val_rows["image_path"].tolist(), img_size, cfg.workers, mask=mask)
     decode_s = time.perf_counter() - t0
 
     y_train = train_rows["y"].to_numpy(np.int64)
@@ -410,7 +467,8 @@ def train(cfg: TrainConfig) -> Path:
         "model_kwargs": {},
         "classes": classes,
         "preprocessing": {"input_size": [3, img_size, img_size], "mean": mean, "std": std,
-                          "interpolation": interpolation, "crop_pct": 1.0, "crop_mode": "center"},
+                          "interpolation": interpolation, "crop_pct": 1.0, "crop_mode": "center",
+                          **({"mask": mask.to_card(MASK_REASON)} if mask else {})},
         "cam": {"target_layer": default_cam_layer(model), "reshape": None},
         "calibration": {"temperature": 1.0},
         "inference": {"hflip_tta": cfg.hflip_tta},
@@ -432,6 +490,8 @@ def train(cfg: TrainConfig) -> Path:
             "torch": torch.__version__,
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "args": {k: v for k, v in asdict(cfg).items() if k not in ("out", "run_dir", "data_root", "limitations")},
+            "command": _command_line(),
+            "wall_seconds": round(time.perf_counter() - t_start, 1),
             "data_summary": summarize_index(index),
         },
         "metrics": {},
@@ -644,6 +704,12 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
         metrics = evaluation_report(softmax(test_logits, temperature), test_y, class_ids, risk,
                                     test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)
         metrics["split"] = "test"
+        if "source" in test_rows and test_rows["source"].nunique() > 1:
+            # A combined dataset: each source scored alone (skin types exist only in some), plus the
+            # eczema-versus-psoriasis slice.
+            metrics.update(round_floats(slice_summary(
+                softmax(test_logits, temperature), test_y, test_rows["source"].astype(str).tolist(), class_ids,
+                risk, test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)))
         if not val_rows.empty:
             # A test split of a few hundred images cannot tell an ECE of 0.04 from 0.06 (sampling noise);
             # pooling both held-out splits, each scaled by the other's temperature, halves that noise.

@@ -121,3 +121,36 @@ def _zero_head(model: torch.nn.Module) -> None:
     if isinstance(head, torch.nn.Linear):
         torch.nn.init.zeros_(head.weight)
         torch.nn.init.zeros_(head.bias)
+
+
+def init_from_model(model: torch.nn.Module, folder: str, architecture: str) -> str:
+    """Copy the backbone of a trained DermLens model of the same architecture into ``model`` (head zeroed).
+
+    Fine-tuning from a model already adapted to skin photos converges in fewer epochs than from
+    ImageNet. Only a model trained on the *same* training split (or a subset of it) may be used, or the
+    new model's test images would have been seen; the caller states which in the card.
+
+    Args:
+        model: The freshly created classifier (its head sized for the new classes).
+        folder: Model id or folder whose ``model.safetensors`` (checksum verified) is read.
+        architecture: The new model's timm architecture; the source must be the same.
+
+    Returns:
+        A sentence for the card saying where the initial weights came from.
+
+    Raises:
+        ModelError: The source is another architecture or an ensemble, or its backbone does not fit.
+    """
+    from dermlib.models.loading import load_state_dict
+    from dermlib.models.registry import get_card
+
+    card = get_card(folder)
+    if card.is_ensemble or card.architecture != architecture:
+        raise ModelError(f"--init-from needs a single {architecture} model; {card.id} is {card.architecture_label}.")
+    head = model.default_cfg.get("classifier", "classifier")
+    state = {k: v for k, v in load_state_dict(card).items() if not k.startswith(head)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(head) for k in missing):
+        raise ModelError(f"{card.id} did not fit {architecture}: missing {missing}, unexpected {unexpected}")
+    _zero_head(model)
+    return f"backbone of {card.id} ({card.training.get('initial_weights', 'ImageNet')}, then fine-tuned on its data)"

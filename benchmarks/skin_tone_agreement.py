@@ -1,0 +1,68 @@
+"""Measure the ITA skin-tone estimate against Fitzpatrick17k's annotated types; store it with a model.
+
+Writes ``<model folder>/skin_tone.json`` with
+
+* ``agreement``: the estimate on every Fitzpatrick17k photo with a known type (confusion table of
+  groups, Spearman correlation, group accuracy, weighted kappa, and whether it passes the reliability
+  rule of :mod:`dermlib.skintone.agreement`);
+* ``top1_by_estimated_group``: the model's top-1 accuracy on its own test split (every source), grouped
+  by the estimated group, which :func:`dermlib.skintone.estimate_group` quotes for a new photo.
+
+Usage::
+
+    .venv/bin/python benchmarks/skin_tone_agreement.py --model clinical-common38 --data-root ../shared/data \\
+        --dataset fitz-dermnet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from dermlib.data import load_index
+from dermlib.models import get_card
+from dermlib.skintone.agreement import SKIN_TONE_FILE, exclusion_boxes, measure_agreement, top1_by_estimated_group
+from dermlib.train.loop import model_logits, rows_from_splits
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model id or folder")
+    parser.add_argument("--data-root", default="../shared/data", help="folder holding fitzpatrick17k/ (and the "
+                        "model's dataset)")
+    parser.add_argument("--dataset", help="the model's dataset adapter (default: detected from --model-data)")
+    parser.add_argument("--model-data", help="the model's dataset folder (default: --data-root)")
+    args = parser.parse_args(argv)
+
+    card = get_card(args.model)
+    root = Path(args.data_root)
+    boxes = exclusion_boxes(card)
+    fitz = load_index("fitzpatrick17k", root / "fitzpatrick17k")
+    fitz = fitz[fitz["image_path"].notna()]
+    agreement = measure_agreement(fitz["image_path"].tolist(), fitz["fitzpatrick"].tolist(), boxes)
+    print("agreement", json.dumps(agreement), flush=True)
+
+    test = rows_from_splits(card.path, args.model_data or root, args.dataset)
+    test = test[(test["split"] == "test") & test["label"].isin(card.class_ids)].reset_index(drop=True)
+    logits = model_logits(card.path, test)
+    label_of = {c: i for i, c in enumerate(card.class_ids)}
+    correct = logits.argmax(1) == test["label"].map(label_of).to_numpy(np.int64)
+    by_group = top1_by_estimated_group(test["image_path"].tolist(), correct.tolist(), boxes)
+    result = {"model": card.id, "method": "ITA (Chardon et al. 1991) of YCrCb skin pixels outside the centre and "
+              "the card's mask boxes; median over pixels", "excluded_boxes": [list(b) for b in boxes],
+              "agreement_data": f"fitzpatrick17k, all {len(fitz)} photos with an image (annotated types)",
+              "agreement": agreement, "top1_by_estimated_group": by_group,
+              "top1_data": f"the model's test split ({len(test)} photos, every source)"}
+    (card.path / SKIN_TONE_FILE).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""The ITA skin-tone estimate, its agreement measurement, and what a page may quote with it."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from dermlib.models.card import load_card
+from dermlib.skintone import estimate_group, estimate_ita, ita_category, measure_agreement, top1_by_estimated_group
+from dermlib.skintone.agreement import SKIN_TONE_FILE, exclusion_boxes
+from dermlib.testing import write_tiny_model
+
+LIGHT, MEDIUM, DARK = (236, 204, 184), (198, 144, 110), (92, 60, 44)
+
+
+def photo(colour: tuple[int, int, int], lesion: tuple[int, int, int] = (120, 20, 30)) -> Image.Image:
+    """Uniform skin with a lesion-coloured centre (which the estimate must ignore)."""
+    pixels = np.zeros((120, 160, 3), dtype=np.uint8)
+    pixels[:] = colour
+    pixels[35:85, 45:115] = lesion
+    return Image.fromarray(pixels)
+
+
+def expected_ita(colour: tuple[int, int, int]) -> float:
+    lab = cv2.cvtColor(np.array([[colour]], dtype=np.float32) / 255.0, cv2.COLOR_RGB2Lab)[0, 0]
+    return math.degrees(math.atan((lab[0] - 50) / lab[2]))
+
+
+def test_ita_follows_the_formula_and_ignores_the_centre() -> None:
+    for colour, group in ((LIGHT, "I-II"), (MEDIUM, "III-IV"), (DARK, "V-VI")):
+        estimate = estimate_ita(photo(colour))
+        assert estimate is not None
+        assert estimate.ita == pytest.approx(expected_ita(colour), abs=0.05)
+        assert estimate.group == group
+        assert estimate.skin_fraction > 0.5
+
+
+def test_chardon_thresholds() -> None:
+    assert ita_category(60) == ("very light", "I-II")
+    assert ita_category(41.5) == ("light", "I-II")
+    assert ita_category(30) == ("intermediate", "III-IV")
+    assert ita_category(10.5) == ("tan", "III-IV")
+    assert ita_category(-29) == ("brown", "V-VI")
+    assert ita_category(-45) == ("dark", "V-VI")
+
+
+def test_no_estimate_without_skin_coloured_pixels() -> None:
+    assert estimate_ita(Image.new("RGB", (100, 80), (40, 90, 200))) is None
+
+
+def test_agreement_table_and_accuracy_by_estimated_group(tmp_path: Path) -> None:
+    paths = []
+    for i, colour in enumerate([LIGHT, LIGHT, MEDIUM, DARK]):
+        path = tmp_path / f"{i}.png"
+        photo(colour).save(path)
+        paths.append(path)
+    out = measure_agreement(paths, [1, 5, 3, 6])  # the second one is "wrong"
+    assert out["n"] == 4 and out["confusion"]["matrix"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+    assert out["group_accuracy"] == 0.75
+    assert out["spearman"] < -0.5 and out["reliable"] is True  # three of four right, ITA falls as type rises
+    assert measure_agreement(paths, [5, 6, 1, 1])["reliable"] is False  # the order reversed
+    by_group = top1_by_estimated_group(paths, [True, False, True, True])
+    assert (by_group["I-II"]["n"], by_group["I-II"]["top1_accuracy"]) == (2, 0.5)
+    assert by_group["V-VI"]["n"] == 1 and by_group["no estimate"]["n"] == 0
+
+
+def test_estimate_group_quotes_the_stored_accuracy_and_says_when_unreliable(tmp_path: Path) -> None:
+    folder = write_tiny_model(tmp_path / "m")
+    card = load_card(folder)
+    out = estimate_group(photo(DARK), card)
+    assert out["group"] == "V-VI" and out["reliable"] is False and out["model_top1"] is None
+    assert "not reliable" in out["message"]
+    stored = {"agreement": {"reliable": True, "group_accuracy": 0.7},
+              "top1_by_estimated_group": {"V-VI": {"n": 40, "top1_accuracy": 0.6}}}
+    (folder / SKIN_TONE_FILE).write_text(json.dumps(stored))
+    out = estimate_group(photo(DARK), card)
+    assert (out["reliable"], out["model_top1"], out["n"]) == (True, 0.6, 40)
+    assert "40 test photos" in out["message"] and "60%" in out["message"] and "not reliable" not in out["message"]
+    stored["agreement"] = {"reliable": False, "group_accuracy": 0.47}
+    (folder / SKIN_TONE_FILE).write_text(json.dumps(stored))
+    out = estimate_group(photo(DARK), card)
+    assert out["reliable"] is False and "47%" in out["message"] and out["model_top1"] == 0.6
+    assert estimate_group(Image.new("RGB", (90, 90), (40, 90, 200)), card)["group"] is None
+
+
+def test_exclusion_boxes_add_the_card_mask() -> None:
+    class Card:
+        def __init__(self) -> None:
+            self.preprocessing = {"mask": {"boxes": [[0.0, 0.64, 0.46, 1.0]]}}
+
+    assert exclusion_boxes(Card())[1] == (0.0, 0.64, 0.46, 1.0)
+    assert len(exclusion_boxes(None)) == 1
