@@ -150,7 +150,7 @@ def test_model_card_is_shown(weights: Path) -> None:
     _install(weights, _card(report))
     at = _run()
     assert at.selectbox(key="model_page_model").value is not None
-    headers = ["What it is", "How it was trained", "How well it works", "Limitations"]
+    headers = ["What it is", "How it was trained", "How well it works", "What it refuses", "Limitations"]
     assert [h.value for h in at.header] == headers
 
     facts = at.dataframe[0].value

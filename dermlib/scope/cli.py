@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--size", type=int, default=DEFAULT_EXTRACTOR_SIZE, help="extractor input side in pixels")
     f.add_argument("--score", choices=SHIPPABLE, help="ship this score (default: the best on calibration data)")
     f.add_argument("--no-model-features", dest="compare_model_features", action="store_false",
-                   help="skip the comparison on the model's own features (slow for ensembles)")
+                   help="skip the comparison on the model's own features (slow for ensembles); "
+                   "an earlier fit's rows are kept")
     f.add_argument("--cache-dir", default="runs/scope-cache", help="extractor feature cache")
     f.set_defaults(func=_cmd_fit)
     r = actions.add_parser("report", help="print a model's stored scope figures")

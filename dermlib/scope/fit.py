@@ -243,6 +243,10 @@ def fit_scope(model: str | Path, data: str | Path, data_root: str | Path, datase
         fitted[name] = det
     if compare_model_features:
         comparison.update(_model_comparison(folder, rows, ext, tr, va, te, natural, cal, rep, wrong, labels, say))
+    else:
+        # The model's own logits and features do not depend on the extractor: keep an earlier fit's rows.
+        earlier = (card.raw.get("scope") or {}).get("comparison") or {}
+        comparison.update({k: v for k, v in earlier.items() if "@model-" in k})
 
     shippable = {k: v for k, v in comparison.items() if k.split("@")[0] in SHIPPABLE and k.endswith("@imagenet")}
     chosen = score or max(shippable, key=lambda k: (shippable[k]["calibration_auroc"] or 0.0)).split("@")[0]
