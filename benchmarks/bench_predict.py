@@ -220,8 +220,8 @@ def run(args: argparse.Namespace, model_ref: str) -> int:
     checker = get_checker(loaded.card)
     if checker is not None:
         scope_times = timed(lambda: checker.check([image]), args.runs, args.warmup, loaded.device)
-        rows.append(("scope check alone (extractor + score + quality)", f"{pct(scope_times, 50):.1f} ms",
-                     f"{pct(scope_times, 95):.1f} ms", mem()))
+        rows.append((f"scope check alone ({checker.extractor.backend} extractor + score + quality)",
+                     f"{pct(scope_times, 50):.1f} ms", f"{pct(scope_times, 95):.1f} ms", mem()))
         rows.append(("scope check: extra cost per prediction (p50 difference)",
                      f"{pct(times, 50) - pct(bare, 50):.1f} ms", "", ""))
     else:

@@ -79,6 +79,24 @@ def test_feature_scores_rank_far_points_higher(name: str) -> None:
     assert auroc(det.score(near), det.score(far)) > 0.95
 
 
+def test_onnx_runtime_and_torch_extractors_agree() -> None:
+    from dermlib.scope.features import FeatureExtractor
+
+    images = [synthetic_skin_image(1), synthetic_scene_image(2)]
+    fast, slow = FeatureExtractor(backend="onnxruntime"), FeatureExtractor(backend="torch")
+    assert fast.backend == "onnxruntime" and slow.backend == "torch"
+    a, b = fast(images), slow(images)
+    assert a.shape == b.shape == (2, 1280)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_fast_knn_equals_pytorch_ood() -> None:
+    rng = np.random.default_rng(2)
+    det = create_score("knn").fit(rng.normal(size=(300, 32)), np.zeros(300, int))
+    probe = rng.normal(size=(20, 32))
+    np.testing.assert_allclose(det.score(probe), det.reference_score(probe), rtol=1e-4, atol=1e-5)
+
+
 def test_logit_scores_prefer_confident_logits() -> None:
     confident = np.array([[10.0, 0.0, 0.0]])
     flat = np.array([[0.1, 0.0, 0.05]])

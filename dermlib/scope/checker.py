@@ -23,6 +23,7 @@ from dermlib.errors import ModelError
 from dermlib.models.card import ModelCard
 from dermlib.scope.detectors import OODScore, create_score
 from dermlib.scope.features import FeatureExtractor, get_extractor
+from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
 from dermlib.scope.quality import QualityWarning, measure, quality_warnings
 
 SCOPE_FILE = "scope.safetensors"
@@ -160,8 +161,8 @@ class ScopeChecker:
         self.max_other_probability = float(section["modality"]["max_other_probability"])
         self.quality_thresholds = dict(section.get("quality", {}).get("thresholds", {}))
         ext = section.get("extractor", {})
-        self.extractor = extractor or get_extractor(str(ext.get("architecture", "tf_efficientnet_lite0")),
-                                                    int(ext.get("size", 160)))
+        self.extractor = extractor or get_extractor(str(ext.get("architecture", DEFAULT_EXTRACTOR)),
+                                                    int(ext.get("size", DEFAULT_EXTRACTOR_SIZE)))
         prefix = f"score.{self.score_name}."
         self.ood: OODScore = create_score(self.score_name).load_state(
             {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

@@ -140,6 +140,17 @@ class KNN(OODScore):
         return self
 
     def score(self, x):
+        # The same distance pytorch-ood's KNN returns (Euclidean, unit-length rows, k-th neighbour), from one
+        # matrix product: its scikit-learn search costs about 4 ms per single photo, this about 0.3 ms.
+        z = _t(x)
+        z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        k = self._detector.k
+        similarity = z @ self._bank.T
+        kth = torch.topk(similarity, k, dim=1).values[:, -1]
+        return torch.sqrt((2.0 - 2.0 * kth).clamp_min(0.0)).double().numpy()
+
+    def reference_score(self, x: np.ndarray) -> np.ndarray:
+        """pytorch-ood's own KNN score for ``x`` (what :meth:`score` reproduces; used by the tests)."""
         return self._detector.predict_features(_t(x)).double().numpy()
 
     def state(self):

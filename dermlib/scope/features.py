@@ -9,7 +9,9 @@ runs one extra forward pass of the packaged ImageNet EfficientNet-Lite0, shared 
 from __future__ import annotations
 
 import functools
-import threading
+import io
+import logging
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +24,43 @@ from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
 # timm's config for the TF EfficientNet-Lite family: inputs scaled to [-1, 1].
 _MEAN = 0.5
 _STD = 0.5
+#: ``onnxruntime`` (default) or ``torch``: which runtime computes the extractor's forward pass.
+BACKEND_ENV = "DERMLENS_SCOPE_BACKEND"
+
+logger = logging.getLogger(__name__)
+
+
+class _Pooled(torch.nn.Module):
+    """The network up to its pooled features (what ONNX export traces)."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.forward_head(self.network.forward_features(x), pre_logits=True)
+
+
+def _onnx_session(network: torch.nn.Module, size: int):
+    """An ONNX Runtime session of the network's pooled features, exported in memory (nothing is written).
+
+    Measured on 2 CPU cores: 9 ms a photo at 160 px against 15-22 ms for eager torch (6.4 ms at 128 px), whose per-layer
+    overhead dominates a network this small; the features agree to 1e-5 (tests). The export takes about
+    1.5 s, once per process.
+    """
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    example = torch.zeros(1, 3, size, size)
+    torch.onnx.export(_Pooled(network).eval(), (example,), buffer, input_names=["x"], output_names=["features"],
+                      dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
+    options = ort.SessionOptions()
+    # One thread, on the caller's: a pool for 6 ms of work costs more than it saves, and its threads'
+    # spin-waiting would take the cores from the classifier that runs next.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
 
 class FeatureExtractor:
@@ -30,9 +69,12 @@ class FeatureExtractor:
     Args:
         architecture: A timm architecture with a packaged offline ImageNet checkpoint.
         size: Side of the square input, in pixels.
+        backend: ``onnxruntime`` or ``torch`` (default: ``DERMLENS_SCOPE_BACKEND``, else ``onnxruntime``;
+            torch is used when ONNX Runtime is missing or the export fails).
     """
 
-    def __init__(self, architecture: str = DEFAULT_EXTRACTOR, size: int = DEFAULT_EXTRACTOR_SIZE) -> None:
+    def __init__(self, architecture: str = DEFAULT_EXTRACTOR, size: int = DEFAULT_EXTRACTOR_SIZE,
+                 backend: str | None = None) -> None:
         from dermlib.train.pretrained import load_offline_imagenet
 
         self.architecture = architecture
@@ -40,7 +82,14 @@ class FeatureExtractor:
         self.network = load_offline_imagenet(architecture).eval().requires_grad_(False)
         self.network = self.network.to(memory_format=torch.channels_last)
         self.num_features = int(self.network.num_features)
-        self._lock = threading.Lock()
+        self.backend = "torch"
+        self._session = None
+        if (backend or os.environ.get(BACKEND_ENV, "onnxruntime")).strip().lower() == "onnxruntime":
+            try:
+                self._session = _onnx_session(self.network, self.size)
+                self.backend = "onnxruntime"
+            except Exception as exc:  # a missing or broken runtime must not cost the check itself
+                logger.warning("Scope extractor: ONNX Runtime unavailable (%s); using torch.", exc)
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Resize each image to ``size`` x ``size`` (the whole frame: nothing cropped) and normalise."""
@@ -55,6 +104,9 @@ class FeatureExtractor:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 batch = self.preprocess(images[start : start + batch_size])
+                if self._session is not None:
+                    chunks.append(self._session.run(None, {"x": batch.contiguous().numpy()})[0].astype(np.float32))
+                    continue
                 feats = self.network.forward_head(self.network.forward_features(batch), pre_logits=True)
                 chunks.append(feats.float().numpy())
         if not chunks:
