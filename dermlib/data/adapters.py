@@ -40,6 +40,14 @@ def _read_csv(path: Path, required: Sequence[str], optional: Sequence[str] = ())
     return frame
 
 
+def _csv_header(path: Path) -> str:
+    """The first line of a CSV file, or an empty string when there is no such file."""
+    if not path.is_file():
+        return ""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return handle.readline()
+
+
 def _first_existing(root: Path, names: Sequence[str]) -> Path:
     """Return the first of ``names`` that exists under ``root`` (or the first name, to report it missing)."""
     for name in names:
@@ -340,11 +348,7 @@ class PadUfes20(Adapter):
     optional_columns = ("age", "gender", "fitspatrick", "region", "lesion_id")
 
     def detect(self, root: Path) -> bool:
-        path = root / "metadata.csv"
-        if not path.is_file():
-            return False
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            header = handle.readline()
+        header = _csv_header(root / "metadata.csv")
         return "img_id" in header and "diagnostic" in header
 
     def _load(self, root: Path) -> pd.DataFrame:
@@ -459,11 +463,7 @@ class DermNetNZ(Adapter):
     copies_file = "copies_in_other_sets.csv"
 
     def detect(self, root: Path) -> bool:
-        path = root / "metadata.csv"
-        if not path.is_file():
-            return False
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            header = handle.readline()
+        header = _csv_header(root / "metadata.csv")
         return "dermnet_topic" in header and "category" in header
 
     def metadata(self, root: str | os.PathLike[str]) -> pd.DataFrame:

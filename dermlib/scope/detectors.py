@@ -55,32 +55,34 @@ def _t(x: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
 
 
-class MaxSoftmax(OODScore):
+class _LogitScore(OODScore):
+    """A fit-free score of a classifier's logits, computed by the pytorch-ood detector named ``_detector``."""
+
+    uses = "logits"
+    _detector: ClassVar[str]
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        import pytorch_ood.detector
+
+        return getattr(pytorch_ood.detector, self._detector).score(_t(x)).double().numpy()
+
+
+class MaxSoftmax(_LogitScore):
     """Maximum softmax probability (Hendrycks & Gimpel, ICLR 2017), negated."""
 
     name = "msp"
     title = "Maximum softmax probability"
     reference = "Hendrycks & Gimpel, ICLR 2017"
-    uses = "logits"
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        from pytorch_ood.detector import MaxSoftmax as _MSP
-
-        return _MSP.score(_t(x)).double().numpy()
+    _detector = "MaxSoftmax"
 
 
-class Energy(OODScore):
+class Energy(_LogitScore):
     """Negative free energy of the logits (Liu et al., NeurIPS 2020)."""
 
     name = "energy"
     title = "Energy"
     reference = "Liu et al., NeurIPS 2020"
-    uses = "logits"
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        from pytorch_ood.detector import EnergyBased
-
-        return EnergyBased.score(_t(x)).double().numpy()
+    _detector = "EnergyBased"
 
 
 class Mahalanobis(OODScore):
