@@ -60,7 +60,25 @@ def _onnx_session(network: torch.nn.Module, size: int):
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    # No arena: a one-photo batch gains nothing from it (measured 4.6 against 5.5 ms) and it holds memory.
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    del buffer
+    _release_freed_memory()
+    return session
+
+
+def _release_freed_memory() -> None:
+    """Hand the export's transient memory back to the system (glibc only; the app's malloc settings keep
+    freed memory otherwise). A no-op elsewhere."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class FeatureExtractor:
@@ -88,6 +106,8 @@ class FeatureExtractor:
             try:
                 self._session = _onnx_session(self.network, self.size)
                 self.backend = "onnxruntime"
+                self.network = None  # ONNX Runtime holds its own copy of the weights
+                _release_freed_memory()
             except Exception as exc:  # a missing or broken runtime must not cost the check itself
                 logger.warning("Scope extractor: ONNX Runtime unavailable (%s); using torch.", exc)
 
@@ -115,7 +135,10 @@ class FeatureExtractor:
 
     def imagenet_head(self) -> tuple[np.ndarray, np.ndarray]:
         """The ImageNet classifier's weight (1000, D) and bias (1000,), for scores that need logits (ViM)."""
-        head = self.network.get_classifier()
+        from dermlib.train.pretrained import load_offline_imagenet
+
+        network = self.network if self.network is not None else load_offline_imagenet(self.architecture)
+        head = network.get_classifier()
         return head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy()
 
 
