@@ -28,6 +28,7 @@ from dermlib.testing import (
     hostile_corpus,
     image_bytes,
     synthetic_skin_image,
+    write_tiny_model,
     write_tiny_scope,
 )
 from dermlib.ui.session import MAX_ENTRIES
@@ -90,14 +91,20 @@ def _rss_bytes() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc (Linux)")
-def test_500_predictions_with_heatmaps_do_not_grow_memory(tiny_loaded: LoadedModel) -> None:
-    """The Diagnose page's work, 500 times on different uploads: RSS grows by less than 50 MB after warm-up."""
-    loaded = tiny_loaded
+def test_500_predictions_with_heatmaps_do_not_grow_memory(tmp_path: Path) -> None:
+    """The Diagnose page's work, scope check included, 500 times on different uploads: RSS grows by less than
+    50 MB after warm-up."""
+    from dermlib.models import load_model
+    from dermlib.scope.checker import check_images
+
+    loaded = load_model(write_tiny_scope(write_tiny_model(tmp_path / "scoped")), device="cpu")
     uploads = [image_bytes(synthetic_skin_image(seed, size=(320, 240)), "JPEG", quality=85) for seed in range(25)]
 
     def one(i: int) -> None:
         image = load_image(uploads[i % len(uploads)])
-        prediction = build_prediction(loaded, loaded.predict_proba([image])[0], 3)
+        scope = check_images(loaded.card, [image])[0]
+        assert scope.code != "unchecked"
+        prediction = build_prediction(loaded, loaded.predict_proba([image])[0], 3, scope=scope)
         indices = [loaded.card.class_ids.index(s.label) for s in prediction.top_k]
         maps = cams_for_tensor(loaded, loaded.preprocess([image]), indices, "gradcam")
         view = loaded.model_view(image)
