@@ -14,11 +14,12 @@ from PIL import Image, ImageFilter
 from safetensors.torch import load_file, save_file
 
 from dermlib.errors import ModelError
+from dermlib.evaluate.metrics import wilson_interval as wilson
 from dermlib.inference import predict
 from dermlib.models import load_card, load_model
 from dermlib.scope.checker import SCOPE_FILE, get_checker, load_scope_state
 from dermlib.scope.detectors import OOD_SCORES, SHIPPABLE, create_score
-from dermlib.scope.fit import auroc, keep_threshold, roc_points, wilson
+from dermlib.scope.fit import auroc, keep_threshold, roc_points
 from dermlib.scope.quality import fit_quality_thresholds, measure, quality_warnings
 from dermlib.scope.sources import half_of, with_halves
 from dermlib.testing import (

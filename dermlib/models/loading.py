@@ -152,6 +152,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_verified_safetensors(path: Path, sha256: str | None, what: str, remedy: str) -> dict[str, torch.Tensor]:
+    """Read a safetensors file after checking it against the SHA-256 a card records for it.
+
+    Args:
+        path: The file.
+        sha256: The digest the card records (None: not checked).
+        what: How messages name the file, e.g. ``"The weights file of model 'x'"``.
+        remedy: What to do when the file is missing.
+
+    Raises:
+        ModelError: The file is missing, does not match the checksum, or is not safetensors.
+    """
+    if not path.is_file():
+        raise ModelError(f"{what} is missing ({path}). {remedy}")
+    if sha256 and file_sha256(path) != sha256:
+        raise ModelError(f"{what} does not match the checksum in its card: it is damaged or was replaced. "
+                         "Reinstall the model.")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{what} is corrupt or not safetensors ({exc}).") from exc
+
+
 def load_state_dict(card: ModelCard) -> dict[str, torch.Tensor]:
     """Read and verify the weights file of a card; int8 files (:mod:`dermlib.models.quantize`) come back
     expanded to float32.
@@ -160,22 +183,9 @@ def load_state_dict(card: ModelCard) -> dict[str, torch.Tensor]:
         ModelError: The file is missing, does not match the card's checksum, is not safetensors, or is an
             int8 file whose scales do not fit its weights.
     """
-    path = card.weights_path
-    if not path.is_file():
-        raise ModelError(
-            f"The weights file of model '{card.id}' is missing ({path}). Reinstall the model or train "
-            "one with `python -m dermlib train`."
-        )
-    expected = card.weights.get("sha256")
-    if expected and file_sha256(path) != expected:
-        raise ModelError(
-            f"The weights file of model '{card.id}' does not match the checksum in its card: it is "
-            "damaged or was replaced. Reinstall the model."
-        )
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"The weights file of model '{card.id}' is corrupt or not safetensors ({exc}).") from exc
+    state = read_verified_safetensors(card.weights_path, card.weights.get("sha256"),
+                                      f"The weights file of model '{card.id}'",
+                                      "Reinstall the model or train one with `python -m dermlib train`.")
     if not is_quantized(state):
         return state
     try:

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from dermlib.errors import ModelError
 from dermlib.models.card import ModelCard
@@ -124,22 +122,14 @@ def load_scope_state(card: ModelCard) -> dict[str, torch.Tensor]:
     Raises:
         ModelError: The card has no scope section, or the file is missing, damaged or not safetensors.
     """
-    from dermlib.models.loading import file_sha256
+    from dermlib.models.loading import read_verified_safetensors
 
     section = card.raw.get("scope") or {}
     if not section or card.path is None:
         raise ModelError(f"Model '{card.id}' has no scope statistics; fit them with `python -m dermlib scope fit`.")
-    path = card.path / str(section.get("file", SCOPE_FILE))
-    if not path.is_file():
-        raise ModelError(f"The scope statistics of model '{card.id}' are missing ({path}). Reinstall the model "
-                         "or refit them with `python -m dermlib scope fit`.")
-    if section.get("sha256") and file_sha256(path) != section["sha256"]:
-        raise ModelError(f"The scope statistics of model '{card.id}' do not match the checksum in its card: "
-                         "the file is damaged or was replaced. Reinstall the model.")
-    try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"The scope statistics of model '{card.id}' are corrupt or not safetensors ({exc}).") from exc
+    return read_verified_safetensors(card.path / str(section.get("file", SCOPE_FILE)), section.get("sha256"),
+                                     f"The scope statistics file of model '{card.id}'",
+                                     "Reinstall the model or refit them with `python -m dermlib scope fit`.")
 
 
 class ScopeChecker:

@@ -27,6 +27,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from dermlib.errors import DatasetError
+from dermlib.evaluate.metrics import binary_roc_auc, wilson_interval
 from dermlib.scope.checker import SCOPE_FILE, ModalityClassifier, other_modality
 from dermlib.scope.detectors import OOD_SCORES, SHIPPABLE, OODScore, create_score
 from dermlib.scope.features import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE, FeatureExtractor
@@ -101,13 +102,8 @@ class FeatureCache:
 
 def auroc(inside: np.ndarray, outside: np.ndarray) -> float | None:
     """Area under the ROC curve for telling ``outside`` (higher scores) from ``inside``; ties count half."""
-    inside, outside = np.asarray(inside, np.float64), np.asarray(outside, np.float64)
-    if not len(inside) or not len(outside):
-        return None
-    scores = np.concatenate([inside, outside])
-    ranks = pd.Series(scores).rank(method="average").to_numpy()
-    r_out = ranks[len(inside):].sum()
-    return float((r_out - len(outside) * (len(outside) + 1) / 2) / (len(inside) * len(outside)))
+    scores = np.concatenate([np.asarray(inside, np.float64), np.asarray(outside, np.float64)])
+    return binary_roc_auc(scores, np.r_[np.zeros(len(inside), bool), np.ones(len(outside), bool)])
 
 
 def roc_points(inside: np.ndarray, outside: np.ndarray, n: int = 60) -> dict[str, list[float]]:
@@ -123,20 +119,12 @@ def keep_threshold(scores: np.ndarray, keep: float = TARGET_KEEP) -> float:
     return float(np.quantile(np.asarray(scores, np.float64), min(max(keep, 0.0), 1.0), method="higher"))
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> list[float] | None:
-    """Wilson 95% interval of a proportion k/n."""
-    if n == 0:
-        return None
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(float(centre - half), 4), round(float(centre + half), 4)]
-
-
 def _rate(mask: np.ndarray) -> dict[str, Any]:
     mask = np.asarray(mask, bool)
     k, n = int(mask.sum()), int(mask.size)
-    return {"rate": round(k / n, 4) if n else None, "n": n, "interval": wilson(k, n)}
+    interval = wilson_interval(k, n)
+    return {"rate": round(k / n, 4) if n else None, "n": n,
+            "interval": None if interval is None else [round(v, 4) for v in interval]}
 
 
 def train_modality_classifier(features: np.ndarray, is_dermoscopy: np.ndarray,
