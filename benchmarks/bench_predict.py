@@ -23,6 +23,12 @@ What is measured (wall clock, after ``--warmup`` untimed runs):
   (``with GradCAM(model=..., target_layers=[...]) as cam``) on a separate copy of the network, the way
   the package is normally used; the largest difference between the two sets of maps is printed too.
 * RSS: peak (``ru_maxrss``) and current (``/proc/self/status``) resident memory after each stage.
+* headline (skip with ``--no-headline``): one diagnosis as a user meets it, :func:`predict` plus the top-3
+  Grad-CAM maps, against the *naive peer*: one ``tf_efficientnet_lite0`` at 224 px classified with a plain
+  torch forward and explained with three ordinary grad-cam calls, the plainest app anyone would write.
+  Both run with 1 thread and with every usable CPU, idle and with a *busy neighbour*: a process this
+  script starts, pinned to the last usable CPU and spinning, stopped afterwards. The last column is the
+  busy time over the idle time of the same thread count: graceful degradation, measured.
 
 On a machine shared with other CPU-heavy work (a training run), pass ``--threads 1``: with more torch
 threads than free cores, OpenMP's threads wait for each other and single runs take 10-50x longer, so
@@ -78,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--top-k", type=int, default=3, help="classes explained per image")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain grad-cam comparison")
+    parser.add_argument("--no-headline", action="store_true",
+                        help="skip the diagnosis-vs-naive-peer table (threads x idle / busy neighbour)")
     args = parser.parse_args(argv)
     methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in CAM_METHODS]
@@ -160,6 +168,94 @@ def environment_lines(loaded: LoadedModel | None) -> list[str]:
     return lines
 
 
+def _spin() -> None:  # the busy neighbour: one core kept at 100 %
+    while True:
+        pass
+
+
+class BusyNeighbour:
+    """A spinning child process pinned to one CPU, for as long as the ``with`` block runs."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        self._proc = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+
+    def __enter__(self) -> BusyNeighbour:
+        self._proc.start()
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(self._proc.pid, {cpus[-1]})
+        except (AttributeError, OSError):
+            pass  # no affinity API: the neighbour still takes one core's worth of time
+        time.sleep(0.3)  # let it get scheduled before timing starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.terminate()
+        self._proc.join(5)
+
+
+def naive_peer() -> Callable[[Image.Image], np.ndarray]:
+    """The plainest classifier-plus-heatmaps app: Lite0 at 224 px, a torch forward, grad-cam once per class."""
+    import timm
+    from pytorch_grad_cam import GradCAM
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=38).eval()
+    cfg = timm.data.resolve_data_config({}, model=net)
+    transform = timm.data.create_transform(**cfg)
+
+    def run(image: Image.Image) -> np.ndarray:
+        x = transform(image).unsqueeze(0)
+        with torch.no_grad():
+            probs = torch.softmax(net(x), dim=1)[0]
+        top = torch.topk(probs, 3).indices.tolist()
+        maps = []
+        for index in top:
+            with GradCAM(model=net, target_layers=[net.bn2]) as cam:
+                maps.append(cam(input_tensor=x, targets=[ClassifierOutputTarget(index)])[0])
+        return np.stack(maps)
+
+    return run
+
+
+def headline_rows(args: argparse.Namespace, loaded: LoadedModel, image: Image.Image) -> list[tuple[str, ...]]:
+    """p50 of one DermLens diagnosis (predict + top-3 Grad-CAM) and of the naive peer, per thread count,
+    idle and with a busy neighbour."""
+    peer = naive_peer()
+
+    def dermlens() -> None:
+        pred = predict(loaded, image, top_k=3)
+        explain(loaded, image, [loaded.card.class_ids.index(s.label) for s in pred.top_k], "gradcam")
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    counts = sorted({1, usable})
+    before = torch.get_num_threads()
+    idle: dict[int, float] = {}
+    rows = []
+    try:
+        for neighbour in ("idle", "busy neighbour"):
+            for threads in counts:
+                torch.set_num_threads(threads)
+                if neighbour == "idle":
+                    ours = pct(timed(dermlens, args.runs, args.warmup, loaded.device), 50)
+                    theirs = pct(timed(lambda: peer(image), args.runs, args.warmup, loaded.device), 50)
+                    idle[threads] = ours
+                else:
+                    with BusyNeighbour():
+                        ours = pct(timed(dermlens, args.runs, args.warmup, loaded.device), 50)
+                        theirs = pct(timed(lambda: peer(image), args.runs, args.warmup, loaded.device), 50)
+                ratio = f"{ours / idle[threads]:.2f}x" if neighbour != "idle" else ""
+                rows.append((f"{threads}", neighbour, f"{ours:.1f} ms", f"{theirs:.1f} ms", f"{theirs / ours:.1f}x",
+                             ratio))
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
 def gradcam_package_top_k(
     network: torch.nn.Module, layer: list[torch.nn.Module], loaded: LoadedModel, image: Image.Image,
     indices: list[int], method: str,
@@ -177,6 +273,7 @@ def gradcam_package_top_k(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
+        os.environ["DERMLENS_THREADS"] = str(args.threads)  # load_model sets torch's threads from it
         torch.set_num_threads(args.threads)
     tmp = tempfile.TemporaryDirectory(prefix="dermlens-bench-") if args.tiny else None
     try:
@@ -271,6 +368,14 @@ def run(args: argparse.Namespace, model_ref: str) -> int:
         print()
         for line in diffs:
             print(line)
+    if not args.no_headline:
+        rows = headline_rows(args, loaded, image)
+        print(f"\nOne diagnosis (predict + top-3 Grad-CAM) vs the naive peer (Lite0 224 px, grad-cam x3), p50 of "
+              f"{args.runs}")
+        header = ("threads", "neighbour", "DermLens", "naive peer", "DermLens faster by", "busy / idle")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, tuple("-" * w for w in widths), *rows]:
+            print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
     print(f"\nPeak RSS {peak_rss_mb():.0f} MB, current RSS {current_rss_mb():.0f} MB")
     return 0
 

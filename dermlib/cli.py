@@ -15,13 +15,29 @@ from collections.abc import Sequence
 
 from dermlib.errors import DermLensError
 
-# Concerns that add their own sub-commands (module path, imported lazily so one broken optional
-# dependency never takes the whole CLI down).
-_EXTENSIONS: tuple[str, ...] = ("dermlib.train.cli", "dermlib.data.cli", "dermlib.scope.cli")
+# Concerns that add their own sub-commands: module path -> {command: one-line help}. A module is imported
+# only when one of its commands runs (training pulls in torch and timm, seconds of start-up that `models`
+# or a refused file must not pay); for the others a help-only placeholder keeps `--help` complete. One
+# broken optional dependency therefore never takes the whole CLI down either.
+_EXTENSIONS: dict[str, dict[str, str]] = {
+    "dermlib.train.cli": {
+        "train": "fine-tune a timm model on a dataset and write a model folder",
+        "calibrate": "refit temperature and abstention thresholds on a model's validation split",
+        "ensemble": "combine trained models (same classes and split) into one calibrated model",
+        "evaluate": "evaluate an installed model on a dataset",
+    },
+    "dermlib.data.cli": {"data": "list, index and download dermatology datasets"},
+    "dermlib.scope.cli": {"scope": "the out-of-scope check: fit it for a model, or print its measured figures"},
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered command."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every registered command.
+
+    Args:
+        argv: The arguments about to be parsed. The extension owning their command is imported and
+            registered in full; every other extension gets help-only placeholders. None registers all.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m dermlib",
         description="DermLens: dermatology decision support (not a diagnosis).",
@@ -33,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_models.add_argument("--markdown", action="store_true", help="print a Markdown table of test metrics")
     p_models.set_defaults(func=_cmd_models)
 
-    from dermlib.explain.methods import CAM_METHODS
+    from dermlib.explain.methods import CAM_METHODS  # names only: grad-cam is imported when a map is drawn
 
     p_pred = sub.add_parser("predict", help="classify images; one JSON object per image")
     p_pred.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, webp, heic, ...)")
@@ -45,14 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_pred.add_argument("--cam-dir", default="cams", help="folder for --cam overlays (default ./cams)")
     p_pred.set_defaults(func=_cmd_predict)
 
-    for module_name in _EXTENSIONS:
-        importlib.import_module(module_name).register(sub)
+    command = _command_of(argv)
+    for module_name, commands in _EXTENSIONS.items():
+        if argv is None or command in commands:
+            importlib.import_module(module_name).register(sub)
+        else:
+            for name, text in commands.items():
+                sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _command_of(argv: Sequence[str] | None) -> str | None:
+    """The sub-command named in ``argv`` (its first non-option word), if any."""
+    return next((a for a in (argv or []) if not a.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except DermLensError as exc:
@@ -129,32 +156,40 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from dermlib.errors import ModelError
     from dermlib.images import load_image
-    from dermlib.inference import predict
-    from dermlib.models import default_model_id, load_model
+    from dermlib.models.registry import default_model_id, get_card
 
     model_id = args.model or default_model_id()
     if model_id is None:
         raise ModelError("No model is installed. Train one with `python -m dermlib train` (see README).")
-    loaded = load_model(model_id, device=args.device)
+    get_card(model_id)  # an unknown id fails here, from the card alone
+    # The model (torch, timm, seconds) is loaded on the first image that decodes: a file that is not an
+    # image is refused at once, and a run of only bad files never loads it.
+    loaded = None
     failures = 0
     notice_shown = None
     for path in args.images:
-        if loaded.fallback_notice and loaded.fallback_notice != notice_shown:
-            notice_shown = loaded.fallback_notice
-            print(f"note: {notice_shown}", file=sys.stderr)
         try:
             image = load_image(path)
         except DermLensError as exc:
             failures += 1
             print(f"error: {path}: {exc}", file=sys.stderr)
             continue
+        if loaded is None:
+            from dermlib.models.loading import load_model
+
+            loaded = load_model(model_id, device=args.device)
+        if loaded.fallback_notice and loaded.fallback_notice != notice_shown:
+            notice_shown = loaded.fallback_notice
+            print(f"note: {notice_shown}", file=sys.stderr)
+        from dermlib.inference import predict
+
         pred = predict(loaded, image, top_k=args.top_k)
         record = {"image": path, **pred.to_dict()}
         if args.cam:
             record["cams"] = _save_cams(loaded, image, pred, args.cam, Path(args.cam_dir), Path(path).stem)
         print(json.dumps(record) if args.json else _human(record))
-    if loaded.fallback_notice and loaded.fallback_notice != notice_shown:
-        print(f"note: {loaded.fallback_notice}", file=sys.stderr)
+    if loaded is not None and loaded.fallback_notice and loaded.fallback_notice != notice_shown:
+        print(f"note: {loaded.fallback_notice}", file=sys.stderr)  # the accelerator failed during the last image
     return 1 if failures else 0
 
 

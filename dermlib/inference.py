@@ -192,7 +192,15 @@ def predict(loaded: LoadedModel, image: Image.Image, top_k: int = 3, check_scope
 def predict_batch(loaded: LoadedModel, images: list[Image.Image], top_k: int = 3,
                   check_scope: bool = True) -> list[Prediction]:
     """Classify several RGB images in batches; one :class:`Prediction` per image (see :func:`predict`)."""
-    probs, members = loaded.predict_proba_and_members(images)
+    if len(images) == 1:
+        # Keep the target layers' activations of this pass: the top-k heatmaps that usually follow then
+        # need no second pass through the network (see dermlib.explain.reuse).
+        from dermlib.explain import reuse
+
+        with reuse.capture(loaded):
+            probs, members = loaded.predict_proba_and_members(images)
+    else:
+        probs, members = loaded.predict_proba_and_members(images)
     if check_scope:
         with inference_slot():
             scopes = check_images(loaded.card, list(images))

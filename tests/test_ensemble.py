@@ -155,6 +155,31 @@ def test_cam_explains_the_ensembles_own_prediction(ensemble32: Path, method: str
     assert not any(m._forward_hooks for m in loaded.model.modules())
 
 
+def test_effnet_ensemble_maps_after_prediction_reuse_its_pass(members: tuple[Path, Path, Path],
+                                                               tmp_path: Path) -> None:
+    from dermlib.explain import reuse
+
+    data, first, _ = members
+    second = _train(data, tmp_path / "weights" / "m-effnet-b", "test_efficientnet", 56)
+    out = tmp_path / "pair"
+    assert main(["ensemble", str(first), str(second), "--out", str(out), "--data", str(data),
+                 "--dtype", "float32", "--weights", "3", "1"]) == 0
+    loaded = load_model(out, device="cpu")
+    image = synthetic_skin_image(9)
+    classes = [loaded.card.class_ids.index(s.label) for s in predict(loaded, image, top_k=2).top_k]
+    calls = []
+    handle = loaded.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        reused = {m: explain(loaded, image, classes, m) for m in ("gradcam", "gradcam++", "xgradcam")}
+    finally:
+        handle.remove()
+    assert not calls  # closed-form gradients for both members, weighted 3:1
+    reuse.clear()
+    for method, maps in reused.items():
+        own = explain(loaded, image, classes, method)
+        assert np.allclose(maps, own, atol=1e-5), (method, float(np.abs(maps - own).max()))
+
+
 def test_mismatched_members_are_refused(members: tuple[Path, Path, Path], tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:
     data, first, second = members

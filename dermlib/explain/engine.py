@@ -28,6 +28,7 @@ from PIL import Image
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from dermlib.explain import reuse
 from dermlib.explain.methods import get_cam_method, score_cam_weights
 from dermlib.explain.reshape import get_reshape
 from dermlib.models.loading import LoadedModel
@@ -74,6 +75,50 @@ def cams_for_tensor(
     reshape = get_reshape(loaded.card.cam.get("reshape"), loaded.model)
     k = len(class_indices)
     copies = k if spec.uses_gradients else 1
+    found = _from_prediction(loaded, x, class_indices, spec, reshape, copies)
+    acts_np, grads_np = found if found is not None else _forward_backward(loaded, x, class_indices, spec, reshape,
+                                                                          layers, copies)
+
+    weighting = spec.weighting()
+    targets = [ClassifierOutputTarget(i) for i in class_indices]
+    h, w = x.shape[-2:]
+    per_layer = []
+    for layer, acts, grads in zip(layers, acts_np, grads_np, strict=True):
+        if spec.name == "scorecam":
+            weights = score_cam_weights(loaded.model, x, acts, class_indices)
+            cam = (weights[:, :, None, None] * acts[:1]).sum(axis=1)
+        else:
+            x_rep = x.expand(copies, *x.shape[1:])
+            cam = weighting.get_cam_image(x_rep, layer, targets, acts, grads, False)
+        per_layer.append(scale_cam_image(np.maximum(cam, 0), (w, h)))
+    # BaseCAM.aggregate_multi_layers: rectify, average the layers' maps, rescale (identical maps to grad-cam's).
+    maps = scale_cam_image(np.maximum(np.stack(per_layer, axis=1), 0).mean(axis=1))
+    if maps.shape[0] != k:  # class-agnostic methods: the same map for every class
+        maps = np.repeat(maps[:1], k, axis=0)
+    return maps.astype(np.float32)
+
+
+def _from_prediction(loaded, x, class_indices, spec, reshape, copies):
+    """Activations recorded by the prediction of this same input and closed-form gradients, if both exist
+    (see :mod:`dermlib.explain.reuse`); None otherwise."""
+    if spec.name == "scorecam":
+        return None
+    cached = reuse.cached_activations(loaded, x)
+    if cached is None:
+        return None
+    grads: list[np.ndarray | None] = [None] * len(cached)
+    if spec.uses_gradients:
+        exact = reuse.analytic_gradients(loaded, class_indices, cached)
+        if exact is None:
+            return None
+        grads = [(reshape(g) if reshape else g).float().cpu().numpy() for g in exact]
+    acts = [(reshape(a) if reshape else a).float().cpu().numpy() for a in cached]
+    return [np.repeat(a, copies, axis=0) if copies > 1 else a for a in acts], grads
+
+
+def _forward_backward(loaded, x, class_indices, spec, reshape, layers, copies):
+    """Target-layer activations (and gradients, for gradient methods) from a pass of their own."""
+    k = len(class_indices)
     owner = threading.get_ident()
     captured: dict[int, torch.Tensor] = {}
 
@@ -111,22 +156,4 @@ def cams_for_tensor(
         grads = torch.autograd.grad(score.sum(), leaves)
         grads_np = [(reshape(g) if reshape else g).float().cpu().numpy() for g in grads]
     acts_np = [(reshape(leaf.detach()) if reshape else leaf.detach()).float().cpu().numpy() for leaf in leaves]
-    del logits, leaves
-
-    weighting = spec.weighting()
-    targets = [ClassifierOutputTarget(i) for i in class_indices]
-    h, w = x.shape[-2:]
-    per_layer = []
-    for layer, acts, grads in zip(layers, acts_np, grads_np, strict=True):
-        if spec.name == "scorecam":
-            weights = score_cam_weights(loaded.model, x, acts, class_indices)
-            cam = (weights[:, :, None, None] * acts[:1]).sum(axis=1)
-        else:
-            x_rep = x.expand(copies, *x.shape[1:])
-            cam = weighting.get_cam_image(x_rep, layer, targets, acts, grads, False)
-        per_layer.append(scale_cam_image(np.maximum(cam, 0), (w, h)))
-    # BaseCAM.aggregate_multi_layers: rectify, average the layers' maps, rescale (identical maps to grad-cam's).
-    maps = scale_cam_image(np.maximum(np.stack(per_layer, axis=1), 0).mean(axis=1))
-    if maps.shape[0] != k:  # class-agnostic methods: the same map for every class
-        maps = np.repeat(maps[:1], k, axis=0)
-    return maps.astype(np.float32)
+    return acts_np, grads_np

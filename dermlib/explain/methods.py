@@ -8,21 +8,14 @@ CLI's ``--cam`` choices both read :data:`CAM_METHODS`.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from pytorch_grad_cam import (
-    EigenCAM,
-    EigenGradCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    ScoreCAM,
-    XGradCAM,
-)
-from pytorch_grad_cam.base_cam import BaseCAM
+if TYPE_CHECKING:  # the registry itself stays import-light: the CLI lists it without loading torch or grad-cam
+    import numpy as np
+    import torch
+    from pytorch_grad_cam.base_cam import BaseCAM
 
 
 @dataclass(frozen=True)
@@ -32,7 +25,7 @@ class CamMethod:
     Attributes:
         name: Registry key (CLI and URL friendly).
         label: Name shown in the app.
-        cam_class: The grad-cam class that supplies the weighting.
+        cam_class_name: Name of the grad-cam class that supplies the weighting (imported on first use).
         uses_gradients: Needs a backward pass (class-specific maps).
         class_specific: False when the map is the same for every class (EigenCAM).
         slow: Needs one forward pass per feature channel (hundreds), seconds on a CPU.
@@ -41,11 +34,16 @@ class CamMethod:
 
     name: str
     label: str
-    cam_class: type[BaseCAM]
+    cam_class_name: str
     uses_gradients: bool
     class_specific: bool
     slow: bool
     description: str
+
+    @property
+    def cam_class(self) -> type[BaseCAM]:
+        """The grad-cam class (importing grad-cam costs seconds, so only a caller that computes maps pays)."""
+        return getattr(importlib.import_module("pytorch_grad_cam"), self.cam_class_name)
 
     def weighting(self) -> BaseCAM:
         """A grad-cam object used only for its weighting maths.
@@ -53,6 +51,8 @@ class CamMethod:
         It is built on a private throw-away layer and its hooks are released at once, so the shared
         model is never touched.
         """
+        import torch
+
         dummy = torch.nn.Linear(1, 1)
         obj = self.cam_class(model=dummy, target_layers=[dummy])
         obj.activations_and_grads.release()
@@ -60,21 +60,21 @@ class CamMethod:
 
 
 _METHODS = (
-    CamMethod("gradcam", "Grad-CAM", GradCAM, True, True, False,
+    CamMethod("gradcam", "Grad-CAM", "GradCAM", True, True, False,
               "Channel weights are the spatially averaged gradients of the class score (Selvaraju et al., 2017)."),
-    CamMethod("gradcam++", "Grad-CAM++", GradCAMPlusPlus, True, True, False,
+    CamMethod("gradcam++", "Grad-CAM++", "GradCAMPlusPlus", True, True, False,
               "Weights positive gradients with higher-order terms; better for several lesions in one image."),
-    CamMethod("hirescam", "HiResCAM", HiResCAM, True, True, False,
+    CamMethod("hirescam", "HiResCAM", "HiResCAM", True, True, False,
               "Multiplies activations by gradients element-wise; provably faithful to the class score."),
-    CamMethod("xgradcam", "XGrad-CAM", XGradCAM, True, True, False,
+    CamMethod("xgradcam", "XGrad-CAM", "XGradCAM", True, True, False,
               "Gradient weights normalised by the activations (axiom-based Grad-CAM)."),
-    CamMethod("layercam", "LayerCAM", LayerCAM, True, True, False,
+    CamMethod("layercam", "LayerCAM", "LayerCAM", True, True, False,
               "Positive gradients weight each location separately: finer, more local maps."),
-    CamMethod("eigengradcam", "Eigen-Grad-CAM", EigenGradCAM, True, True, False,
+    CamMethod("eigengradcam", "Eigen-Grad-CAM", "EigenGradCAM", True, True, False,
               "First principal component of gradient x activation: class-specific and less noisy."),
-    CamMethod("eigencam", "EigenCAM", EigenCAM, False, False, False,
+    CamMethod("eigencam", "EigenCAM", "EigenCAM", False, False, False,
               "First principal component of the activations: shows what the network attends to, for any class."),
-    CamMethod("scorecam", "Score-CAM", ScoreCAM, False, True, True,
+    CamMethod("scorecam", "Score-CAM", "ScoreCAM", False, True, True,
               "Weights each channel by the class score of the image masked with it: no gradients, slow."),
 )
 
@@ -117,6 +117,8 @@ def score_cam_weights(
     Returns:
         Weights of shape (K, C): a softmax over channels of each class's score.
     """
+    import torch
+
     acts = torch.from_numpy(activations[:1]).to(input_tensor.device, torch.float32)
     upsampled = torch.nn.functional.interpolate(acts, size=input_tensor.shape[-2:], mode="bilinear",
                                                 align_corners=True)[0]

@@ -1,18 +1,24 @@
-"""Model cards, the registry of installed models, and loading."""
+"""Model cards, the registry of installed models, and loading.
 
-from dermlib.models.card import (
-    CARD_FILE,
-    RISK_GROUPS,
-    WEIGHTS_FILE,
-    ClassInfo,
-    ModelCard,
-    load_card,
-    save_card,
-    validate_card_dict,
-)
-from dermlib.models.device import select_device
-from dermlib.models.loading import LoadedModel, build_model, data_config, file_sha256, load_model
-from dermlib.models.registry import BrokenModel, default_model_id, get_card, list_models, scan_models
+Names are imported on first use (PEP 562): reading cards needs only json, loading a model needs torch
+and timm, and the command line lists models without paying for the second.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    **{name: "dermlib.models.card" for name in (
+        "CARD_FILE", "RISK_GROUPS", "WEIGHTS_FILE", "ClassInfo", "ModelCard", "load_card", "save_card",
+        "validate_card_dict")},
+    "select_device": "dermlib.models.device",
+    **{name: "dermlib.models.loading" for name in (
+        "LoadedModel", "build_model", "data_config", "file_sha256", "load_model")},
+    **{name: "dermlib.models.registry" for name in (
+        "BrokenModel", "default_model_id", "get_card", "list_models", "scan_models")},
+}
 
 __all__ = [
     "CARD_FILE",
@@ -35,3 +41,26 @@ __all__ = [
     "select_device",
     "validate_card_dict",
 ]
+
+if TYPE_CHECKING:
+    from dermlib.models.card import (
+        CARD_FILE,
+        RISK_GROUPS,
+        WEIGHTS_FILE,
+        ClassInfo,
+        ModelCard,
+        load_card,
+        save_card,
+        validate_card_dict,
+    )
+    from dermlib.models.device import select_device
+    from dermlib.models.loading import LoadedModel, build_model, data_config, file_sha256, load_model
+    from dermlib.models.registry import BrokenModel, default_model_id, get_card, list_models, scan_models
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dermlib.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

@@ -101,6 +101,11 @@ class Ensemble(nn.Module):
         weights = member_logits.new_tensor(self.member_weights)
         return (member_logits * weights[None, :, None]).sum(dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Ensemble logits, shape (B, num_classes)."""
+    def forward(self, x: torch.Tensor, return_members: bool = False) -> torch.Tensor:
+        """Ensemble logits, shape (B, num_classes); or, with ``return_members``, :meth:`member_logits`.
+
+        Both go through ``__call__`` so that module hooks on the ensemble see every pass.
+        """
+        if return_members:
+            return self.member_logits(x)
         return self.forward_head(self.forward_features(x))

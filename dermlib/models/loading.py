@@ -32,6 +32,7 @@ from dermlib.models.device import select_device
 from dermlib.models.ensemble import Ensemble
 from dermlib.models.quantize import dequantize_state_dict, is_quantized
 from dermlib.models.registry import get_card
+from dermlib.models.threads import configure_threads
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class LoadedModel:
 
         def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             if isinstance(self.model, Ensemble):
-                members = self.model.member_logits(x).float()
+                members = self.model(x, return_members=True).float()
                 return self.model.combine(members), members
             return self.model(x).float(), None
 
@@ -388,6 +389,7 @@ def load_model(
         ModelError: The model is missing, its weights are corrupt, or they do not match the card.
     """
     card = model if isinstance(model, ModelCard) else get_card(str(model), weights_root)
+    configure_threads()  # the CPUs this process may really use (affinity, cgroup quota, DERMLENS_THREADS)
     network = build_model(card)
     state = load_state_dict(card)
     try:

