@@ -8,6 +8,7 @@ import streamlit as st
 
 from dermlib.errors import DermLensError
 from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay_heatmap
+from dermlib.explain.methods import unavailable_reason
 from dermlib.images import UPLOAD_EXTENSIONS
 from dermlib.models import LoadedModel, ModelCard, scan_models
 from dermlib.ui.common import (
@@ -143,20 +144,34 @@ def _model_notes(card: ModelCard) -> None:
             st.markdown(f"- {line}")
 
 
+@st.fragment
 def _cam_panel(loaded, key: str, image_digest: str, image, view, prediction) -> None:
+    # A fragment: moving the opacity or picking another method reruns this panel only, never the prediction.
     st.subheader("Where the model looked")
     col_method, col_opacity = st.columns(2)
+    offered = [m for m in CAM_METHODS if unavailable_reason(loaded.card, m) is None]
     method = col_method.selectbox(
-        "Explanation method", list(CAM_METHODS), index=list(CAM_METHODS).index(DEFAULT_CAM_METHOD),
+        "Explanation method", offered, index=offered.index(DEFAULT_CAM_METHOD),
         format_func=lambda m: CAM_METHODS[m].label, key="diagnose_cam_method",
     )
     opacity = col_opacity.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="diagnose_opacity")
     spec = CAM_METHODS[method]
-    st.caption(spec.description + (" Slow: several seconds." if spec.slow else "")
+    st.caption(spec.description + (" Slow: a second or two." if spec.slow else "")
                + ("" if spec.class_specific else " The map is the same for every class."))
+    for reason in filter(None, (unavailable_reason(loaded.card, m) for m in CAM_METHODS)):
+        st.caption(reason)
     indices = tuple(loaded.card.class_ids.index(s.label) for s in prediction.top_k)
-    with st.spinner(f"Computing {spec.label} heatmaps…"):
-        maps = cached_cams(loaded, key, image_digest, image, indices, method)
+    if spec.slow:
+        # Progress between batches of masked images; each update is also where Streamlit stops this run
+        # when the user changes the input, so a slow method never holds the session.
+        bar = st.progress(0.0, text=f"Computing {spec.label} heatmaps…")
+        maps = cached_cams(loaded, key, image_digest, image, indices, method,
+                           progress=lambda done, total: bar.progress(done / total, text=f"{spec.label}: "
+                                                                     f"{done} of {total} masked images"))
+        bar.empty()
+    else:
+        with st.spinner(f"Computing {spec.label} heatmaps…"):
+            maps = cached_cams(loaded, key, image_digest, image, indices, method)
     columns = st.columns(len(indices) + 1)
     columns[0].image(view, caption="Original", width="stretch")
     for col, score, cam in zip(columns[1:], prediction.top_k, maps, strict=True):

@@ -51,14 +51,16 @@ def test_upload_shows_chart_and_heatmaps(tiny_weights_env: Path) -> None:
 
 
 def test_opacity_change_does_not_recompute(tiny_weights_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermlib.explain import engine
+
     calls = {"n": 0}
-    real = common.cams_for_tensor
+    real = engine.cams_for_tensor
 
     def counting(*args, **kwargs):
         calls["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(common, "cams_for_tensor", counting)
+    monkeypatch.setattr(engine, "cams_for_tensor", counting)
     at = AppTest.from_file(PAGE).run(timeout=60)
     at.file_uploader(key="diagnose_upload").upload("lesion.png", image_bytes(synthetic_skin_image(2)), "image/png")
     at.run(timeout=120)

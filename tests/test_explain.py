@@ -149,3 +149,46 @@ def test_overlay_opacity_extremes() -> None:
     assert full[-1, -1, 2] > 100  # cold (blue) at the bottom
     with pytest.raises(ValueError):
         overlay_heatmap(image, cam, 1.5)
+
+
+def test_score_cam_scores_only_the_most_activated_channels_and_reports_progress() -> None:
+    from dermlib.explain.methods import score_cam_weights
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 5)).eval()
+    x = torch.rand(1, 3, 32, 32)
+    acts = np.random.default_rng(0).random((1, 40, 4, 4)).astype(np.float32)
+    acts[0, [3, 17, 25]] += 5.0  # the three most activated channels
+    seen = []
+    capped = score_cam_weights(net, x, acts, [1, 4], batch_size=2, max_channels=3,
+                               progress=lambda done, total: seen.append((done, total)))
+    assert capped.shape == (2, 40)
+    assert set(np.flatnonzero(capped[0])) == {3, 17, 25}
+    assert np.allclose(capped.sum(axis=1), 1.0)
+    assert seen == [(2, 3), (3, 3)]
+    full = score_cam_weights(net, x, acts, [1, 4], max_channels=None)
+    assert np.count_nonzero(full[0]) == 40
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        score_cam_weights(net, x, acts, [1], batch_size=2, max_channels=3, progress=stop)
+
+
+def test_slow_methods_are_offered_only_within_the_time_budget(tiny_loaded: LoadedModel) -> None:
+    import dataclasses
+
+    from dermlib.explain.methods import unavailable_reason
+
+    card = tiny_loaded.card
+    assert all(unavailable_reason(card, m) is None for m in CAM_METHODS)  # one network at 96 px
+    big = dataclasses.replace(card, preprocessing={**card.preprocessing, "input_size": [3, 288, 288]})
+    assert "288 px" in unavailable_reason(big, "scorecam")
+    assert unavailable_reason(big, "gradcam") is None
+    from dermlib.models.card import ENSEMBLE_ARCHITECTURE
+
+    ensemble = dataclasses.replace(card, architecture=ENSEMBLE_ARCHITECTURE,
+                                   members=({"architecture": "a"}, {"architecture": "b"}))
+    assert "2 networks" in unavailable_reason(ensemble, "scorecam")

@@ -20,7 +20,7 @@ How one call works:
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ def explain(
     image: Image.Image,
     class_indices: Sequence[int],
     method: str = "gradcam",
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Heatmaps showing where the model looked for each requested class.
 
@@ -47,6 +48,8 @@ def explain(
         image: The RGB image (the same one that was classified).
         class_indices: Indices (card order) of the classes to explain, e.g. the top-k.
         method: A key of :data:`dermlib.explain.CAM_METHODS`.
+        progress: For Score-CAM, called as ``progress(done, total)`` between batches of masked images
+            (see :func:`dermlib.explain.methods.score_cam_weights`); raising from it stops the work.
 
     Returns:
         float32 array of shape (K, H, W) in [0, 1], H x W being the model's input size; map ``i``
@@ -63,11 +66,12 @@ def explain(
         raise ValueError(f"Class indices must be in 0..{loaded.card.num_classes - 1}, got {indices}.")
     # Preprocess inside the retry so that after a GPU failure the input is rebuilt on the CPU.
     return loaded.run_with_fallback(
-        lambda: cams_for_tensor(loaded, loaded.preprocess([image]), indices, method=spec.name))
+        lambda: cams_for_tensor(loaded, loaded.preprocess([image]), indices, method=spec.name, progress=progress))
 
 
 def cams_for_tensor(
-    loaded: LoadedModel, x: torch.Tensor, class_indices: list[int], method: str = "gradcam"
+    loaded: LoadedModel, x: torch.Tensor, class_indices: list[int], method: str = "gradcam",
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Same as :func:`explain` for an already preprocessed (1, 3, H, W) tensor."""
     spec = get_cam_method(method)
@@ -85,7 +89,7 @@ def cams_for_tensor(
     per_layer = []
     for layer, acts, grads in zip(layers, acts_np, grads_np, strict=True):
         if spec.name == "scorecam":
-            weights = score_cam_weights(loaded.model, x, acts, class_indices)
+            weights = score_cam_weights(loaded.model, x, acts, class_indices, progress=progress)
             cam = (weights[:, :, None, None] * acts[:1]).sum(axis=1)
         else:
             x_rep = x.expand(copies, *x.shape[1:])

@@ -9,6 +9,7 @@ CLI's ``--cam`` choices both read :data:`CAM_METHODS`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:  # the registry itself stays import-light: the CLI lists it wi
     import numpy as np
     import torch
     from pytorch_grad_cam.base_cam import BaseCAM
+
+    from dermlib.models.card import ModelCard
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,36 @@ CAM_METHODS: dict[str, CamMethod] = {m.name: m for m in _METHODS}
 DEFAULT_CAM_METHOD = "gradcam"
 
 
+SLOW_METHOD_MAX_SIDE = 224
+"""Largest input side (one network) at which a slow method stays within the app's 3 s budget on two CPU
+cores; ``benchmarks/bench_predict.py --methods scorecam`` measures it (figures in the README)."""
+
+
+def unavailable_reason(card: ModelCard, name: str) -> str | None:
+    """Why the app does not offer this method for this model, or None when it does.
+
+    A slow method (Score-CAM: one masked forward pass per scored channel, 256 per network) is offered
+    only for a single network of at most :data:`SLOW_METHOD_MAX_SIDE` pixels: on an ensemble or a larger
+    input it would take many seconds and hold up the session.
+
+    Args:
+        card: The model's card.
+        name: A key of :data:`CAM_METHODS`.
+    """
+    spec = get_cam_method(name)
+    if not spec.slow:
+        return None
+    side = max(int(v) for v in card.preprocessing["input_size"][1:])
+    if card.is_ensemble:
+        return (f"{spec.label} is not offered for this model: it needs {SCORE_CAM_MAX_CHANNELS} masked passes "
+                f"through each of its {len(card.members)} networks, far over the app's 3-second budget for a "
+                "heatmap on a small server. Gradient methods give their maps at once.")
+    if side > SLOW_METHOD_MAX_SIDE:
+        return (f"{spec.label} is not offered for this model: {SCORE_CAM_MAX_CHANNELS} masked passes at "
+                f"{side} px take longer than the app's 3-second budget for a heatmap on a small server.")
+    return None
+
+
 def get_cam_method(name: str) -> CamMethod:
     """Look up a method by registry name (case-insensitive).
 
@@ -94,18 +127,31 @@ def get_cam_method(name: str) -> CamMethod:
     return CAM_METHODS[key]
 
 
+SCORE_CAM_MAX_CHANNELS = 256
+"""Channels Score-CAM scores per network (the most activated first; the rest get weight 0).
+
+Lite0's 1280 channels at 224 px took 10-14 s on two cores; the 256 most activated take about a fifth of
+that and carry most of the map (the channel selection of the fast Score-CAM variants, e.g. Wang et al.'s
+Faster Score-CAM).
+"""
+
+
 def score_cam_weights(
     model: torch.nn.Module,
     input_tensor: torch.Tensor,
     activations: np.ndarray,
     class_indices: list[int],
     batch_size: int = 32,
+    max_channels: int | None = SCORE_CAM_MAX_CHANNELS,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Score-CAM channel weights for several classes from one set of masked forward passes.
 
     grad-cam's ScoreCAM runs every masked image once per target class and materialises all masked
     images at once (hundreds of full-size copies); scoring each masked batch for all requested classes
-    gives the same weights with 1/K of the passes and bounded memory.
+    gives the same weights with 1/K of the passes and bounded memory. With ``max_channels`` only the most
+    activated channels (largest mean activation) are scored; the softmax runs over those and every other
+    channel's weight is 0.
 
     Args:
         model: The network (called under ``torch.no_grad``).
@@ -113,25 +159,37 @@ def score_cam_weights(
         activations: Target-layer activations, shape (1, C, h, w).
         class_indices: Classes to weight for.
         batch_size: Masked images per forward pass.
+        max_channels: Score at most this many channels (None: all, exactly grad-cam's Score-CAM).
+        progress: Called as ``progress(done, total)`` after each batch of masked images. A caller can
+            stop the computation by raising from it (the app does, when the user changes the input).
 
     Returns:
-        Weights of shape (K, C): a softmax over channels of each class's score.
+        Weights of shape (K, C): a softmax over the scored channels of each class's score.
     """
     import torch
 
     acts = torch.from_numpy(activations[:1]).to(input_tensor.device, torch.float32)
-    upsampled = torch.nn.functional.interpolate(acts, size=input_tensor.shape[-2:], mode="bilinear",
+    n_channels = acts.shape[1]
+    chosen = torch.arange(n_channels, device=acts.device)
+    if max_channels is not None and n_channels > max_channels:
+        chosen = torch.topk(acts[0].mean(dim=(1, 2)), max_channels).indices.sort().values
+    upsampled = torch.nn.functional.interpolate(acts[:, chosen], size=input_tensor.shape[-2:], mode="bilinear",
                                                 align_corners=True)[0]
     flat = upsampled.flatten(1)
     lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
     masks = (upsampled - lo[:, None, None]) / (hi - lo + 1e-8)[:, None, None]
     idx = torch.as_tensor(class_indices, device=input_tensor.device)
     scores = []
+    total = masks.shape[0]
     with torch.no_grad():
-        for start in range(0, masks.shape[0], batch_size):
+        for start in range(0, total, batch_size):
             batch = input_tensor * masks[start : start + batch_size, None]
             if input_tensor.is_contiguous(memory_format=torch.channels_last):
                 batch = batch.contiguous(memory_format=torch.channels_last)
             scores.append(model(batch).float()[:, idx])
-    per_channel = torch.cat(scores).T  # (K, C)
-    return torch.softmax(per_channel, dim=-1).cpu().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, total), total)
+    per_channel = torch.softmax(torch.cat(scores).T, dim=-1)  # (K, chosen)
+    weights = torch.zeros(len(class_indices), n_channels, dtype=per_channel.dtype, device=per_channel.device)
+    weights[:, chosen] = per_channel
+    return weights.cpu().numpy()

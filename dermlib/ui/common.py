@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dermlib.explain import cams_for_tensor
 from dermlib.images import load_image
 from dermlib.inference import Prediction, predict
 from dermlib.models import LoadedModel, ModelCard, load_model
@@ -71,12 +71,17 @@ def cached_prediction(loaded: LoadedModel, model_key: str, image_digest: str, im
 
 
 def cached_cams(loaded: LoadedModel, model_key: str, image_digest: str, image: Image.Image,
-                class_indices: tuple[int, ...], method: str) -> np.ndarray:
+                class_indices: tuple[int, ...], method: str,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Heatmaps for the given classes, reused across this session's reruns (opacity only changes the
-    rendering). Falls back to the CPU if the GPU fails, like the prediction."""
+    rendering). Falls back to the CPU if the GPU fails, like the prediction. ``progress`` is passed to
+    the slow methods (see :func:`dermlib.explain.explain`); an interrupted computation is not memoised."""
 
     def compute() -> np.ndarray:
+        from dermlib.explain.engine import cams_for_tensor  # grad-cam: imported when a map is first drawn
+
         return loaded.run_with_fallback(
-            lambda: cams_for_tensor(loaded, loaded.preprocess([image]), list(class_indices), method))
+            lambda: cams_for_tensor(loaded, loaded.preprocess([image]), list(class_indices), method,
+                                    progress=progress))
 
     return session_memo("cams", (model_key, image_digest, class_indices, method), compute)
