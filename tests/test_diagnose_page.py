@@ -8,7 +8,6 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import dermlib.ui.common as common
 from dermlib.testing import image_bytes, synthetic_skin_image
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "diagnose.py")
