@@ -3,7 +3,8 @@
 Both locations can be overridden with environment variables so that a deployment (or a test) can
 point the app elsewhere without code changes:
 
-* ``DERMLENS_WEIGHTS_DIR``: folder of model folders (default: ``weights/`` in the repository).
+* ``DERMLENS_WEIGHTS_DIR``: folder of model folders (default: ``weights/`` in the repository; for a
+  ``pip install``-ed dermlib, which has no repository around it, ``weights/`` in the working directory).
 * ``DERMLENS_DATA_ROOT``: folder holding datasets (default: ``data/`` in the repository).
 """
 
@@ -20,7 +21,10 @@ DATA_ROOT_ENV = "DERMLENS_DATA_ROOT"
 
 def weights_dir() -> Path:
     """Return the folder that holds one sub-folder per installed model."""
-    return Path(os.environ.get(WEIGHTS_ENV) or PROJECT_ROOT / "weights")
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV])
+    repository = PROJECT_ROOT / "weights"
+    return repository if repository.is_dir() else Path.cwd() / "weights"
 
 
 def data_root() -> Path:

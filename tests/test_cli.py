@@ -87,3 +87,22 @@ def test_models_markdown_table(tiny_weights_env: Path, capsys: pytest.CaptureFix
     assert lines[0].startswith("| model |") and len(lines) == 3
     assert "| 40 | 50.0% | 90.0% |" in lines[2]
     assert "| 0.061 | 0.042 (80) | 60.0% (30) / 20.0% (10) / n/a (0) |" in lines[2]
+
+
+def test_listing_models_and_refusing_a_non_image_load_no_heavy_library(tmp_path: Path) -> None:
+    """Cold start: `models` and a refused file must not import torch, timm or grad-cam (seconds each)."""
+
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("hello, I am text")
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys\n"
+        "from dermlib.cli import main\n"
+        "main(['models', '--json'])\n"
+        f"rc = main(['predict', {str(fake)!r}])\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'pytorch_grad_cam', 'onnxruntime') if m in sys.modules)\n"
+        "print('RC', rc, 'HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert "RC 1 HEAVY []" in out.stdout, out.stdout + out.stderr
+    assert "not an image" in out.stderr
