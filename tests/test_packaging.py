@@ -57,6 +57,7 @@ def test_the_wheel_installs_a_working_dermlens_command(tmp_path: Path) -> None:
     models = json.loads(listed.stdout)["models"]
     assert [m["id"] for m in models] == ["wheel-tiny"] and models[0]["default"] is True
     # The knowledge base travels with the package.
-    library = subprocess.run([sys.executable, "-c", "from dermlib.knowledge.base import load_knowledge_base as k; "
-                              "print(len(k().conditions))"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    count = "from dermlib.knowledge.base import load_knowledge_base as k; print(len(k().conditions))"
+    library = subprocess.run([sys.executable, "-c", count], cwd=work, env=env, capture_output=True, text=True,
+                             timeout=60)
     assert library.returncode == 0 and int(library.stdout) >= 100, library.stderr[-1000:]
