@@ -55,6 +55,8 @@ def cached_hashes(paths: tuple[str, ...]) -> np.ndarray:
 
 def cached_model(model_id: str) -> Any:
     # The same cached instance the Diagnose page uses: one copy of each model per server process.
+    if model_id == explore.IMAGENET_EMBEDDER:
+        return explore.ImageNetEmbedder()
     from dermlib.models import get_card
     from dermlib.ui.common import get_loaded_model, model_cache_key
 
@@ -62,7 +64,7 @@ def cached_model(model_id: str) -> Any:
     return get_loaded_model(card, model_cache_key(card))
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
+@st.cache_data(show_spinner=False, max_entries=64)  # 64 batches of 16: 1,024 images' features, a few MB
 def cached_embed_batch(model_id: str, paths: tuple[str, ...]) -> np.ndarray:
     return explore.embed_paths(cached_model(model_id), paths)
 
@@ -315,8 +317,12 @@ def show_embedding_map(index: pd.DataFrame, dataset: str) -> None:
             f"close together). None is installed in `{config.weights_dir()}` yet."
         )
         return
-    ids = [str(card.id) for card in models]
+    ids, skipped = explore.embedding_choices(models)
     names = {str(card.id): str(getattr(card, "name", card.id)) for card in models}
+    names[explore.IMAGENET_EMBEDDER] = "General image features (ImageNet, fast)"
+    if skipped:
+        st.caption("Ensembles are not offered here: running several networks per image would take minutes for "
+                   "a few hundred images on a small server.")
     c1, c2, c3, c4 = st.columns(4)
     model_id = c1.selectbox("Model", ids, format_func=lambda v: names[v], key=KEY + "emb_model")
     n = c2.slider("Images", 30, 1000, 300, 10, key=KEY + "emb_n")
@@ -335,10 +341,10 @@ def show_embedding_map(index: pd.DataFrame, dataset: str) -> None:
         bar = st.progress(0.0, text="Embedding images…")
         chunks = []
         try:
-            for start in range(0, len(paths), 32):
-                chunks.append(cached_embed_batch(model_id, paths[start : start + 32]))
+            for start in range(0, len(paths), 16):
+                chunks.append(cached_embed_batch(model_id, paths[start : start + 16]))
                 bar.progress(
-                    min(1.0, (start + 32) / len(paths)), text=f"Embedded {min(start + 32, len(paths))}"
+                    min(1.0, (start + 16) / len(paths)), text=f"Embedded {min(start + 16, len(paths))}"
                 )
         except (DermLensError, ImportError) as error:
             bar.empty()

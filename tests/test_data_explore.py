@@ -110,3 +110,23 @@ def test_chart_builders(index: pd.DataFrame) -> None:
     )
     emb = charts.embedding_figure(points, "skin type")
     assert sorted(int(t.customdata[0][0]) for t in emb.data) == [3, 7]
+
+
+def test_embedding_choices_put_the_fast_extractor_first_and_leave_out_ensembles() -> None:
+    from types import SimpleNamespace
+
+    from dermlib.data.explore import IMAGENET_EMBEDDER, embedding_choices
+
+    cards = [SimpleNamespace(id="single", is_ensemble=False), SimpleNamespace(id="six-nets", is_ensemble=True)]
+    assert embedding_choices(cards) == ([IMAGENET_EMBEDDER, "single"], ["six-nets"])
+
+
+def test_imagenet_embedder_gives_one_feature_row_per_image() -> None:
+    from dermlib.data.explore import ImageNetEmbedder
+    from dermlib.testing import synthetic_scene_image, synthetic_skin_image
+
+    feats = ImageNetEmbedder().embed([synthetic_skin_image(1), synthetic_skin_image(2), synthetic_scene_image(3)])
+    assert feats.shape[0] == 3 and feats.shape[1] >= 100
+    assert np.isfinite(feats).all()
+    skin = np.linalg.norm(feats[0] - feats[1])
+    assert skin < np.linalg.norm(feats[0] - feats[2])  # two skin photos are closer than skin and a scene
