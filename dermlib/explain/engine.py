@@ -91,6 +91,8 @@ def cams_for_tensor(
         if spec.name == "scorecam":
             weights = score_cam_weights(loaded.model, x, acts, class_indices, progress=progress)
             cam = (weights[:, :, None, None] * acts[:1]).sum(axis=1)
+        elif spec.name in ("eigencam", "eigengradcam"):
+            cam = first_component_projection(acts if spec.name == "eigencam" else grads * acts)
         else:
             x_rep = x.expand(copies, *x.shape[1:])
             cam = weighting.get_cam_image(x_rep, layer, targets, acts, grads, False)
@@ -100,6 +102,29 @@ def cams_for_tensor(
     if maps.shape[0] != k:  # class-agnostic methods: the same map for every class
         maps = np.repeat(maps[:1], k, axis=0)
     return maps.astype(np.float32)
+
+
+def first_component_projection(batch: np.ndarray) -> np.ndarray:
+    """Each map's projection on its first principal component: grad-cam's ``get_2d_projection``, faster.
+
+    grad-cam asks NumPy for the full SVD (``full_matrices=True``), which builds a C x C matrix (1280 x 1280
+    for EfficientNet-Lite) that the projection never uses; the thin SVD gives the same first component
+    (the tests compare the maps with grad-cam's) in a fraction of the time.
+
+    Args:
+        batch: Activations (or gradient x activation), shape (B, C, h, w).
+
+    Returns:
+        float32 projections, shape (B, h, w).
+    """
+    batch = np.nan_to_num(np.asarray(batch, dtype=np.float32), nan=0.0)
+    out = []
+    for maps in batch:
+        flat = maps.reshape(maps.shape[0], -1).T
+        flat = flat - flat.mean(axis=0)  # centred, as grad-cam does: otherwise the map comes out negative
+        _, _, vt = np.linalg.svd(flat, full_matrices=False)
+        out.append((flat @ vt[0]).reshape(maps.shape[1:]))
+    return np.asarray(out, dtype=np.float32)
 
 
 def _from_prediction(loaded, x, class_indices, spec, reshape, copies):

@@ -93,7 +93,7 @@ cores; ``benchmarks/bench_predict.py --methods scorecam`` measures it (figures i
 def unavailable_reason(card: ModelCard, name: str) -> str | None:
     """Why the app does not offer this method for this model, or None when it does.
 
-    A slow method (Score-CAM: one masked forward pass per scored channel, 256 per network) is offered
+    A slow method (Score-CAM: one masked forward pass per scored channel, SCORE_CAM_MAX_CHANNELS per network) is offered
     only for a single network of at most :data:`SLOW_METHOD_MAX_SIDE` pixels: on an ensemble or a larger
     input it would take many seconds and hold up the session.
 
@@ -127,12 +127,13 @@ def get_cam_method(name: str) -> CamMethod:
     return CAM_METHODS[key]
 
 
-SCORE_CAM_MAX_CHANNELS = 256
+SCORE_CAM_MAX_CHANNELS = 128
 """Channels Score-CAM scores per network (the most activated first; the rest get weight 0).
 
-Lite0's 1280 channels at 224 px took 10-14 s on two cores; the 256 most activated take about a fifth of
-that and carry most of the map (the channel selection of the fast Score-CAM variants, e.g. Wang et al.'s
-Faster Score-CAM).
+Each scored channel costs one forward pass of a masked copy of the photo: Lite0's 1280 channels at 224 px
+took 139 s on two cores, 256 took about 8 s with a training run beside it. The 128 most activated carry
+most of the map (the channel selection of the fast Score-CAM variants, e.g. Wang et al.'s Faster
+Score-CAM) and fit the app's time budget.
 """
 
 
@@ -141,7 +142,7 @@ def score_cam_weights(
     input_tensor: torch.Tensor,
     activations: np.ndarray,
     class_indices: list[int],
-    batch_size: int = 32,
+    batch_size: int = 8,
     max_channels: int | None = SCORE_CAM_MAX_CHANNELS,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
@@ -158,7 +159,8 @@ def score_cam_weights(
         input_tensor: The preprocessed image, shape (1, 3, H, W).
         activations: Target-layer activations, shape (1, C, h, w).
         class_indices: Classes to weight for.
-        batch_size: Masked images per forward pass.
+        batch_size: Masked images per forward pass (8: batches of 32 held 450 MB more at the peak on Lite0
+            at 224 px, for no speed-up on two cores).
         max_channels: Score at most this many channels (None: all, exactly grad-cam's Score-CAM).
         progress: Called as ``progress(done, total)`` after each batch of masked images. A caller can
             stop the computation by raising from it (the app does, when the user changes the input).

@@ -47,6 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", help="start from the backbone of this trained model (id or folder, same "
                    "architecture; its head is replaced). Only use a model trained on this run's training images "
                    "or a subset, or the test split would have been seen")
+    p.add_argument("--teacher", help="distil from this trained model (id or folder; often an ensemble): its "
+                   "softened predictions on the photos of its own training split join the loss (its classes must "
+                   "be classes of this run)")
+    p.add_argument("--distill-alpha", type=float, default=defaults.distill_alpha,
+                   help="weight of the teacher's term for photos that have a teacher target")
+    p.add_argument("--distill-temperature", type=float, default=defaults.distill_temperature,
+                   help="softening temperature T of the teacher and student distributions")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--no-hflip-tta", dest="hflip_tta", action="store_false", help="no flip averaging at test")
     p.add_argument("--no-duplicate-grouping", dest="duplicate_grouping", action="store_false")

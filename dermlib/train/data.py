@@ -85,19 +85,27 @@ def eval_transform(img_size: int, mean: Sequence[float], std: Sequence[float],
 
 
 class TensorImageDataset(Dataset):
-    """Pre-decoded uint8 images with integer labels and a transform."""
+    """Pre-decoded uint8 images with integer labels and a transform.
 
-    def __init__(self, images: Sequence[torch.Tensor], labels: Sequence[int], transform: v2.Compose) -> None:
+    With ``with_index`` an item is ``(image, label, index)``, so per-photo data (a teacher's soft targets)
+    can be looked up for each batch.
+    """
+
+    def __init__(self, images: Sequence[torch.Tensor], labels: Sequence[int], transform: v2.Compose,
+                 with_index: bool = False) -> None:
         if len(images) != len(labels):
             raise ValueError("images and labels differ in length")
         self.images = list(images)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.transform = transform
+        self.with_index = with_index
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, int]:
+        if self.with_index:
+            return self.transform(self.images[i]), int(self.labels[i]), i
         return self.transform(self.images[i]), int(self.labels[i])
 
 

@@ -124,6 +124,11 @@ class TrainConfig:
     # A trained model of the same architecture whose backbone starts this run (its head is replaced); only
     # valid when it was trained on this run's training images or a subset of them.
     init_from: str | None = None
+    # Knowledge distillation (dermlib.train.distill): a trained model whose softened predictions on the
+    # photos of its own training split join the loss with weight distill_alpha.
+    teacher: str | None = None
+    distill_alpha: float = 0.5
+    distill_temperature: float = 2.0
     target_accuracy: float = 0.8
     hflip_tta: bool = True
     resume: bool = True
@@ -276,6 +281,11 @@ def train(cfg: TrainConfig) -> Path:
         # DistributedSampler shards the data but cannot weight it; silently dropping the option would be worse.
         raise TrainingError("--balance sampler and --skin-balance need a weighted sampler, which torchrun runs do not "
                          "have; use --balance loss without --skin-balance, or train on one device.")
+    if cfg.teacher and (cfg.mixup > 0 or cfg.cutmix > 0):
+        raise TrainingError("--teacher cannot be combined with --mixup or --cutmix: the teacher's targets belong to "
+                            "whole, unmixed photos.")
+    if cfg.teacher and not 0 < cfg.distill_alpha <= 1:
+        raise TrainingError(f"--distill-alpha must be in (0, 1], got {cfg.distill_alpha}.")
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     is_main = rank == 0
@@ -324,8 +334,19 @@ def train(cfg: TrainConfig) -> Path:
     decode_s = time.perf_counter() - t0
 
     y_train = train_rows["y"].to_numpy(np.int64)
+    teaching = None
+    if cfg.teacher:
+        from dermlib.train.distill import compute_teacher_targets
+
+        teaching = compute_teacher_targets(cfg.teacher, train_rows, class_ids, cfg.distill_temperature,
+                                           device=cfg.device)
+        if is_main:
+            print(f"Teacher {teaching.teacher_id}: soft targets for {int(teaching.has_target.sum())} of "
+                  f"{len(train_rows)} training photos (T={teaching.temperature}, {teaching.seconds:.0f} s)",
+                  flush=True)
     train_ds = TensorImageDataset(train_images, y_train,
-                                  train_transform(img_size, mean, std, interpolation, cfg.aug_strength))
+                                  train_transform(img_size, mean, std, interpolation, cfg.aug_strength),
+                                  with_index=teaching is not None)
     val_ds = TensorImageDataset(val_images, val_rows["y"].to_numpy(np.int64),
                                 eval_transform(img_size, mean, std, interpolation))
     groups = skin_group(train_rows["fitzpatrick"])
@@ -348,6 +369,13 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.balance == "loss":
         loss_weights = torch.as_tensor(class_weights(y_train, len(classes), 0.5), dtype=torch.float32, device=device)
     criterion = torch.nn.CrossEntropyLoss(weight=loss_weights, label_smoothing=cfg.label_smoothing)
+    if teaching is not None:
+        from dermlib.train.distill import distillation_loss
+
+        per_sample = torch.nn.CrossEntropyLoss(weight=loss_weights, label_smoothing=cfg.label_smoothing,
+                                               reduction="none")
+        soft_targets = torch.from_numpy(teaching.probs)
+        has_target = torch.from_numpy(teaching.has_target)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
         if distributed else model
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -387,7 +415,8 @@ def train(cfg: TrainConfig) -> Path:
         mix_rng = np.random.default_rng([cfg.seed, rank, epoch])
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not is_main,
                    dynamic_ncols=True)
-        for x, y in bar:
+        for batch in bar:
+            x, y = batch[0], batch[1]
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
             y_b, lam = y, 1.0
@@ -395,7 +424,12 @@ def train(cfg: TrainConfig) -> Path:
                 x, y, y_b, lam = mix_batch(x, y, mix_rng, cfg.mixup, cfg.cutmix)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = net(x)
-                loss = criterion(logits.float(), y)
+                if teaching is not None:
+                    idx = batch[2]
+                    loss = distillation_loss(logits, per_sample(logits.float(), y), soft_targets[idx].to(device),
+                                             has_target[idx].to(device), cfg.distill_alpha, cfg.distill_temperature)
+                else:
+                    loss = criterion(logits.float(), y)
                 if lam < 1.0:
                     loss = lam * loss + (1 - lam) * criterion(logits.float(), y_b)
             optimizer.zero_grad(set_to_none=True)
@@ -479,6 +513,11 @@ def train(cfg: TrainConfig) -> Path:
             "licence": info.get("licence", "see the dataset's terms"),
             "citation": info.get("citation", ""),
             "initial_weights": init_note,
+            **({"teacher": {
+                "id": teaching.teacher_id, "temperature": teaching.temperature, "alpha": cfg.distill_alpha,
+                "photos_with_targets": int(teaching.has_target.sum()), "seconds": round(teaching.seconds, 1),
+                "targets": "once per photo, as the teacher sees it at inference (no augmentation)",
+            }} if teaching is not None else {}),
             "epochs_run": len(history),
             "best_epoch": best_epoch,
             "best_val_macro_f1": round(best_f1, 4),

@@ -1,0 +1,140 @@
+"""Server memory over a tour of every page by several sessions: RSS after each step, and the peak.
+
+Streamlit Community Cloud stops an app at about 2.7 GB. This drives the real pages with Streamlit's
+AppTest in one process, which holds what a server holds (the shared model cache, every ``st.cache_*``,
+each session's state); it leaves out the web server itself (Tornado and the websockets, about 100 MB in
+``benchmarks/load_test.py`` runs). Each of ``--sessions`` sessions, in turn, step by step:
+
+1. Diagnose: uploads a photo (a real Fitzpatrick17k photo when the data root has them, else a synthetic
+   one), then shows its heatmaps with every explanation method the page offers for the default model;
+   then session ``i`` switches to the i-th other installed model (so a 4-session tour loads every shipped
+   model) and, where the page offers it for that model, runs Score-CAM.
+2. Disease Library: searches for "itchy rings".
+3. Dataset Explorer: opens the Fitzpatrick17k data set (when present) and computes the embedding map of
+   300 images with the default choice (timed).
+4. Model: opens the Model page for every installed model.
+
+Sessions are interleaved step by step (session 1 step 1, session 2 step 1, ...), so caches and session
+states of all of them are alive together, as on a server with that many visitors.
+
+    MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 \\
+        python benchmarks/bench_pages.py --sessions 4 --data-root ../shared/data
+
+Prints RSS (``VmRSS``) after every step and the peak (``VmHWM``) at the end, in MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from streamlit.testing.v1 import AppTest
+
+from dermlib.explain.methods import CAM_METHODS, unavailable_reason
+from dermlib.models import get_card, list_models
+from dermlib.models.registry import default_model_id
+from dermlib.testing import image_bytes, synthetic_skin_image
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ROOT / "app_pages"
+EXPLORER_KEY = "dataset_explorer_"
+
+
+def status_mb(field: str) -> float:
+    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def photo(data_root: Path | None, i: int) -> bytes:
+    """The i-th real clinical photo of the data root, else a synthetic one."""
+    if data_root is not None:
+        files = sorted((data_root / "fitzpatrick17k" / "images").glob("*/*.jpg"))
+        if files:
+            return files[(i * 97) % len(files)].read_bytes()
+    return image_bytes(synthetic_skin_image(i, size=(800, 600)), "JPEG", quality=90)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--data-root", type=Path, default=None, help="datasets folder (e.g. ../shared/data)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds allowed per page run")
+    args = parser.parse_args(argv)
+    if args.data_root is not None:
+        os.environ["DERMLENS_DATA_ROOT"] = str(args.data_root)
+    data_root = args.data_root if args.data_root is not None and args.data_root.is_dir() else None
+
+    card = get_card(default_model_id())
+    methods = [m for m in CAM_METHODS if unavailable_reason(card, m) is None]
+    models = [c.id for c in list_models()]
+    rows: list[tuple[str, str, float]] = []
+
+    def record(step: str, session: int, seconds: float | None = None) -> None:
+        note = f" ({seconds:.1f} s)" if seconds is not None else ""
+        rows.append((f"session {session + 1}: {step}{note}", "", status_mb("VmRSS")))
+        print(f"{rows[-1][0]:<64} RSS {rows[-1][2]:7.0f} MB   peak {status_mb('VmHWM'):7.0f} MB", flush=True)
+
+    print(f"default model {card.id}; methods offered: {', '.join(methods)}; models: {', '.join(models)}")
+    print(f"start: RSS {status_mb('VmRSS'):.0f} MB")
+    sessions = range(args.sessions)
+    diagnose = {s: AppTest.from_file(str(PAGES / "diagnose.py"), default_timeout=args.timeout) for s in sessions}
+    for s in sessions:
+        at = diagnose[s].run()
+        at.file_uploader(key="diagnose_upload").upload(f"photo{s}.jpg", photo(data_root, s), "image/jpeg")
+        start = time.perf_counter()
+        at.run()
+        record("Diagnose, photo analysed", s, time.perf_counter() - start)
+    for method in methods[1:]:
+        for s in sessions:
+            start = time.perf_counter()
+            diagnose[s].selectbox(key="diagnose_cam_method").set_value(method).run()
+            record(f"Diagnose, {CAM_METHODS[method].label}", s, time.perf_counter() - start)
+    others = [m for m in models if m != card.id]
+    for s in sessions:
+        if not others:
+            break
+        other = others[s % len(others)]
+        start = time.perf_counter()
+        at = diagnose[s].selectbox(key="diagnose_model").set_value(other).run()
+        note = f"Diagnose, switched to {other}"
+        offered = [w for w in at.selectbox if w.key == "diagnose_cam_method"]  # none when refused as out of scope
+        if offered and unavailable_reason(get_card(other), "scorecam") is None:
+            offered[0].set_value("scorecam").run()
+            note += " + Score-CAM"
+        record(note, s, time.perf_counter() - start)
+    for s in sessions:
+        at = AppTest.from_file(str(PAGES / "disease_library.py"), default_timeout=args.timeout).run()
+        at.text_input(key="dl_search").input("itchy rings").run()
+        record("Disease Library, search", s)
+    for s in sessions:
+        at = AppTest.from_file(str(PAGES / "dataset_explorer.py"), default_timeout=args.timeout).run()
+        datasets = at.selectbox(key=EXPLORER_KEY + "dataset") if data_root is not None else None
+        fitz = [o for o in (datasets.options if datasets is not None else []) if o.startswith("fitzpatrick17k")]
+        if fitz:
+            if datasets.value != "fitzpatrick17k":
+                datasets.set_value("fitzpatrick17k").run()
+            start = time.perf_counter()
+            at.button(key=EXPLORER_KEY + "emb_go").click().run()
+            record("Dataset Explorer, embedding map of 300", s, time.perf_counter() - start)
+        else:
+            record("Dataset Explorer (no dataset)", s)
+    for s in sessions:
+        at = AppTest.from_file(str(PAGES / "model.py"), default_timeout=args.timeout).run()
+        for model_id in models[1:]:
+            at.selectbox(key="model_page_model").set_value(next(c for c in list_models() if c.id == model_id)).run()
+        record(f"Model page, {len(models)} models", s)
+    print(f"\nafter the tour: RSS {status_mb('VmRSS'):.0f} MB; peak {status_mb('VmHWM'):.0f} MB "
+          f"({args.sessions} sessions)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Distillation: the loss, the teacher's targets (only on its own training photos), and a CLI run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dermlib.cli import main
+from dermlib.data.synthetic import make_fitzpatrick17k
+from dermlib.errors import TrainingError
+from dermlib.train.distill import compute_teacher_targets, distillation_loss
+
+
+def test_loss_is_cross_entropy_without_targets_and_grows_with_disagreement() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    ce = torch.tensor([0.3, 0.9])
+    targets = torch.softmax(logits / 2.0, dim=1)
+    none = torch.zeros(2, dtype=torch.bool)
+    assert torch.isclose(distillation_loss(logits, ce, targets, none, 0.5, 2.0), ce.mean())
+    both = torch.ones(2, dtype=torch.bool)
+    agree = distillation_loss(logits, ce, targets, both, 1.0, 2.0)
+    assert torch.isclose(agree, torch.tensor(0.0), atol=1e-6)  # the student already matches the teacher
+    wrong = torch.softmax(-logits / 2.0, dim=1)
+    assert distillation_loss(logits, ce, wrong, both, 1.0, 2.0) > 0.1
+
+
+def _train(data: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--run-dir", str(out.parent / f"run-{out.name}"), "--architecture", "test_efficientnet",
+                 "--pretrained", "none", "--img-size", "48", "--epochs", "1", "--batch-size", "8",
+                 "--workers", "1", "--no-hflip-tta", *extra])
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("distil")
+    data = make_fitzpatrick17k(root / "fitz", n_images=45, n_metadata_only=0)
+    assert _train(data, root / "weights" / "teacher") == 0
+    return data, root / "weights" / "teacher"
+
+
+def test_targets_only_for_the_teachers_training_photos(teacher: tuple[Path, Path]) -> None:
+    from dermlib.models.registry import get_card
+
+    data, folder = teacher
+    card = get_card(str(folder))
+    splits = pd.read_csv(folder / "splits.csv")
+    rows = pd.DataFrame({"image_path": [str(data / p) for p in splits["image"]]})
+    student_classes = ["extra-class", *card.class_ids]
+    got = compute_teacher_targets(str(folder), rows, student_classes, temperature=2.0)
+    assert got.has_target.tolist() == (splits["split"] == "train").tolist()
+    assert np.allclose(got.probs[got.has_target].sum(axis=1), 1.0, atol=1e-5)
+    assert (got.probs[:, 0] == 0).all()  # a class the teacher does not know
+    assert (got.probs[~got.has_target] == 0).all()
+    with pytest.raises(TrainingError, match="classes the student does not"):
+        compute_teacher_targets(str(folder), rows, card.class_ids[1:])
+
+
+def test_cli_trains_a_student_and_records_the_teacher(teacher: tuple[Path, Path], tmp_path: Path) -> None:
+    data, folder = teacher
+    out = tmp_path / "student"
+    assert _train(data, out, "--teacher", str(folder), "--splits", str(folder), "--distill-alpha", "0.7") == 0
+    card = json.loads((out / "card.json").read_text())
+    taught = card["training"]["teacher"]
+    n_train = int((pd.read_csv(folder / "splits.csv")["split"] == "train").sum())
+    assert taught["id"] == "teacher" and taught["alpha"] == 0.7 and taught["photos_with_targets"] == n_train
+    assert pd.read_csv(out / "splits.csv")["split"].tolist() == pd.read_csv(folder / "splits.csv")["split"].tolist()
+    assert _train(data, tmp_path / "mixed", "--teacher", str(folder), "--mixup", "0.2") == 2
