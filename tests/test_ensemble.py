@@ -136,7 +136,11 @@ def test_float16_storage_changes_predictions_only_slightly(members: tuple[Path, 
 
 
 @pytest.mark.parametrize("method, package", [("gradcam", GradCAM), ("hirescam", HiResCAM), ("scorecam", ScoreCAM)])
-def test_cam_explains_the_ensembles_own_prediction(ensemble32: Path, method: str, package: type) -> None:
+def test_cam_explains_the_ensembles_own_prediction(ensemble32: Path, method: str, package: type,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermlib.explain import methods
+
+    monkeypatch.setattr(methods, "SCORE_CAM_MAX_CHANNELS", None)  # every channel, as grad-cam's Score-CAM
     loaded = load_model(ensemble32, device="cpu")
     image = synthetic_skin_image(5)
     classes = [2, 0]

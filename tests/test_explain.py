@@ -61,7 +61,10 @@ def test_registry_has_the_required_methods() -> None:
 
 
 @pytest.mark.parametrize("method", sorted(PACKAGE))
-def test_maps_equal_grad_cam_package(tiny_loaded: LoadedModel, method: str) -> None:
+def test_maps_equal_grad_cam_package(tiny_loaded: LoadedModel, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermlib.explain import methods
+
+    monkeypatch.setattr(methods, "SCORE_CAM_MAX_CHANNELS", None)  # every channel, exactly as grad-cam's Score-CAM
     image = synthetic_skin_image(7)
     classes = [2, 0, 3]
     ours = explain(tiny_loaded, image, classes, method)

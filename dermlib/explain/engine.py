@@ -28,7 +28,7 @@ from PIL import Image
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from dermlib.explain import reuse
+from dermlib.explain import methods, reuse
 from dermlib.explain.methods import get_cam_method, score_cam_weights
 from dermlib.explain.reshape import get_reshape
 from dermlib.models.loading import LoadedModel
@@ -89,7 +89,8 @@ def cams_for_tensor(
     per_layer = []
     for layer, acts, grads in zip(layers, acts_np, grads_np, strict=True):
         if spec.name == "scorecam":
-            weights = score_cam_weights(loaded.model, x, acts, class_indices, progress=progress)
+            weights = score_cam_weights(loaded.model, x, acts, class_indices, progress=progress,
+                                            max_channels=methods.SCORE_CAM_MAX_CHANNELS)
             cam = (weights[:, :, None, None] * acts[:1]).sum(axis=1)
         elif spec.name in ("eigencam", "eigengradcam"):
             cam = first_component_projection(acts if spec.name == "eigencam" else grads * acts)
