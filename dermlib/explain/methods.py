@@ -94,8 +94,8 @@ def unavailable_reason(card: ModelCard, name: str) -> str | None:
     """Why the app does not offer this method for this model, or None when it does.
 
     A slow method (Score-CAM: one masked forward pass per scored channel, :data:`SCORE_CAM_MAX_CHANNELS`
-    per network) is offered only for a single network of at most :data:`SLOW_METHOD_MAX_SIDE` pixels: on an ensemble or a larger
-    input it would take many seconds and hold up the session.
+    per network) is offered only for a single network of at most :data:`SLOW_METHOD_MAX_SIDE` pixels: on
+    an ensemble or a larger input it would take many seconds and hold up the session.
 
     Args:
         card: The model's card.
