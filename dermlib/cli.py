@@ -175,7 +175,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {path}: {exc}", file=sys.stderr)
             continue
         if loaded is None:
-            from dermlib.models.loading import load_model
+            from dermlib.models import load_model
 
             loaded = load_model(model_id, device=args.device)
         if loaded.fallback_notice and loaded.fallback_notice != notice_shown:
