@@ -387,6 +387,7 @@ class Measurements:
     """Everything measured so far; filled in as the run goes, so an interrupted run keeps it."""
 
     warmup: dict[str, Any] = field(default_factory=dict)
+    app_start_s: float | None = None  # `streamlit run` launched -> Diagnose page drawn in the browser
     outcomes: list[Outcome] = field(default_factory=list)
     # Per session-count step: server RSS in bytes before, at the peak and after (None until measured).
     rss: dict[int, dict[str, int | None]] = field(default_factory=dict)
@@ -481,6 +482,14 @@ async def run_all(server: StreamlitServer, card: ModelCard, warmup: Upload, plan
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
+            # App start: from launching `streamlit run` to the Diagnose page drawn in a browser.
+            context = await browser.new_context()
+            try:
+                await open_diagnose_page(context, server.url, WARMUP_TIMEOUT_S * 1000)
+                measured.app_start_s = time.perf_counter() - server.started_at
+                say(f"app start to first page: {measured.app_start_s:.2f} s")
+            finally:
+                await context.close()
             say("warm-up: one upload (loads the model in the server)")
             warm_outcomes: list[Outcome] = []
             start = asyncio.Event()
@@ -538,6 +547,10 @@ def print_report(summaries: list[LevelSummary], outcomes: list[Outcome], meta: d
               f"{fmt(s.rss_before_mib, 10)} {fmt(s.rss_peak_mib, 9)} {fmt(s.rss_after_mib, 9)}"
               + ("  (stopped early)" if s.stopped_early else ""), file=stream)
     print("RSS in MiB (server process and children); times from set_input_files to the last heatmap.", file=stream)
+    if meta.get("app_start_s") is not None:
+        print(f"app start (`streamlit run` launched -> Diagnose page drawn): {meta['app_start_s']:.2f} s; first "
+              f"upload (model load included): {meta.get('warmup', {}).get('seconds', float('nan')):.2f} s",
+              file=stream)
     own = [o.own_view_diff for o in outcomes if o.own_view_diff is not None]
     near = [o.nearest_other_view_diff for o in outcomes if o.nearest_other_view_diff is not None]
     if own:
@@ -657,6 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
         meta["server_log_problems"] = log_problems(log_text)
         meta["warmup"] = measured.warmup
+        meta["app_start_s"] = measured.app_start_s
         meta["deadline_reached"] = deadline.left() <= 0
         meta["interrupted"] = interrupted
 

@@ -68,6 +68,7 @@ class StreamlitServer:
     process: subprocess.Popen
     port: int
     log_path: Path
+    started_at: float = 0.0  # time.perf_counter() when the process was started
 
     @property
     def url(self) -> str:
@@ -107,8 +108,9 @@ def streamlit_server(
         "--browser.gatherUsageStats", "false",
     ]
     with log_path.open("wb") as log:
+        started = time.perf_counter()
         process = subprocess.Popen(cmd, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    server = StreamlitServer(process, port, log_path)
+    server = StreamlitServer(process, port, log_path, started)
     try:
         _wait_healthy(server, startup_timeout)
         yield server
