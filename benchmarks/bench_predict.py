@@ -163,7 +163,8 @@ def environment_lines(loaded: LoadedModel | None) -> list[str]:
         _, h, w = loaded.config["input_size"]
         lines.append(
             f"model {loaded.card.id}: {loaded.card.architecture_label}, {h}x{w}, {loaded.card.num_classes} classes, "
-            f"CAM layer {', '.join(loaded.card.cam_layers)}, device {loaded.device}"
+            f"CAM layer {', '.join(loaded.card.cam_layers)}, device {loaded.device}, prediction backend "
+            f"{'onnxruntime' if loaded.fast_forward() is not None else 'torch'}"
         )
     return lines
 

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from dermlib.models import fast
 from dermlib.models.loading import LoadedModel
 
 MAX_ENTRIES = 4  # one per photo being explained at once; a few MB each at most (six-network ensemble)
@@ -76,11 +77,22 @@ def capture(loaded: LoadedModel) -> Iterator[None]:
         if threading.get_ident() == owner and "key" in state:
             state["done"] = True  # the flipped pass that may follow is not recorded
 
+    def from_onnx(x: torch.Tensor, features: list[torch.Tensor]) -> None:
+        # The ONNX Runtime pass (dermlib.models.fast) returns the feature maps, which are the target
+        # layers' outputs when those are EfficientNet's bn2; for other layers the heatmaps take their own pass.
+        if "key" in state or "skip" in state or x.shape[0] != 1 or not _features_are_targets(loaded):
+            return
+        state["key"] = input_key(loaded, x)
+        acts.update({slot: f.clone() for slot, f in enumerate(features)})
+        state["done"] = True
+
     handles = [loaded.model.register_forward_pre_hook(pre_hook), loaded.model.register_forward_hook(post_hook)]
     handles += [layer.register_forward_hook(make_hook(slot)) for slot, layer in enumerate(layers)]
+    fast.record_features(from_onnx)
     try:
         yield
     finally:
+        fast.record_features(None)
         for handle in handles:
             handle.remove()
     if "key" in state and len(acts) == len(layers):
@@ -107,6 +119,18 @@ def clear() -> None:
     """Forget every cached activation (tests; a model reload)."""
     with _lock:
         _cache.clear()
+
+
+def _features_are_targets(loaded: LoadedModel) -> bool:
+    """Whether the card's target layers are the outputs of the networks' feature extractors (``bn2`` of a timm
+    EfficientNet), in member order."""
+    from timm.models.efficientnet import EfficientNet
+
+    names = loaded.card.cam_layers
+    owners = [_owner_and_weight(loaded, name)[0] for name in names]
+    members = list(getattr(loaded.model, "members", [loaded.model]))
+    return (len(names) == len(members) and all(n.rpartition(".")[2] == "bn2" for n in names)
+            and all(o is m and isinstance(o, EfficientNet) for o, m in zip(owners, members, strict=True)))
 
 
 def _owner_and_weight(loaded: LoadedModel, layer_name: str) -> tuple[torch.nn.Module, float]:

@@ -27,6 +27,7 @@ from torchvision import transforms as T
 
 from dermlib.errors import CardError, ModelError
 from dermlib.masking import MaskSpec
+from dermlib.models import fast
 from dermlib.models.card import ModelCard
 from dermlib.models.device import select_device
 from dermlib.models.ensemble import Ensemble
@@ -214,6 +215,9 @@ class LoadedModel:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     fallback_notice: str | None = None
     mask: MaskSpec | None = None
+    # ONNX Runtime session of the prediction's forward pass (dermlib.models.fast), built on first use.
+    fast: Any = field(default=None, repr=False)
+    _fast_tried: bool = field(default=False, repr=False)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -254,19 +258,36 @@ class LoadedModel:
             ``(logits (B, C), member_logits (B, M, C))``; the second is None for a single network.
         """
 
-        def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        def run(x: torch.Tensor, first: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            onnx = self.fast_forward() if x.device.type == "cpu" else None
+            if onnx is not None:
+                out, features = onnx(x)
+                if first:
+                    fast.offer_features(x, features)  # the heatmaps that follow can reuse this pass
+                if isinstance(self.model, Ensemble):
+                    return self.model.combine(out.float()), out.float()
+                return out.float(), None
             if isinstance(self.model, Ensemble):
                 members = self.model(x, return_members=True).float()
                 return self.model.combine(members), members
             return self.model(x).float(), None
 
         with torch.inference_mode():
-            out, members = run(batch)
+            out, members = run(batch, True)
             if self.card.inference.get("hflip_tta"):
-                flipped, flipped_members = run(torch.flip(batch, dims=[3]))
+                flipped, flipped_members = run(torch.flip(batch, dims=[3]), False)
                 out = (out + flipped) / 2
                 members = None if members is None else (members + flipped_members) / 2
         return out, members
+
+    def fast_forward(self) -> fast.OnnxForward | None:
+        """The ONNX Runtime forward pass for predictions (built on first use), or None to use torch."""
+        if not self._fast_tried:
+            with self.lock:
+                if not self._fast_tried:
+                    self.fast = fast.build(self.model, self.input_size, self.device)
+                    self._fast_tried = True
+        return self.fast
 
     def fall_back_to_cpu(self, reason: BaseException | str) -> None:
         """Move this model to the CPU after the accelerator failed; later calls run there.
@@ -285,6 +306,7 @@ class LoadedModel:
             # load_model verifies the checksum again and builds exactly what the first load built.
             self.model = load_model(self.card, device="cpu").model
             self.device = torch.device("cpu")
+            self.fast, self._fast_tried = None, False
             self.fallback_notice = (f"The GPU ({failed}) failed ({_first_line(reason)}), so this model now runs "
                                     "on the CPU. Results are the same; they take longer.")
             logger.warning("Model %s: %s", self.card.id, self.fallback_notice)
@@ -432,6 +454,8 @@ def load_model(
         channels_last=channels_last,
         fallback_notice=notice,
         mask=MaskSpec.from_card(card.preprocessing),
+        # The backend is chosen now (DERMLENS_PREDICT_BACKEND); the ONNX session is built on first use.
+        _fast_tried=target.type != "cpu" or fast.backend_choice() != "onnxruntime",
     )
     loaded.target_layers()  # fail at load time, not at the first explanation
     return loaded
