@@ -21,7 +21,13 @@ from dermlib.ui.common import (
     model_cache_key,
     show_disclaimer,
 )
-from dermlib.ui.model_summary import condition_links, measured_limits, member_agreement, scope_details
+from dermlib.ui.model_summary import (
+    condition_links,
+    measured_limits,
+    member_agreement,
+    other_models_hint,
+    scope_details,
+)
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
 
 logger = logging.getLogger("dermlens.diagnose")
@@ -46,6 +52,8 @@ def main() -> None:
         help="Clinical models expect ordinary photos; dermoscopy models expect dermatoscope images.",
     )
     card = by_id[model_id]
+    if hint := other_models_hint(card, cards):
+        st.caption(hint)
     _model_notes(card)
 
     try:

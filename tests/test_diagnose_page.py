@@ -145,3 +145,19 @@ def test_tampered_weights_show_an_error_and_other_models_still_work(tiny_weights
     at.run(timeout=120)
     assert not at.exception and len(at.get("plotly_chart")) == 2
     assert weights.read_bytes() == before  # nothing on disk was changed
+
+
+def test_other_models_hint_names_the_extra_conditions_most_photographed_first() -> None:
+    import dataclasses
+
+    from dermlib.models import list_models
+    from dermlib.ui.model_summary import other_models_hint
+
+    cards = list_models()
+    small = next(c for c in cards if c.id == "clinical-fitz21")
+    big = next(c for c in cards if c.id == "clinical-common38")
+    hint = other_models_hint(small, cards)
+    assert hint.startswith("This model knows 21 conditions.") and big.name in hint
+    assert "psoriasis" in hint.lower()
+    assert other_models_hint(big, cards) is None  # nothing installed knows more than it
+    assert other_models_hint(small, [small, dataclasses.replace(big, task="dermoscopy")]) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dermlib.inference import Prediction
 from dermlib.models import ModelCard
 from dermlib.scope.report import scope_details, scope_limit_line
@@ -121,3 +123,35 @@ def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> t
                 f"answer: {votes}.{measured}", True)
     every = "Both" if n == 2 else f"All {n}"
     return f"{every} networks of this ensemble pick the same condition on their own: {votes}.{measured}", False
+
+
+def other_models_hint(card: ModelCard, cards: Sequence[ModelCard], limit: int = 6) -> str | None:
+    """A line pointing to the installed model of the same task that knows the most conditions this one does not.
+
+    Args:
+        card: The model chosen on the page.
+        cards: Every installed model.
+        limit: How many of the extra conditions to name.
+
+    Returns:
+        E.g. "This model knows 21 conditions. *Clinical, 38 conditions* also knows psoriasis, fungal skin
+        infection, ... and 11 more: choose it in the list above for those.", or None when no installed model
+        knows more.
+    """
+    own = set(card.class_ids)
+    best, extra = None, []
+    for other in cards:
+        if other.id == card.id or other.task != card.task:
+            continue
+        more = [c for c in other.classes if c.id not in own]
+        if len(more) > len(extra):
+            best, extra = other, more
+    if best is None:
+        return None
+    # The conditions with the most training photos first: usually the commonest in clinics too.
+    counts = (best.training.get("data_summary") or {}).get("class_counts") or {}
+    extra.sort(key=lambda c: -int(counts.get(c.id, 0)))
+    names = ", ".join(c.name.lower() if c.name[1:].islower() else c.name for c in extra[:limit])
+    rest = f" and {len(extra) - limit} more" if len(extra) > limit else ""
+    return (f"This model knows {card.num_classes} conditions. *{best.name}* also knows {names}{rest}: choose it in "
+            "the list above for those.")
