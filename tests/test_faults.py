@@ -230,6 +230,7 @@ def test_unexpected_model_error_keeps_the_session(tiny_weights_env: Path, monkey
     def flaky_load(card):
         loaded = load_model(folder, device="cpu")
         _fail_first_forward(loaded.model, None, always=state)
+        loaded.fast, loaded._fast_tried = None, True  # predictions through the failing torch forward too
         return loaded
 
     monkeypatch.setattr(common, "load_model", flaky_load)

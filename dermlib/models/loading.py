@@ -259,7 +259,7 @@ class LoadedModel:
         """
 
         def run(x: torch.Tensor, first: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-            onnx = self.fast_forward() if x.device.type == "cpu" else None
+            onnx = self.fast_forward() if self.device.type == "cpu" else None
             if onnx is not None:
                 out, features = onnx(x)
                 if first:
