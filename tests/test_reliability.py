@@ -201,6 +201,7 @@ def test_inference_slots_bound_concurrent_model_work(tiny_model_dir: Path, monke
     from dermlib.models.loading import INFERENCE_SLOTS_ENV
 
     monkeypatch.setenv(INFERENCE_SLOTS_ENV, str(slots))
+    monkeypatch.setenv("DERMLENS_PREDICT_BACKEND", "torch")  # the test counts passes through torch's forward
     loaded = load_model(tiny_model_dir, device="cpu")
     real = loaded.model.forward
     state = {"now": 0, "peak": 0}
