@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +70,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             for name, text in commands.items():
                 sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+ONNX_MIN_IMAGES = 50  # `predict` on fewer photos skips the ONNX Runtime export (see _cmd_predict)
 
 
 def _command_of(argv: Sequence[str] | None) -> str | None:
@@ -162,6 +166,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if model_id is None:
         raise ModelError("No model is installed. Train one with `python -m dermlib train` (see README).")
     get_card(model_id)  # an unknown id fails here, from the card alone
+    if len(args.images) < ONNX_MIN_IMAGES:
+        # Exporting to ONNX Runtime takes 1-8 s, more than it saves on a few photos: torch answers them.
+        os.environ.setdefault("DERMLENS_PREDICT_BACKEND", "torch")
+        os.environ.setdefault("DERMLENS_SCOPE_BACKEND", "torch")
     # The model (torch, timm, seconds) is loaded on the first image that decodes: a file that is not an
     # image is refused at once, and a run of only bad files never loads it.
     loaded = None

@@ -21,8 +21,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir: Path) -> LoadedModel:
-    """The tiny model loaded on the CPU (shared by tests, as the app shares it between sessions)."""
-    return load_model(tiny_model_dir, device="cpu")
+    """The tiny model loaded on the CPU (shared by tests, as the app shares it between sessions).
+
+    Its ONNX Runtime export is finished here, so no background export thread runs the network while a test
+    counts its passes.
+    """
+    loaded = load_model(tiny_model_dir, device="cpu")
+    loaded.fast_forward(wait=True)
+    return loaded
 
 
 @pytest.fixture

@@ -93,6 +93,7 @@ def test_other_architectures_take_their_own_pass(tmp_path: Path, monkeypatch: py
     folder = write_tiny_model(tmp_path / "res", model_id="tiny-res", architecture="test_resnet",
                               target_layer="layer4")
     loaded = load_model(folder, device="cpu")
+    loaded.fast_forward(wait=True)  # no background export may run the network while passes are counted
     image = synthetic_skin_image(4)
     classes = _top3(loaded, image)
     counter = _Counter(loaded.model)
@@ -125,6 +126,7 @@ def test_a_different_model_with_the_same_input_does_not_share_activations(tmp_pa
     b = load_model(write_tiny_model(tmp_path / "b", model_id="tiny-b", seed=2), device="cpu")
     image = synthetic_skin_image(7)
     reuse.clear()
+    a.fast_forward(wait=True)
     _top3(a, image)
     assert reuse.cached_activations(b, b.preprocess([image])) is None
     assert reuse.cached_activations(a, a.preprocess([image])) is not None

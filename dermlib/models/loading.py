@@ -218,6 +218,7 @@ class LoadedModel:
     # ONNX Runtime session of the prediction's forward pass (dermlib.models.fast), built on first use.
     fast: Any = field(default=None, repr=False)
     _fast_tried: bool = field(default=False, repr=False)
+    _fast_thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -259,7 +260,7 @@ class LoadedModel:
         """
 
         def run(x: torch.Tensor, first: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-            onnx = self.fast_forward() if self.device.type == "cpu" else None
+            onnx = self.fast_forward(wait=False) if self.device.type == "cpu" else None
             if onnx is not None:
                 out, features = onnx(x)
                 if first:
@@ -280,14 +281,34 @@ class LoadedModel:
                 members = None if members is None else (members + flipped_members) / 2
         return out, members
 
-    def fast_forward(self) -> fast.OnnxForward | None:
-        """The ONNX Runtime forward pass for predictions (built on first use), or None to use torch."""
-        if not self._fast_tried:
-            with self.lock:
-                if not self._fast_tried:
-                    self.fast = fast.build(self.model, self.input_size, self.device)
+    def fast_forward(self, wait: bool = True) -> fast.OnnxForward | None:
+        """The ONNX Runtime forward pass for predictions, or None to use torch.
+
+        The export takes 1-8 s (one network to six), so a prediction does not wait for it: with
+        ``wait=False`` the first call starts it in a background thread and torch answers until it is ready.
+
+        Args:
+            wait: Build it now (or wait for the build under way) instead of returning None meanwhile.
+        """
+        if self._fast_tried:
+            return self.fast
+        with self.lock:
+            if self._fast_tried:
+                return self.fast
+            if self._fast_thread is None:
+                model, size, device = self.model, self.input_size, self.device
+
+                def build() -> None:
+                    self.fast = fast.build(model, size, device)
                     self._fast_tried = True
-        return self.fast
+
+                self._fast_thread = threading.Thread(target=build, name="dermlens-onnx-export", daemon=True)
+                self._fast_thread.start()
+            thread = self._fast_thread
+        if wait:
+            thread.join()
+            return self.fast
+        return None
 
     def fall_back_to_cpu(self, reason: BaseException | str) -> None:
         """Move this model to the CPU after the accelerator failed; later calls run there.
@@ -306,7 +327,7 @@ class LoadedModel:
             # load_model verifies the checksum again and builds exactly what the first load built.
             self.model = load_model(self.card, device="cpu").model
             self.device = torch.device("cpu")
-            self.fast, self._fast_tried = None, False
+            self.fast, self._fast_tried, self._fast_thread = None, False, None
             self.fallback_notice = (f"The GPU ({failed}) failed ({_first_line(reason)}), so this model now runs "
                                     "on the CPU. Results are the same; they take longer.")
             logger.warning("Model %s: %s", self.card.id, self.fallback_notice)
