@@ -34,6 +34,10 @@ BACKENDS = ("onnxruntime", "torch")
 
 _recorder = threading.local()
 
+EXPORT_LOCK = threading.Lock()
+"""Held around every ONNX export in the process: torch's exporter keeps its state in process-wide globals,
+so two exports at once (a model's in the background, the scope extractor's in a request) would fail."""
+
 
 def backend_choice() -> str:
     """The configured backend: ``onnxruntime`` (default) or ``torch``.
@@ -78,8 +82,9 @@ class OnnxForward:
             # always arrive preprocessed to the card's size, and other sizes are refused by ONNX Runtime.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(_WithFeatures(network).eval(), (example,), buffer, input_names=["x"],
-                              dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+            with EXPORT_LOCK:
+                torch.onnx.export(_WithFeatures(network).eval(), (example,), buffer, input_names=["x"],
+                                  dynamic_axes={"x": {0: "batch"}}, dynamo=False)
         options = ort.SessionOptions()
         threads = max(1, torch.get_num_threads())
         options.intra_op_num_threads = threads

@@ -52,8 +52,11 @@ def _onnx_session(network: torch.nn.Module, size: int):
 
     buffer = io.BytesIO()
     example = torch.zeros(1, 3, size, size)
-    torch.onnx.export(_Pooled(network).eval(), (example,), buffer, input_names=["x"], output_names=["features"],
-                      dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
+    from dermlib.models.fast import EXPORT_LOCK
+
+    with EXPORT_LOCK:  # one export at a time in the process (the exporter's state is global)
+        torch.onnx.export(_Pooled(network).eval(), (example,), buffer, input_names=["x"], output_names=["features"],
+                          dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
     options = ort.SessionOptions()
     # One thread, on the caller's: a pool for 6 ms of work costs more than it saves, and its threads'
     # spin-waiting would take the cores from the classifier that runs next.
