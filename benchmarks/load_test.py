@@ -64,7 +64,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere; `tests` is then importable too
 
 from dermlib.config import WEIGHTS_ENV  # noqa: E402
-from dermlib.models import ModelCard, default_model_id, load_model, scan_models  # noqa: E402
+from dermlib.models import ModelCard, load_model, scan_models  # noqa: E402
 from dermlib.testing import image_bytes, synthetic_skin_image, write_tiny_model  # noqa: E402
 from tests.browser_helpers import (  # noqa: E402
     CHROMIUM,
@@ -162,6 +162,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, nargs=2, default=[1024, 768], metavar=("W", "H"),
                         help="size of the synthetic photos (pixels)")
     parser.add_argument("--seed", type=int, default=1000, help="first candidate image seed")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="upload real photos from this folder (e.g. ../shared/data/fitzpatrick17k/images) "
+                        "instead of synthetic images, which the shipped models' scope check refuses")
     parser.add_argument("--server-threads", type=int, default=None,
                         help="OMP_NUM_THREADS for the server (default: inherited)")
     parser.add_argument("--log", type=Path, default=None, help="keep the server's log here (default: a temp file)")
@@ -193,17 +196,14 @@ def prepare_weights(args: argparse.Namespace, scratch: Path) -> Path:
 
 
 def page_model(weights: Path) -> ModelCard:
-    """The model Diagnose selects on a first visit: the first valid card by id (the select box's order)."""
+    """The model Diagnose selects on a first visit: the card marked default, else the first by id (the select
+    box's order)."""
     cards, broken = scan_models(weights)
     for item in broken:
         say(f"warning: model folder {item.folder.name} is broken: {item.problem}")
     if not cards:
         raise SystemExit(f"no model in {weights}")
-    chosen = cards[0]
-    default = default_model_id(weights)
-    if default != chosen.id:
-        say(f"note: the page opens with '{chosen.id}' although the card marked default is '{default}'")
-    return chosen
+    return sorted(cards, key=lambda c: (not c.default, c.id))[0]
 
 
 class Deadline:
@@ -222,7 +222,8 @@ class OutOfTime(Exception):
 
 
 def make_uploads(card: ModelCard, levels: Sequence[int], rounds: int, size: tuple[int, int], first_seed: int,
-                 folder: Path, deadline: Deadline) -> tuple[Upload, dict[int, list[list[Upload]]]]:
+                 folder: Path, deadline: Deadline, photos: Path | None = None
+                 ) -> tuple[Upload, dict[int, list[list[Upload]]]]:
     """Write one distinct image per session and round (plus a warm-up) and compute what each must show.
 
     Args:
@@ -233,6 +234,9 @@ def make_uploads(card: ModelCard, levels: Sequence[int], rounds: int, size: tupl
         first_seed: First candidate seed.
         folder: Where the files go.
         deadline: The run's time limit.
+        photos: A folder of real photos (searched recursively for .jpg/.png) to upload instead of synthetic
+            images: the shipped models' scope check refuses synthetic blobs. Photo ``seed`` is the seed-th
+            file in sorted order, resized to ``size``.
 
     Returns:
         The warm-up upload, and per session count a list (per session) of lists (per round) of uploads.
@@ -244,6 +248,15 @@ def make_uploads(card: ModelCard, levels: Sequence[int], rounds: int, size: tupl
     # prediction takes 10-50x longer. The page's results do not depend on the thread count beyond rounding.
     torch.set_num_threads(1)
     loaded = load_model(card)
+    files = sorted(p for p in photos.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if photos else []
+    if photos is not None and not files:
+        raise SystemExit(f"no .jpg or .png photo under {photos}")
+
+    def picture(seed: int) -> Image.Image:
+        if files:
+            return Image.open(files[seed % len(files)]).convert("RGB").resize(size)
+        return synthetic_skin_image(seed=seed, size=size)
+
     # Images must differ within a step (all sessions and rounds that run together); later steps reuse the
     # same pictures in new sessions, which keeps a long memory run from searching for thousands of them.
     needed = 1 + max(levels) * rounds
@@ -257,7 +270,7 @@ def make_uploads(card: ModelCard, levels: Sequence[int], rounds: int, size: tupl
             raise OutOfTime(f"the deadline passed while choosing images ({len(seeds)} of {needed})")
         if seed > first_seed + 50 * needed:
             raise SystemExit(f"could not find {needed} synthetic images that look different enough")
-        view = loaded.model_view(synthetic_skin_image(seed=seed, size=size))
+        view = loaded.model_view(picture(seed))
         thumb = np.asarray(view.resize((48, 48), Image.BILINEAR), dtype=np.float32)
         if not len(seeds) or np.abs(thumbs - thumb).mean(axis=(1, 2, 3)).min() >= MIN_VIEW_SEPARATION:
             seeds.append(seed)
@@ -272,7 +285,7 @@ def make_uploads(card: ModelCard, levels: Sequence[int], rounds: int, size: tupl
         jpeg = round_ % 2 == 1
         key = (seeds[index], jpeg)
         if key not in expected_cache:
-            image = synthetic_skin_image(seed=seeds[index], size=size)
+            image = picture(seeds[index])
             data = image_bytes(image, "JPEG", quality=92) if jpeg else image_bytes(image, "PNG")
             expected_cache[key] = (data, None)
         data, expected = expected_cache[key]
@@ -548,9 +561,9 @@ def print_report(summaries: list[LevelSummary], outcomes: list[Outcome], meta: d
               + ("  (stopped early)" if s.stopped_early else ""), file=stream)
     print("RSS in MiB (server process and children); times from set_input_files to the last heatmap.", file=stream)
     if meta.get("app_start_s") is not None:
+        first = (meta.get("warmup") or {}).get("seconds")
         print(f"app start (`streamlit run` launched -> Diagnose page drawn): {meta['app_start_s']:.2f} s; first "
-              f"upload (model load included): {meta.get('warmup', {}).get('seconds', float('nan')):.2f} s",
-              file=stream)
+              f"upload (model load included): {'-' if first is None else f'{first:.2f} s'}", file=stream)
     own = [o.own_view_diff for o in outcomes if o.own_view_diff is not None]
     near = [o.nearest_other_view_diff for o in outcomes if o.nearest_other_view_diff is not None]
     if own:
@@ -640,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         measured = Measurements()
         try:
             warmup, plan = make_uploads(card, args.sessions, args.rounds, tuple(args.image_size), args.seed, images,
-                                        deadline)
+                                        deadline, photos=args.photos)
         except (OutOfTime, KeyboardInterrupt) as exc:
             say(str(exc) or "interrupted while preparing images")
             timer.cancel()
