@@ -14,8 +14,9 @@ and grad-cam (seconds) just to list model cards.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dermlib._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -72,9 +73,4 @@ if TYPE_CHECKING:
     from dermlib.models import LoadedModel, ModelCard, default_model_id, get_card, list_models, load_model
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dermlib' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("dermlib", _EXPORTS, globals())

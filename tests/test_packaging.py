@@ -28,17 +28,14 @@ def test_package_dependencies_equal_the_requirements_file() -> None:
 
 @pytest.mark.slow
 def test_the_wheel_installs_a_working_dermlens_command(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-         str(ROOT)], capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stderr[-2000:]
+    def pip(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    wheels, prefix = tmp_path / "wheels", tmp_path / "prefix"
+    pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT))
     (wheel,) = wheels.glob("dermlens-*.whl")
-    prefix = tmp_path / "prefix"
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--prefix", str(prefix),
-         str(wheel)], capture_output=True, text=True, timeout=300)
-    assert install.returncode == 0, install.stderr[-2000:]
+    pip("install", "--no-deps", "--no-index", "-q", "--prefix", str(prefix), str(wheel))
     (site,) = prefix.glob("lib/python*/site-packages")
     script = prefix / "bin" / "dermlens"
     assert script.is_file()

@@ -6,8 +6,9 @@ cheap: the engine pulls in torch and grad-cam, which listing models or refusing 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dermlib._lazy import lazy_exports
 
 _EXPORTS = {
     "cams_for_tensor": "dermlib.explain.engine",
@@ -39,9 +40,4 @@ if TYPE_CHECKING:
     from dermlib.explain.overlay import COLORMAPS, heatmap_rgb, overlay_heatmap
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dermlib.explain' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("dermlib.explain", _EXPORTS, globals())

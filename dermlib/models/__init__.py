@@ -6,8 +6,9 @@ and timm, and the command line lists models without paying for the second.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dermlib._lazy import lazy_exports
 
 _EXPORTS = {
     **{name: "dermlib.models.card" for name in (
@@ -58,9 +59,4 @@ if TYPE_CHECKING:
     from dermlib.models.registry import BrokenModel, default_model_id, get_card, list_models, scan_models
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dermlib.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("dermlib.models", _EXPORTS, globals())
