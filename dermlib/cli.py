@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from dermlib.errors import DermLensError
 
+ONNX_MIN_IMAGES = 50  # `predict` on fewer photos skips the ONNX Runtime export (see _cmd_predict)
+
 # Concerns that add their own sub-commands: module path -> {command: one-line help}. A module is imported
 # only when one of its commands runs (training pulls in torch and timm, seconds of start-up that `models`
 # or a refused file must not pay); for the others a help-only placeholder keeps `--help` complete. One
@@ -70,9 +72,6 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             for name, text in commands.items():
                 sub.add_parser(name, help=text, add_help=False)
     return parser
-
-
-ONNX_MIN_IMAGES = 50  # `predict` on fewer photos skips the ONNX Runtime export (see _cmd_predict)
 
 
 def _command_of(argv: Sequence[str] | None) -> str | None:
@@ -156,20 +155,36 @@ def _markdown_table(cards) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from dermlib.errors import ModelError
-    from dermlib.images import load_image
     from dermlib.models.registry import default_model_id, get_card
 
     model_id = args.model or default_model_id()
     if model_id is None:
         raise ModelError("No model is installed. Train one with `python -m dermlib train` (see README).")
     get_card(model_id)  # an unknown id fails here, from the card alone
-    if len(args.images) < ONNX_MIN_IMAGES:
-        # Exporting to ONNX Runtime takes 1-8 s, more than it saves on a few photos: torch answers them.
-        os.environ.setdefault("DERMLENS_PREDICT_BACKEND", "torch")
-        os.environ.setdefault("DERMLENS_SCOPE_BACKEND", "torch")
+    if len(args.images) >= ONNX_MIN_IMAGES:
+        return _predict_images(args, model_id)
+    # Exporting to ONNX Runtime takes 1-8 s, more than it saves on a few photos: torch answers them. The
+    # variables are restored afterwards, so a caller of main() in the same process keeps its own backend.
+    saved = {name: os.environ.get(name) for name in ("DERMLENS_PREDICT_BACKEND", "DERMLENS_SCOPE_BACKEND")}
+    for name, value in saved.items():
+        os.environ[name] = value or "torch"
+    try:
+        return _predict_images(args, model_id)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _predict_images(args: argparse.Namespace, model_id: str) -> int:
+    from pathlib import Path
+
+    from dermlib.images import load_image
+
     # The model (torch, timm, seconds) is loaded on the first image that decodes: a file that is not an
     # image is refused at once, and a run of only bad files never loads it.
     loaded = None

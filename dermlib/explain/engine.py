@@ -29,7 +29,7 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from dermlib.explain import methods, reuse
-from dermlib.explain.methods import get_cam_method, score_cam_weights
+from dermlib.explain.methods import CamMethod, get_cam_method, score_cam_weights
 from dermlib.explain.reshape import get_reshape
 from dermlib.models.loading import LoadedModel
 
@@ -128,7 +128,11 @@ def first_component_projection(batch: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def _from_prediction(loaded, x, class_indices, spec, reshape, copies):
+Maps = tuple[list[np.ndarray], list[np.ndarray | None]]  # per target layer: activations, gradients
+
+
+def _from_prediction(loaded: LoadedModel, x: torch.Tensor, class_indices: list[int], spec: CamMethod,
+                     reshape: Callable | None, copies: int) -> Maps | None:
     """Activations recorded by the prediction of this same input and closed-form gradients, if both exist
     (see :mod:`dermlib.explain.reuse`); None otherwise."""
     if spec.name == "scorecam":
@@ -146,7 +150,8 @@ def _from_prediction(loaded, x, class_indices, spec, reshape, copies):
     return [np.repeat(a, copies, axis=0) if copies > 1 else a for a in acts], grads
 
 
-def _forward_backward(loaded, x, class_indices, spec, reshape, layers, copies):
+def _forward_backward(loaded: LoadedModel, x: torch.Tensor, class_indices: list[int], spec: CamMethod,
+                      reshape: Callable | None, layers: list[torch.nn.Module], copies: int) -> Maps:
     """Target-layer activations (and gradients, for gradient methods) from a pass of their own."""
     k = len(class_indices)
     owner = threading.get_ident()

@@ -26,7 +26,6 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 
 from dermlib.models import fast
@@ -121,16 +120,24 @@ def clear() -> None:
         _cache.clear()
 
 
-def _features_are_targets(loaded: LoadedModel) -> bool:
-    """Whether the card's target layers are the outputs of the networks' feature extractors (``bn2`` of a timm
-    EfficientNet), in member order."""
+def _is_efficientnet_bn2(owner: torch.nn.Module, layer_name: str) -> bool:
+    """Whether the layer is a timm EfficientNet's ``bn2`` (batch norm and activation, the feature extractor's
+    last output), and the network ends in average pooling and a linear classifier."""
     from timm.models.efficientnet import EfficientNet
 
+    head = owner.get_classifier() if hasattr(owner, "get_classifier") else None
+    return (isinstance(owner, EfficientNet) and layer_name.rpartition(".")[2] == "bn2"
+            and isinstance(head, torch.nn.Linear)
+            and getattr(getattr(owner, "global_pool", None), "pool_type", None) == "avg")
+
+
+def _features_are_targets(loaded: LoadedModel) -> bool:
+    """Whether the card's target layers are the outputs of the networks' feature extractors, in member order."""
     names = loaded.card.cam_layers
     owners = [_owner_and_weight(loaded, name)[0] for name in names]
     members = list(getattr(loaded.model, "members", [loaded.model]))
-    return (len(names) == len(members) and all(n.rpartition(".")[2] == "bn2" for n in names)
-            and all(o is m and isinstance(o, EfficientNet) for o, m in zip(owners, members, strict=True)))
+    return len(names) == len(members) and all(
+        o is m and _is_efficientnet_bn2(o, n) for o, m, n in zip(owners, members, names, strict=True))
 
 
 def _owner_and_weight(loaded: LoadedModel, layer_name: str) -> tuple[torch.nn.Module, float]:
@@ -156,27 +163,15 @@ def analytic_gradients(
     Returns:
         One tensor per layer, shape (K, C, h, w): class ``class_indices[i]``'s gradient in row ``i``.
     """
-    from timm.models.efficientnet import EfficientNet
-
     grads = []
     for name, act in zip(loaded.card.cam_layers, activations, strict=True):
         owner, weight = _owner_and_weight(loaded, name)
-        head = owner.get_classifier() if hasattr(owner, "get_classifier") else None
-        pool = getattr(owner, "global_pool", None)
-        if not (
-            isinstance(owner, EfficientNet)
-            and name.rpartition(".")[2] == "bn2"
-            and isinstance(head, torch.nn.Linear)
-            and getattr(pool, "pool_type", None) == "avg"
-        ):
+        if not _is_efficientnet_bn2(owner, name):
             return None
+        head = owner.get_classifier()
         _, channels, h, w = act.shape
         rows = head.weight.detach()[torch.as_tensor(list(class_indices), device=head.weight.device)].float()
         g = (rows * (weight / (h * w)))[:, :, None, None].expand(len(class_indices), channels, h, w)
         grads.append(g.to(act.device))
     return grads
 
-
-def as_numpy(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:
-    """Float32 numpy copies (inference-mode tensors included)."""
-    return [t.float().cpu().numpy() for t in tensors]

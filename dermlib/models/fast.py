@@ -65,6 +65,43 @@ class _WithFeatures(torch.nn.Module):
         return self.network.forward_head(features), features
 
 
+def onnx_session(module: torch.nn.Module, input_size: tuple[int, int], threads: int = 1,
+                 output_names: list[str] | None = None):
+    """Export ``module`` in memory (nothing is written) and open an ONNX Runtime CPU session of it.
+
+    The one place DermLens exports: one export at a time in the process (:data:`EXPORT_LOCK`), the batch
+    axis dynamic, the input size fixed (an ensemble's per-member resizing becomes constant in the trace:
+    inputs always arrive preprocessed to the card's size, and ONNX Runtime refuses others). The session's
+    threads never spin, so a waiting thread gives its core back and a busy neighbour slows it rather than
+    stalling it, and it has no memory arena or pattern (batches of one or two photos gain nothing from
+    them; they only hold memory).
+
+    Args:
+        module: The network (or a wrapper) to export, in eval mode.
+        input_size: (height, width) of the example input.
+        threads: Intra-op threads of the session.
+        output_names: Names of the outputs whose first axis is the batch (default: unnamed).
+    """
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    example = torch.zeros(1, 3, *input_size)
+    axes = {"x": {0: "batch"}, **{name: {0: "batch"} for name in output_names or []}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with EXPORT_LOCK:
+            torch.onnx.export(module.eval(), (example,), buffer, input_names=["x"], output_names=output_names,
+                              dynamic_axes=axes, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxForward:
     """An ONNX Runtime session of a network; call it with a preprocessed CPU batch.
 
@@ -73,27 +110,7 @@ class OnnxForward:
     """
 
     def __init__(self, network: torch.nn.Module, input_size: tuple[int, int]) -> None:
-        import onnxruntime as ort
-
-        buffer = io.BytesIO()
-        example = torch.zeros(1, 3, *input_size)
-        with warnings.catch_warnings():
-            # The trace fixes the input size (an ensemble's per-member resizing becomes constant): predictions
-            # always arrive preprocessed to the card's size, and other sizes are refused by ONNX Runtime.
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            with EXPORT_LOCK:
-                torch.onnx.export(_WithFeatures(network).eval(), (example,), buffer, input_names=["x"],
-                                  dynamic_axes={"x": {0: "batch"}}, dynamo=False)
-        options = ort.SessionOptions()
-        threads = max(1, torch.get_num_threads())
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # No spinning: a waiting thread must give its core back (a busy neighbour would otherwise stall it).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.enable_cpu_mem_arena = False  # batches of one or two photos: the arena only holds memory
-        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-        self.threads = threads
+        self.session = onnx_session(_WithFeatures(network), input_size, max(1, torch.get_num_threads()))
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         outputs = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})

@@ -9,7 +9,6 @@ runs one extra forward pass of the packaged ImageNet EfficientNet-Lite0, shared 
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import os
 from collections.abc import Sequence
@@ -48,26 +47,12 @@ def _onnx_session(network: torch.nn.Module, size: int):
     overhead dominates a network this small; the features agree to 1e-5 (tests). The export takes about
     1.5 s, once per process.
     """
-    import onnxruntime as ort
+    from dermlib.models.fast import onnx_session
 
-    buffer = io.BytesIO()
-    example = torch.zeros(1, 3, size, size)
-    from dermlib.models.fast import EXPORT_LOCK
-
-    with EXPORT_LOCK:  # one export at a time in the process (the exporter's state is global)
-        torch.onnx.export(_Pooled(network).eval(), (example,), buffer, input_names=["x"], output_names=["features"],
-                          dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
-    options = ort.SessionOptions()
     # One thread, on the caller's: a pool for 6 ms of work costs more than it saves, and its threads'
-    # spin-waiting would take the cores from the classifier that runs next.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # No arena: a one-photo batch gains nothing from it (measured 4.6 against 5.5 ms) and it holds memory.
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-    del buffer
+    # spin-waiting would take the cores from the classifier that runs next. No arena: a one-photo batch
+    # gains nothing from it (measured 4.6 against 5.5 ms) and it holds memory.
+    session = onnx_session(_Pooled(network), (size, size), threads=1, output_names=["features"])
     _release_freed_memory()
     return session
 
