@@ -9,7 +9,8 @@ Logits agree with torch's to about 2e-5, so the top-k is the same (tested).
 What is exported: the network up to its logits (each member's, for an ensemble) plus the output of its
 feature extractor, so that :mod:`dermlib.explain.reuse` can draw the heatmaps from this very pass. The
 export happens in memory on the first prediction (about 1 s for one Lite0, 8 s for the six-network
-ensemble, once per process); nothing is written to disk. Heatmaps, evaluation and training keep torch.
+ensemble, once per process); nothing is written to disk. Only batches of at most :data:`MAX_BATCH` photos
+use it; heatmaps, evaluation and training keep torch.
 
 ``DERMLENS_PREDICT_BACKEND=torch`` turns it off; it is off on a GPU, and a network that does not export
 falls back to torch with a warning in the log.
@@ -17,6 +18,7 @@ falls back to torch with a warning in the log.
 
 from __future__ import annotations
 
+import atexit
 import io
 import logging
 import os
@@ -115,6 +117,32 @@ class OnnxForward:
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         outputs = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})
         return torch.from_numpy(outputs[0]), [torch.from_numpy(a) for a in outputs[1:]]
+
+
+MAX_BATCH = 2
+"""Largest batch that runs in ONNX Runtime (one photo, or one and its flip). Evaluation and training batches
+stay in torch, whose per-layer overhead is spread over many photos, and never start an export."""
+
+_exports: list[threading.Thread] = []
+
+
+def start_export(target: Callable[[], None]) -> threading.Thread:
+    """Run an export in a daemon thread that the interpreter waits for at exit.
+
+    A daemon thread still inside torch when the interpreter shuts down aborts the process (exit code -6,
+    seen when a short-lived process, such as a torchrun rank, ended during an export).
+    """
+    thread = threading.Thread(target=target, name="dermlens-onnx-export", daemon=True)
+    if not _exports:
+        atexit.register(_join_exports)
+    _exports.append(thread)
+    thread.start()
+    return thread
+
+
+def _join_exports() -> None:
+    for thread in _exports:
+        thread.join()
 
 
 def build(network: torch.nn.Module, input_size: tuple[int, int], device: torch.device) -> OnnxForward | None:

@@ -260,7 +260,8 @@ class LoadedModel:
         """
 
         def run(x: torch.Tensor, first: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-            onnx = self.fast_forward(wait=False) if self.device.type == "cpu" else None
+            small = self.device.type == "cpu" and x.shape[0] <= fast.MAX_BATCH
+            onnx = self.fast_forward(wait=False) if small else None
             if onnx is not None:
                 out, features = onnx(x)
                 if first:
@@ -302,8 +303,7 @@ class LoadedModel:
                     self.fast = fast.build(model, size, device)
                     self._fast_tried = True
 
-                self._fast_thread = threading.Thread(target=build, name="dermlens-onnx-export", daemon=True)
-                self._fast_thread.start()
+                self._fast_thread = fast.start_export(build)
             thread = self._fast_thread
         if wait:
             thread.join()
