@@ -21,6 +21,7 @@ from dermlib.ui.common import (
     model_cache_key,
     show_disclaimer,
 )
+from dermlib.ui.lesion import lesion_section
 from dermlib.ui.model_summary import (
     condition_links,
     measured_limits,
@@ -97,6 +98,7 @@ def _analyse(card: ModelCard, loaded: LoadedModel) -> None:
     except DermLensError as exc:
         st.error(f"This file cannot be used: {exc}")
         return
+    image, image_digest = lesion_section(card, image, image_digest)  # dermoscopy: outline, measures, crop
 
     top_k = st.slider("How many diagnoses to list", 1, min(5, card.num_classes), min(3, card.num_classes),
                       key="diagnose_top_k")

@@ -55,7 +55,7 @@ def _list_view(kb: KnowledgeBase) -> None:
     )
     st.caption(f"{len(results)} of {len(kb)} conditions")
     if not results:
-        st.info("No condition matches. Try fewer words or clear a filter.")
+        st.info("No condition matches. Try other words (a symptom, a body part, a name) or clear a filter.")
     for condition in results:
         render_condition_row(condition, on_open=_open)
 

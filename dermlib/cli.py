@@ -31,6 +31,7 @@ _EXTENSIONS: dict[str, dict[str, str]] = {
     },
     "dermlib.data.cli": {"data": "list, index and download dermatology datasets"},
     "dermlib.scope.cli": {"scope": "the out-of-scope check: fit it for a model, or print its measured figures"},
+    "dermlib.segment.cli": {"segment": "outline the lesion of dermoscopy images; one JSON object per image"},
 }
 
 
@@ -93,8 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from dermlib.models import scan_models
 
-    cards, broken = scan_models()
+    cards, broken = scan_models(kind="all")
     if args.markdown:
+        cards = [c for c in cards if not c.is_segmentation]
         print(_markdown_table(cards))
         return 0
     if args.json:
@@ -116,7 +118,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print("No models installed. Train one with `python -m dermlib train` (see README).")
         for c in cards:
             flag = " (default)" if c.default else ""
-            print(f"{c.id}{flag}\t{c.architecture_label}\t{c.num_classes} classes\t{c.name}")
+            what = "lesion segmentation" if c.is_segmentation else f"{c.num_classes} classes"
+            print(f"{c.id}{flag}\t{c.architecture_label}\t{what}\t{c.name}")
         for b in broken:
             print(f"BROKEN {b.folder}: {b.problem}", file=sys.stderr)
     return 0

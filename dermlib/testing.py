@@ -273,3 +273,60 @@ def file_snapshot(root: str | Path, skip_names: frozenset[str] = frozenset(),
             except OSError:
                 continue
     return files
+
+
+def synthetic_lesion_pair(seed: int = 0, size: tuple[int, int] = (96, 80)) -> tuple[Image.Image, np.ndarray]:
+    """A photo of one dark elliptical blob on pinkish skin and its exact mask (bool, H x W)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h
+    ax, ay = rng.uniform(0.15, 0.3) * w, rng.uniform(0.15, 0.3) * h
+    mask = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1
+    img = np.ones((h, w, 3)) * np.array([225, 175, 160]) * rng.uniform(0.85, 1.0)
+    img[mask] = np.array([100, 60, 45]) * rng.uniform(0.8, 1.2)
+    img += rng.normal(0, 6, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)), mask
+
+
+def write_mask_dataset(folder: str | Path, n_per_diagnosis: int = 5,
+                       diagnoses: tuple[str, ...] = ("common nevus", "atypical nevus", "melanoma")) -> Path:
+    """A PH2-shaped folder (``metadata.csv``, ``images/``, ``masks/``) of synthetic blobs and their masks."""
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(exist_ok=True)
+    rows = []
+    for d, diagnosis in enumerate(diagnoses):
+        for i in range(n_per_diagnosis):
+            image_id = f"IMD{d * 100 + i:03d}"
+            image, mask = synthetic_lesion_pair(seed=d * 100 + i)
+            image.save(folder / "images" / f"{image_id}.jpg", quality=95)
+            Image.fromarray(mask.astype(np.uint8) * 255).convert("1").save(folder / "masks" / f"{image_id}.png")
+            rows.append(f"{image_id},{diagnosis}")
+    (folder / "metadata.csv").write_text("image_id,diagnosis\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def write_tiny_segmenter(folder: str | Path, img_size: int = 64, extra: dict[str, Any] | None = None) -> Path:
+    """A small random-weight UNet segmentation model folder (card + safetensors), as training writes one."""
+    from dermlib.models.card import SEGMENTATION_TASK
+    from dermlib.segment.model import create_network
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    channels = [32, 16, 16, 8, 8]
+    torch.manual_seed(0)
+    network, _ = create_network("Unet", "tu-tf_efficientnet_lite0", channels, pretrained="none")
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / WEIGHTS_FILE))
+    card: dict[str, Any] = {
+        "id": folder.name, "name": "Tiny test segmenter", "task": SEGMENTATION_TASK, "architecture": "Unet",
+        "preprocessing": {"input_size": [3, img_size, img_size], "mean": [0.5] * 3, "std": [0.5] * 3,
+                          "interpolation": "bilinear", "crop_pct": 1.0},
+        "segmentation": {"encoder": "tu-tf_efficientnet_lite0", "decoder_channels": channels, "threshold": 0.5,
+                         "modality": "dermoscopy"},
+        "metrics": {"test": {"n": 0, "dice": None}},
+        "weights": {"file": WEIGHTS_FILE, "sha256": file_sha256(folder / WEIGHTS_FILE)},
+        **(extra or {}),
+    }
+    save_card(card, folder)
+    return folder

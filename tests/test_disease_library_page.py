@@ -44,7 +44,7 @@ def run_page(condition: str | None = None) -> AppTest:
 
 
 def listed_ids(at: AppTest) -> list[str]:
-    """Ids of the conditions in the result list, in display order (one Open button each)."""
+    """Ids of the conditions in the result list, in display order (one button each, named after it)."""
     return [b.key.removeprefix("dl_open_") for b in at.button if b.key and b.key.startswith("dl_open_")]
 
 
@@ -96,7 +96,8 @@ def test_search_box_ranks_and_filters() -> None:
     ids = listed_ids(at)
     assert ids[0] == target.id
     assert ids == [c.id for c in kb.search(target.name)]
-    at.text_input(key="dl_search").input("zzqx no such condition").run()
+    # Results are ranked, not all-words, so only words no entry contains give an empty list.
+    at.text_input(key="dl_search").input("zzqx qwvv").run()
     assert listed_ids(at) == []
     assert any("No condition matches" in i.value for i in at.info)
 
@@ -106,6 +107,18 @@ def test_psoriasis_search_finds_psoriasis_first() -> None:
     at = run_page()
     at.text_input(key="dl_search").input("Psoriasis").run()
     assert listed_ids(at)[0] == "psoriasis"
+
+
+def test_placeholder_example_finds_tinea_first_and_buttons_carry_names() -> None:
+    kb = _bundled()
+    at = run_page()
+    at.text_input(key="dl_search").input("itchy rings").run()
+    ids = listed_ids(at)
+    assert ids[0] == "tinea"
+    buttons = {b.key: b.label for b in at.button if b.key and b.key.startswith("dl_open_")}
+    assert buttons["dl_open_tinea"] == md_escape(kb.get("tinea").name)
+    assert all(buttons[f"dl_open_{i}"] == md_escape(kb.get(i).name) for i in ids)
+    assert "Open" not in buttons.values()
 
 
 def test_filters_narrow_the_list() -> None:

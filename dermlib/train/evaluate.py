@@ -15,7 +15,7 @@ from dermlib.train.loop import model_logits, rows_from_splits
 
 
 def evaluate_model(model: str, data_root: str | Path, dataset: str | None = None,
-                   split: str = "all") -> tuple[dict[str, Any], int]:
+                   split: str = "all", crop_lesion: str | None = None) -> tuple[dict[str, Any], int]:
     """Score a model on every image of a dataset whose label the model knows.
 
     Args:
@@ -23,6 +23,8 @@ def evaluate_model(model: str, data_root: str | Path, dataset: str | None = None
         data_root: Dataset folder.
         dataset: Adapter name (default: detected).
         split: ``"all"`` or a split name of the model's own ``splits.csv`` (matched by file name).
+        crop_lesion: A segmentation model id: every photo is cropped to the lesion it finds (with the margin
+            of :func:`dermlib.segment.crop.crop_to_lesion`) before the classifier sees it.
 
     Returns:
         The evaluation report and the number of images skipped for unknown labels.
@@ -44,11 +46,13 @@ def evaluate_model(model: str, data_root: str | Path, dataset: str | None = None
     index = index[known].reset_index(drop=True)
     if index.empty:
         raise DatasetError(f"No images in {data_root} carry a label that model '{card.id}' knows.")
-    logits = model_logits(card.path, index)
+    logits = model_logits(card.path, index, crop_lesion=crop_lesion)
     label_of = {c: i for i, c in enumerate(card.class_ids)}
     y = index["label"].map(label_of).to_numpy(np.int64)
     report = evaluation_report(softmax(logits, card.temperature), y, card.class_ids,
                                [c.risk_group for c in card.classes], index["fitzpatrick"].to_numpy(),
                                uncertain_thresholds=card.calibration)
     report["split"] = split
+    if crop_lesion:
+        report["lesion_crop"] = crop_lesion
     return report, skipped

@@ -584,16 +584,26 @@ def default_cam_layer(model: torch.nn.Module) -> str:
     raise ValueError("Cannot guess a CAM target layer; set cam.target_layer in the card.")
 
 
-def model_logits(folder: Path, rows: pd.DataFrame, batch_size: int = 32, progress: bool = True) -> np.ndarray:
-    """Logits of an installed model over index rows, through the app's own preprocessing path."""
-    return model_logits_and_members(folder, rows, batch_size, progress)[0]
+def model_logits(folder: Path, rows: pd.DataFrame, batch_size: int = 32, progress: bool = True,
+                 crop_lesion: str | None = None) -> np.ndarray:
+    """Logits of an installed model over index rows, through the app's own preprocessing path.
+
+    ``crop_lesion`` names a segmentation model that crops each photo to its lesion first
+    (:func:`dermlib.segment.crop.crop_to_lesion`)."""
+    return model_logits_and_members(folder, rows, batch_size, progress, crop_lesion)[0]
 
 
 def model_logits_and_members(folder: Path, rows: pd.DataFrame, batch_size: int = 32,
-                             progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+                             progress: bool = True, crop_lesion: str | None = None
+                             ) -> tuple[np.ndarray, np.ndarray | None]:
     """As :func:`model_logits`, plus each ensemble member's logits (N, M, C); None for a single network."""
     from dermlib.images import load_image
 
+    if crop_lesion:
+        from dermlib.segment.crop import lesion_cropper
+
+        crop = lesion_cropper(crop_lesion)
+        load_image = lambda path, _load=load_image: crop(_load(path))  # noqa: E731
     loaded = load_model(folder)
     outs, member_outs = [], []
     paths = rows["image_path"].tolist()

@@ -87,20 +87,24 @@ def badges(condition: Condition) -> str:
 def render_condition_row(
     condition: Condition, on_open: Callable[[str], None], key_prefix: str = "dl"
 ) -> None:
-    """Show one condition as a row of a result list with an Open button.
+    """Show one condition as a row of a result list: a button named after it, its badges and summary.
 
     Args:
         condition: The entry.
         on_open: Called with the condition id when the button is pressed.
-        key_prefix: Page prefix of the button's widget key.
+        key_prefix: Page prefix of the button's widget key (``<prefix>_open_<id>``).
     """
     with st.container(border=True):
-        text, action = st.columns([6, 1], vertical_alignment="center")
-        with text:
-            st.markdown(f"**{md_escape(condition.name)}** &nbsp; {badges(condition)}")
-            st.caption(md_escape(condition.summary))
-        with action:
-            st.button("Open", key=f"{key_prefix}_open_{condition.id}", on_click=on_open, args=(condition.id,))
+        st.button(
+            md_escape(condition.name),
+            key=f"{key_prefix}_open_{condition.id}",
+            on_click=on_open,
+            args=(condition.id,),
+            help=f"Open the entry for {condition.name}",
+            icon=":material/article:",
+        )
+        st.markdown(badges(condition))
+        st.caption(md_escape(condition.summary))
 
 
 def _bullets(items: Sequence[str]) -> str:
