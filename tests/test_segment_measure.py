@@ -30,6 +30,7 @@ SKIN = (225, 185, 165)  # light skin, CIELAB about (78, 11, 16)
 # sRGB values that the colour names denote (CIELAB in the comments).
 DARK_BROWN = (120, 75, 45)  # (36, 15, 25)
 BLUE_GREY = (100, 110, 130)  # (46, 1, -13): slate blue-grey
+GREY = (124, 120, 116)  # (50, 1, 3): a warm neutral grey, blue-grey in the ABCD rule
 LIGHT_BROWN = (190, 130, 80)  # (59, 18, 36): tan
 BLACK = (25, 20, 20)  # (7, 2, 1)
 RED = (200, 40, 50)  # (44, 61, 35)
@@ -70,9 +71,10 @@ def teardrop() -> np.ndarray:
     return mask
 
 
-def star(points: int = 10, outer: float = 90, inner: float = 45) -> np.ndarray:
+def star(points: int = 10, outer: float = 90, inner: float = 45, turn: float = 7.0) -> np.ndarray:
+    """A star whose first tip points ``turn`` degrees from +x; mirror-symmetric about every tip."""
     mask = blank()
-    angles = np.arange(2 * points) * math.pi / points
+    angles = np.arange(2 * points) * math.pi / points + math.radians(turn)
     radii = np.where(np.arange(2 * points) % 2 == 0, outer, inner)
     polygon = np.stack([160 + radii * np.cos(angles), 120 + radii * np.sin(angles)], 1)
     cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 255)
@@ -97,6 +99,12 @@ def test_circle_is_symmetric_and_compact() -> None:
     assert m.asymmetry_score == 0
     assert 0.9 <= m.border_irregularity <= 1.15
     assert m.diameter_pixels == pytest.approx(120, abs=2)
+
+
+@pytest.mark.parametrize("radius", [15, 40, 100])
+def test_compactness_of_digital_circles_is_close_to_one(radius: int) -> None:
+    """The pixel staircase is smoothed out: a raw 8-connected chain gives 1.1-1.25 for these circles."""
+    assert 0.98 <= measure_lesion(circle(radius)).border_irregularity <= 1.06
 
 
 @pytest.mark.parametrize("angle", [0.0, 30.0, 60.0, 110.0])
@@ -140,12 +148,16 @@ def test_l_shape_with_unequal_arms_is_asymmetric_on_both_axes() -> None:
 
 
 def test_star_uses_its_symmetry_axes_not_arbitrary_moment_axes() -> None:
-    """A star's second moments are equal in every direction; the axes are searched instead."""
-    m = measure_lesion(star())
+    """A star's second moments are equal in every direction, so its "principal" axes are set by noise and
+    cut across its arms; the axes are searched instead, and land on its tips (every 18 degrees from 7)."""
+    mask = star(turn=7.0)
+    m = measure_lesion(mask)
     assert max(m.asymmetry) < 0.05
-    (_, _), (first, _) = lesion_axes(largest_component(star()))
-    assert (math.degrees(first) % 18) == pytest.approx(0, abs=1.5) or (math.degrees(first) % 18) == pytest.approx(
-        18, abs=1.5)
+    (_, _), (first, _) = lesion_axes(largest_component(mask))
+    offset = (math.degrees(first) - 7.0) % 18.0
+    assert min(offset, 18.0 - offset) < 1.5
+    centre, moment_axes = principal_axes(mask)
+    assert max(axis_asymmetry(mask, centre, t) for t in moment_axes) > 0.2  # what the moment axes alone give
 
 
 def test_speckles_outside_the_lesion_do_not_change_asymmetry() -> None:
@@ -225,7 +237,8 @@ def test_two_colour_lesion_counts_exactly_those_two() -> None:
 
 
 @pytest.mark.parametrize(("rgb", "name"), [(LIGHT_BROWN, "light brown"), (DARK_BROWN, "dark brown"),
-                                           (BLUE_GREY, "blue-grey"), (BLACK, "black"), (RED, "red"),
+                                           (BLUE_GREY, "blue-grey"), (GREY, "blue-grey"), (BLACK, "black"),
+                                           (RED, "red"),
                                            (WHITE, "white")])
 def test_single_colour_lesion_counts_one(rgb: tuple[int, int, int], name: str) -> None:
     mask = circle(70)

@@ -27,11 +27,16 @@ class CropResult:
 def crop_box(mask: np.ndarray, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int] | None:
     """The square box around the lesion with ``margin``, clipped to the photo; None for an (almost) empty mask.
 
-    Square, because the classifiers take square inputs: a long thin box would be stretched.
+    Square, because the classifiers take square inputs: a long thin box would be stretched. The lesion is the
+    mask's largest connected region, as for the measurements: on photos unlike its training set the outliner
+    also marks dark vignette corners and shadows at the edge, and a box around those would keep the whole photo.
     """
+    from dermlib.segment.measure import largest_component
+
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2 or mask.mean() < MIN_AREA_FRACTION:
         return None
+    mask = largest_component(mask)
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
     side = max(x1 - x0, y1 - y0)

@@ -23,7 +23,9 @@ computes from a mask (and, for colours, the image):
   ABCD mnemonic (> 6 mm) needs millimetres, and a photo carries no known scale, so no millimetre value
   is given.
 
-Every shape measure is taken on the largest connected component of the mask, with its holes filled.
+Every measure is taken on the largest connected component of the mask, with its holes filled (a hole in
+a predicted mask is usually a pale part of the lesion the model missed). A lesion cut off by the image
+edge is measured as cut, which makes it look more asymmetric than it is.
 
 What was tuned on what (PH2, 160 images, expert masks): the images were sorted by id; those at odd
 (0-based) positions (IMD003, IMD008, ..., 80 images) were the tuning half, those at even positions
@@ -70,7 +72,7 @@ COLOUR_NAMES: tuple[str, ...] = ("white", "red", "light brown", "dark brown", "b
 # Kittler, "Colors used in pattern analysis", dermoscopedia.org). The numeric thresholds are this module's
 # own: first set by hand from the CIELAB values of the named colours, then the marked ones chosen on the
 # PH2 tuning half (module docstring). They are read on L*' = L* x SKIN_REFERENCE_L / (skin L*), a crude
-# exposure correction against the skin around the lesion (PH2's skin ranges from L* 55 to 95).
+# exposure correction against the skin around the lesion (PH2's skin lies between L* 55 and 95 or so).
 #: The L* that the median skin around a lesion is scaled to (about PH2's median skin lightness).
 SKIN_REFERENCE_L = 75.0
 #: black: L*' below this (tuned).
@@ -79,7 +81,8 @@ BLACK_MAX_L = 30.0
 WHITE_MIN_L = 80.0
 WHITE_MAX_CHROMA = 15.0
 #: blue-grey: darker than PIGMENT_MAX_L and either nearly achromatic (chroma below GREY_MAX_CHROMA) or of a
-#: bluish hue (below BLUE_MAX_HUE or above BLUE_MIN_HUE degrees), i.e. neither red nor yellow-brown (tuned).
+#: bluish hue (below BLUE_MAX_HUE or above BLUE_MIN_HUE degrees), i.e. neither red nor yellow-brown
+#: (GREY_MAX_CHROMA and BLUE_MAX_HUE tuned, BLUE_MIN_HUE set by hand).
 GREY_MAX_CHROMA = 10.0
 BLUE_MAX_HUE = 20.0
 BLUE_MIN_HUE = 100.0
@@ -338,7 +341,7 @@ def classify_colours(rgb_pixels: np.ndarray, skin_lightness: float | None = None
     rules = (
         ("black", lightness < BLACK_MAX_L),
         ("white", (lightness >= WHITE_MIN_L) & (chroma < WHITE_MAX_CHROMA)),
-        ("blue-grey", pigmented & ((chroma < -1) | (hue < BLUE_MAX_HUE) | (hue > BLUE_MIN_HUE))),
+        ("blue-grey", pigmented & ((chroma < GREY_MAX_CHROMA) | (hue < BLUE_MAX_HUE) | (hue > BLUE_MIN_HUE))),
         ("red", (lightness < RED_MAX_L) & (a >= RED_MIN_A) & (hue < RED_MAX_HUE)),
         ("dark brown", pigmented & ((lightness < DARK_BROWN_MAX_L) | (hue < BROWN_SPLIT_HUE))),
         ("light brown", pigmented),

@@ -218,5 +218,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  {label:28s} {'n/a' if value is None else f'{value:.3f}'}")
         groups = (report.get("by_skin_type") or {}).get("groups") or {}
         for name, g in groups.items():
-            print(f"  skin type {name:6s} n={g['n']:<5d} top-1 {g['top1_accuracy']:.3f}")
+            if g.get("n") and g.get("top1_accuracy") is not None:  # a set without skin types has empty groups
+                print(f"  skin type {name:6s} n={g['n']:<5d} top-1 {g['top1_accuracy']:.3f}")
     return 0
