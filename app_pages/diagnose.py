@@ -98,12 +98,15 @@ def _analyse(card: ModelCard, loaded: LoadedModel) -> None:
     except DermLensError as exc:
         st.error(f"This file cannot be used: {exc}")
         return
-    image, image_digest = lesion_section(card, image, image_digest)  # dermoscopy: outline, measures, crop
 
     top_k = st.slider("How many diagnoses to list", 1, min(5, card.num_classes), min(3, card.num_classes),
                       key="diagnose_top_k")
     key = model_cache_key(card)
     prediction = cached_prediction(loaded, key, image_digest, image, top_k)
+    if prediction.in_scope:  # dermoscopy: outline, measurements, and the crop if the user asks for it
+        image, seen_digest = lesion_section(card, image, image_digest)
+        if seen_digest != image_digest:
+            image_digest, prediction = seen_digest, cached_prediction(loaded, key, seen_digest, image, top_k)
 
     for warning in prediction.scope.quality:
         st.warning(f"**Photo quality:** {warning.message} {warning.advice}", icon="📷")
