@@ -7,13 +7,10 @@ import logging
 import streamlit as st
 
 from dermlib.errors import DermLensError
-from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay_heatmap
-from dermlib.explain.methods import unavailable_reason
 from dermlib.images import UPLOAD_EXTENSIONS
 from dermlib.models import LoadedModel, ModelCard, scan_models
 from dermlib.ui.common import (
     NO_MODEL_HELP,
-    cached_cams,
     cached_prediction,
     decode_image,
     digest,
@@ -21,12 +18,15 @@ from dermlib.ui.common import (
     model_cache_key,
     show_disclaimer,
 )
+from dermlib.ui.heatmaps import cam_panel
 from dermlib.ui.lesion import lesion_section
 from dermlib.ui.model_summary import (
+    agreement_headline,
     condition_links,
     measured_limits,
     member_agreement,
     other_models_hint,
+    plain_uncertainty,
     scope_details,
 )
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
@@ -113,7 +113,7 @@ def _analyse(card: ModelCard, loaded: LoadedModel) -> None:
     view = loaded.model_view(image)
     if prediction.in_scope:
         _result(card, prediction, view)
-        _cam_panel(loaded, key, image_digest, image, view, prediction)
+        cam_panel(loaded, key, image_digest, image, view, prediction)
         return
     # Out of scope: the refusal comes first, and nothing that reads as a diagnosis is drawn by default.
     left, right = st.columns([2, 3])
@@ -123,7 +123,7 @@ def _analyse(card: ModelCard, loaded: LoadedModel) -> None:
     with st.expander("Show the model's output anyway (for reviewers: it means nothing for this image)"):
         _result(card, prediction, view)
         if st.toggle("Also compute the heatmaps", key="diagnose_scope_cams"):
-            _cam_panel(loaded, key, image_digest, image, view, prediction)
+            cam_panel(loaded, key, image_digest, image, view, prediction)
 
 
 def _result(card: ModelCard, prediction, view) -> None:
@@ -133,17 +133,19 @@ def _result(card: ModelCard, prediction, view) -> None:
     with right:
         if prediction.uncertain:
             st.warning(
-                "**The model is not sure about this image, so DermLens does not offer a diagnosis.** "
-                + "Reasons: " + "; ".join(prediction.reasons) + ". "
-                "The list below is shown for transparency only. Please have the skin examined by a clinician."
+                "**The model is not sure about this image, so DermLens does not offer a diagnosis:** "
+                + "; ".join(plain_uncertainty(prediction)) + ". The list below is shown for transparency only. "
+                "Please have the skin examined by a clinician."
             )
         st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
         if agreement := member_agreement(prediction, card):
             text, disagree = agreement
-            if disagree:
-                st.info(text)
-            else:
-                st.caption(text)
+            (st.info if disagree else st.caption)(agreement_headline(prediction))
+            with st.expander("Each network's answer"):
+                st.markdown(text)
+        if prediction.uncertain:
+            with st.expander("Technical details"):
+                st.caption("Abstention rule: " + "; ".join(prediction.reasons) + ".")
         st.markdown("**Risk groups** (probability summed over the classes in each group)")
         st.plotly_chart(risk_chart(prediction), key="diagnose_risk_chart")
         links = condition_links(prediction, card)
@@ -155,43 +157,6 @@ def _model_notes(card: ModelCard) -> None:
     with st.expander("What this model can and cannot do (measured)", expanded=False):
         for line in measured_limits(card):
             st.markdown(f"- {line}")
-
-
-@st.fragment
-def _cam_panel(loaded, key: str, image_digest: str, image, view, prediction) -> None:
-    # A fragment: moving the opacity or picking another method reruns this panel only, never the prediction.
-    st.subheader("Where the model looked")
-    col_method, col_opacity = st.columns(2)
-    offered = [m for m in CAM_METHODS if unavailable_reason(loaded.card, m) is None]
-    method = col_method.selectbox(
-        "Explanation method", offered, index=offered.index(DEFAULT_CAM_METHOD),
-        format_func=lambda m: CAM_METHODS[m].label, key="diagnose_cam_method",
-    )
-    opacity = col_opacity.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="diagnose_opacity")
-    spec = CAM_METHODS[method]
-    st.caption(spec.description + (" Slow: a second or two." if spec.slow else "")
-               + ("" if spec.class_specific else " The map is the same for every class."))
-    for reason in filter(None, (unavailable_reason(loaded.card, m) for m in CAM_METHODS)):
-        st.caption(reason)
-    indices = tuple(loaded.card.class_ids.index(s.label) for s in prediction.top_k)
-    if spec.slow:
-        # Progress between batches of masked images; each update is also where Streamlit stops this run
-        # when the user changes the input, so a slow method never holds the session.
-        bar = st.progress(0.0, text=f"Computing {spec.label} heatmaps…")
-        maps = cached_cams(loaded, key, image_digest, image, indices, method,
-                           progress=lambda done, total: bar.progress(done / total, text=f"{spec.label}: "
-                                                                     f"{done} of {total} masked images"))
-        bar.empty()
-    else:
-        with st.spinner(f"Computing {spec.label} heatmaps…"):
-            maps = cached_cams(loaded, key, image_digest, image, indices, method)
-    columns = st.columns(len(indices) + 1)
-    columns[0].image(view, caption="Original", width="stretch")
-    for col, score, cam in zip(columns[1:], prediction.top_k, maps, strict=True):
-        col.image(overlay_heatmap(view, cam, opacity), caption=f"{score.name} ({score.probability:.0%})",
-                  width="stretch")
-    st.caption("Warm colours mark the regions that raised the score of each class. A heatmap on healthy skin, "
-               "a ruler or the background is a reason to distrust the prediction.")
 
 
 main()

@@ -344,7 +344,9 @@ def test_diagnose_page_runs_an_ensemble(ensemble32: Path, tmp_path: Path, monkey
     assert len(at.get("image")) >= 4  # model view, original, one overlay per class (3 classes)
     assert "Where the model looked" in "\n".join(s.value for s in at.subheader)
     shown = "\n".join(str(e.value) for e in (*at.caption, *at.info))
-    assert "networks of this ensemble" in shown and "2. test_resnet at 48 px:" in shown
+    assert "networks agree on" in shown  # plain words first
+    details = "\n".join(str(e.value) for e in at.markdown)  # each network's answer, one click away
+    assert "networks of this ensemble" in details and "2. test_resnet at 48 px:" in details
 
 
 def test_member_agreement_stats_by_hand() -> None:

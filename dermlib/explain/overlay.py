@@ -43,3 +43,26 @@ def overlay_heatmap(
     heat = heatmap_rgb(cam, (base.shape[1], base.shape[0]), colormap).astype(np.float32)
     blended = (1.0 - opacity) * base + opacity * heat
     return Image.fromarray(np.uint8(np.clip(np.rint(blended), 0, 255)))
+
+
+def shared_scale(maps: np.ndarray, probabilities: np.ndarray | list[float]) -> np.ndarray:
+    """Put a set of per-class maps on one colour scale: each scaled by its class's probability over the largest.
+
+    The CAM engine normalises every map to its own maximum, so a class at 1% would look as hot as one at 92%.
+    Scaled by probability, the top class keeps its full range and a class at a twelfth of its probability
+    shows at most a twelfth of the heat: intensity compares across the maps of one image.
+
+    Args:
+        maps: (k, H, W) maps in [0, 1].
+        probabilities: The k classes' probabilities.
+    """
+    probs = np.clip(np.asarray(probabilities, dtype=np.float32), 0.0, None)
+    top = float(probs.max()) if probs.size else 0.0
+    weights = probs / top if top > 0 else np.zeros_like(probs)
+    return np.asarray(maps, dtype=np.float32) * weights[:, None, None]
+
+
+def colour_bar(width: int = 360, height: int = 18, colormap: str = "jet") -> Image.Image:
+    """A horizontal colour bar of the heatmap colours from 0 (left) to 1 (right), as an RGB image."""
+    ramp = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1))
+    return Image.fromarray(heatmap_rgb(ramp, colormap=colormap))

@@ -8,7 +8,8 @@ from dermlib.inference import Prediction
 from dermlib.models import ModelCard
 from dermlib.scope.report import scope_details, scope_limit_line
 
-__all__ = ["condition_links", "measured_limits", "member_agreement", "scope_details"]
+__all__ = ["agreement_headline", "condition_links", "measured_limits", "member_agreement", "plain_uncertainty",
+           "scope_details"]
 
 
 def measured_limits(card: ModelCard) -> list[str]:
@@ -93,6 +94,32 @@ def _agreeing_accuracy(agreeing: int, n: int, rows: list[dict] | None) -> str | 
     if every is not None:
         text += f", against {float(every['accuracy']):.0%} when all {n} agreed ({int(every['n'])} photos)"
     return text + "."
+
+
+def agreement_headline(prediction: Prediction) -> str | None:
+    """The ensemble's agreement in a few words, e.g. "4 of 6 networks agree on Eczema"; None for one network."""
+    if not prediction.members:
+        return None
+    n = len(prediction.members)
+    agreeing = sum(m.agrees for m in prediction.members)
+    top = prediction.top_k[0].name
+    if agreeing == n:
+        return f"All {n} networks agree on {top}." if n > 2 else f"Both networks agree on {top}."
+    return f"{agreeing} of {n} networks agree on {top}: treat this answer with extra caution."
+
+
+def plain_uncertainty(prediction: Prediction) -> list[str]:
+    """Why the model abstains, in words (the thresholds and the entropy stay in :attr:`Prediction.reasons`)."""
+    words = []
+    for reason in prediction.reasons:
+        if reason.startswith("the most likely class"):
+            words.append(f"no condition stands out: the most likely one, {prediction.top_k[0].name}, has only "
+                         f"{prediction.top_k[0].probability:.0%}")
+        elif reason.startswith("the probabilities are spread"):
+            words.append("the model is split between several conditions")
+        else:
+            words.append(reason)
+    return words
 
 
 def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> tuple[str, bool] | None:
