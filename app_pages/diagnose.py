@@ -27,6 +27,7 @@ from dermlib.ui.model_summary import (
     member_agreement,
     other_models_hint,
     plain_uncertainty,
+    risk_notes,
     scope_details,
 )
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
@@ -148,6 +149,8 @@ def _result(card: ModelCard, prediction, view) -> None:
                 st.caption("Abstention rule: " + "; ".join(prediction.reasons) + ".")
         st.markdown("**Risk groups** (probability summed over the classes in each group)")
         st.plotly_chart(risk_chart(prediction), key="diagnose_risk_chart")
+        for note in risk_notes(prediction, card):
+            st.caption(note)
         links = condition_links(prediction, card)
         if links:
             st.markdown("Learn more: " + " · ".join(links))

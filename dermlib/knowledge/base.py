@@ -286,7 +286,7 @@ class KnowledgeBase:
 
         Args:
             text: Free text; empty returns every condition that passes the filters, in name order.
-            risk_group: One value or several of ``benign``, ``malignant``, ``non-neoplastic``.
+            risk_group: One value or several of ``benign``, ``premalignant``, ``malignant``, ``non-neoplastic``.
             urgency: One value or several of ``routine``, ``soon``, ``urgent``.
             contagious: One value or several of ``no``, ``yes``, ``sometimes``.
 

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from dermlib.errors import KnowledgeError
 from dermlib.knowledge.labels import normalise_dataset, normalise_label
 
-RISK_GROUPS: tuple[str, ...] = ("benign", "malignant", "non-neoplastic")
+# "premalignant": a lesion that can turn into a cancer (actinic keratosis), which the datasets file as malignant.
+RISK_GROUPS: tuple[str, ...] = ("benign", "premalignant", "malignant", "non-neoplastic")
 URGENCIES: tuple[str, ...] = ("routine", "soon", "urgent")
 CONTAGIOUS_VALUES: tuple[str, ...] = ("no", "yes", "sometimes")
 SUMMARY_MAX_CHARS = 300

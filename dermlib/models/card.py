@@ -21,6 +21,9 @@ WEIGHTS_FILE = "model.safetensors"
 CARD_SCHEMA_VERSION = 1
 
 RISK_GROUPS = ("benign", "malignant", "non-neoplastic")
+#: What a class's optional ``risk_label`` may say where the clinical literature and the dataset's group differ
+#: (actinic keratosis is premalignant, filed as malignant); the risk sums keep the dataset's ``risk_group``.
+RISK_LABELS = (*RISK_GROUPS, "premalignant")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 RESHAPES = (None, "vit", "swin")
 #: The ``architecture`` value that marks an ensemble card (see :mod:`dermlib.models.ensemble`).
@@ -36,12 +39,22 @@ class ClassInfo:
     Attributes:
         id: Stable label id as the dataset names it (e.g. ``"basal-cell-carcinoma"``).
         name: Human-readable name.
-        risk_group: ``"benign"``, ``"malignant"`` or ``"non-neoplastic"``.
+        risk_group: ``"benign"``, ``"malignant"`` or ``"non-neoplastic"``: the dataset's group, which the risk
+            sums and the risk-group metrics use.
+        risk_label: The clinically right group where it differs (e.g. ``"premalignant"``); empty otherwise.
+        risk_note: One or two sentences saying why, with the source.
     """
 
     id: str
     name: str
     risk_group: str
+    risk_label: str = ""
+    risk_note: str = ""
+
+    @property
+    def display_risk(self) -> str:
+        """The group shown to people: the clinical label where there is one, else the dataset's group."""
+        return self.risk_label or self.risk_group
 
 
 @dataclass(frozen=True)
@@ -149,8 +162,8 @@ class ModelCard:
         problems = validate_card_dict(data)
         if problems:
             raise CardError(f"The {where} is invalid: " + "; ".join(problems) + ".")
-        classes = tuple(ClassInfo(str(c["id"]), str(c["name"]), str(c["risk_group"]))
-                        for c in data.get("classes") or ())
+        classes = tuple(ClassInfo(str(c["id"]), str(c["name"]), str(c["risk_group"]), str(c.get("risk_label", "")),
+                                  str(c.get("risk_note", ""))) for c in data.get("classes") or ())
         return cls(
             id=str(data["id"]),
             name=str(data["name"]),
@@ -205,6 +218,10 @@ def validate_card_dict(data: Any) -> list[str]:
                 continue
             if c["risk_group"] not in RISK_GROUPS:
                 problems.append(f"classes[{i}].risk_group must be one of {', '.join(RISK_GROUPS)}")
+            if c.get("risk_label") and c["risk_label"] not in RISK_LABELS:
+                problems.append(f"classes[{i}].risk_label must be one of {', '.join(RISK_LABELS)}")
+            if c.get("risk_label") and not str(c.get("risk_note", "")).strip():
+                problems.append(f"classes[{i}] has a risk_label but no risk_note saying why")
             if c["id"] in seen:
                 problems.append(f"class id '{c['id']}' appears twice")
             seen.add(c["id"])

@@ -122,6 +122,13 @@ def plain_uncertainty(prediction: Prediction) -> list[str]:
     return words
 
 
+def risk_notes(prediction: Prediction, card: ModelCard) -> list[str]:
+    """Notes for the listed classes whose clinical group differs from the dataset's (e.g. premalignant)."""
+    by_id = {c.id: c for c in card.classes}
+    return [f"**{by_id[s.label].name}: {by_id[s.label].display_risk}.** {by_id[s.label].risk_note}"
+            for s in prediction.top_k if s.label in by_id and by_id[s.label].risk_note]
+
+
 def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> tuple[str, bool] | None:
     """What an ensemble's networks answer on their own, as (Markdown text, they disagree).
 
