@@ -141,7 +141,8 @@ def test_sidecar_is_described_in_the_card_and_verified(tmp_path: Path) -> None:
     assert section["file"] == SCOPE_FILE and len(section["sha256"]) == 64
     assert section["score"] == "knn" and section["extractor"]["architecture"] == "tf_efficientnet_lite0"
     state = load_scope_state(card)
-    assert {"modality.coef", "modality.intercept", "score.knn.bank"} <= set(state)
+    assert {"modality.coef", "modality.intercept", "score.knn.bank_int8", "score.knn.bank_scale"} <= set(state)
+    assert state["score.knn.bank_int8"].dtype == torch.int8  # a quarter of float32
 
     data = bytearray((folder / SCOPE_FILE).read_bytes())
     data[-1] ^= 0xFF
@@ -381,3 +382,20 @@ def test_damaged_scope_sidecar_in_the_cli(tmp_path: Path) -> None:
                          timeout=300)
     assert out.returncode == 2 and out.stdout == ""
     assert "scope statistics" in out.stderr and "checksum" in out.stderr
+
+
+def test_knn_bank_in_int8_reads_back_and_scores_like_float() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(200, 64))
+    det = create_score("knn").fit(x, np.zeros(200, int))
+    state = det.state()
+    assert state["bank_int8"].dtype == torch.int8 and state["bank_scale"].shape == (200,)
+    again = create_score("knn").load_state(state)
+    probe = rng.normal(size=(10, 64))
+    np.testing.assert_allclose(again.score(probe), det.score(probe), atol=1e-6)  # what ships is what was fitted
+    exact = x / np.linalg.norm(x, axis=1, keepdims=True)
+    z = probe / np.linalg.norm(probe, axis=1, keepdims=True)
+    kth = np.sort(z @ exact.T, axis=1)[:, -det.neighbours]
+    np.testing.assert_allclose(det.score(probe), np.sqrt(2 - 2 * kth), atol=2e-3)  # int8 costs < 0.002
+    legacy = create_score("knn").load_state({"bank": torch.from_numpy(exact).half()})  # older float16 sidecars
+    np.testing.assert_allclose(legacy.score(probe), np.sqrt(2 - 2 * kth), atol=2e-3)

@@ -141,7 +141,9 @@ class KNN(OODScore):
 
     def fit(self, x, labels, head=None):
         z = _t(x)
-        self._bank = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        # Stored as int8 with one scale per row (a quarter of float32): the bank is quantised here, at fit
+        # time, so the threshold and every figure measured after fitting use exactly the bank that ships.
+        self._bank = _int8_round_trip(z / z.norm(dim=1, keepdim=True).clamp_min(1e-12))
         return self
 
     def score(self, x):
@@ -158,12 +160,31 @@ class KNN(OODScore):
         return self._reference().predict_features(_t(x)).double().numpy()
 
     def state(self):
-        # Unit-length rows lose nothing that matters to distances in float16, and take half the space.
-        return {"bank": self._bank.half().contiguous()}
+        q, scale = _int8_rows(self._bank)
+        return {"bank_int8": q.contiguous(), "bank_scale": scale.contiguous()}
 
     def load_state(self, state):
-        self._bank = state["bank"].float()
+        if "bank_int8" in state:
+            self._bank = _unit_rows(state["bank_int8"].float() * state["bank_scale"].float()[:, None])
+        else:  # sidecars fitted before the int8 bank: float16 rows
+            self._bank = state["bank"].float()
         return self
+
+
+def _int8_rows(bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per row: ``bank ~= q * scale[:, None]`` (scale = the row's largest magnitude / 127)."""
+    scale = bank.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+    return torch.round(bank / scale[:, None]).clamp(-127, 127).to(torch.int8), scale.float()
+
+
+def _unit_rows(bank: torch.Tensor) -> torch.Tensor:
+    return bank / bank.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def _int8_round_trip(bank: torch.Tensor) -> torch.Tensor:
+    """The bank as it reads back from its int8 storage (rows brought back to unit length, as when loading)."""
+    q, scale = _int8_rows(bank)
+    return _unit_rows(q.float() * scale[:, None])
 
 
 class ViM(OODScore):
