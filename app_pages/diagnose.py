@@ -29,6 +29,7 @@ from dermlib.ui.model_summary import (
     plain_uncertainty,
     risk_notes,
     scope_details,
+    urgency_line,
 )
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
 
@@ -138,6 +139,9 @@ def _result(card: ModelCard, prediction, view) -> None:
                 + "; ".join(plain_uncertainty(prediction)) + ". The list below is shown for transparency only. "
                 "Please have the skin examined by a clinician."
             )
+        if urgency := urgency_line(prediction, card):
+            level, text = urgency
+            {"urgent": st.error, "soon": st.warning}.get(level, st.info)(text)
         st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
         if agreement := member_agreement(prediction, card):
             text, disagree = agreement

@@ -74,7 +74,7 @@ def main() -> None:
         condition = kb.get(requested) if requested in kb else kb.resolve(requested)
         if condition is not None:
             st.button("All conditions", key="dl_back", on_click=_close, icon=":material/arrow_back:")
-            render_condition(condition, models=models_for(condition.id, kb))
+            render_condition(condition, models=models_for(condition.id, kb), photos=True)
             return
         st.error(
             f"The Disease Library has no condition called “{md_escape(requested)}”. "

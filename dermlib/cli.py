@@ -32,6 +32,7 @@ _EXTENSIONS: dict[str, dict[str, str]] = {
     "dermlib.data.cli": {"data": "list, index and download dermatology datasets"},
     "dermlib.scope.cli": {"scope": "the out-of-scope check: fit it for a model, or print its measured figures"},
     "dermlib.segment.cli": {"segment": "outline the lesion of dermoscopy images; one JSON object per image"},
+    "dermlib.report.cli": {"report": "write a one- or two-page PDF case report (and FHIR JSON) for one photo"},
 }
 
 

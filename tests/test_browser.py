@@ -54,9 +54,9 @@ def test_diagnose_upload_shows_charts_and_heatmaps(tmp_path: Path) -> None:
                 charts = page.locator("[data-testid=stPlotlyChart]")
                 expect(charts).to_have_count(2, timeout=RENDER_TIMEOUT_MS)
                 expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
-                # The model view, the original and one heatmap per listed class (top 3 of 4).
+                # The model view, the photo and one heatmap per listed class (top 3 of 4), and the colour bar.
                 images = page.locator("[data-testid=stImage]")
-                expect(images).to_have_count(5, timeout=RENDER_TIMEOUT_MS)
+                expect(images).to_have_count(6, timeout=RENDER_TIMEOUT_MS)  # + the colour bar
                 expect(page.get_by_text("What the model sees")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
                 heatmap_captions = page.locator("[data-testid=stImageCaption]").filter(has_text="%")
                 expect(heatmap_captions).to_have_count(3, timeout=RENDER_TIMEOUT_MS)

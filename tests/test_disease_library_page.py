@@ -233,3 +233,57 @@ def test_detail_lists_the_installed_models_that_predict_it(monkeypatch: pytest.M
     markdown = "\n".join(m.value for m in at.markdown)
     assert "Demo network (`demo-net`)" in markdown
     assert "Other network" not in markdown or target.id == other.id
+
+
+# --- example photos ----------------------------------------------------------------------------------
+
+
+def _image_captions(at: AppTest) -> list[str]:
+    return [caption for image in at.get("image") for caption in image.captions]
+
+
+def test_entry_shows_four_example_photos_with_skin_types_and_credits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dermlib.knowledge.examples import DATASET_CREDITS
+    from tests.test_library_examples import make_library_data
+
+    monkeypatch.setenv("DERMLENS_DATA_ROOT", str(make_library_data(tmp_path / "data")))
+    at = run_page("psoriasis")
+    assert_detail_of(at, "psoriasis")
+    assert "Example photos" in [s.value for s in at.subheader]
+    captions = _image_captions(at)
+    assert len(captions) == 4
+    assert all(c.startswith("Fitzpatrick ") and c.endswith(" · Fitzpatrick17k") for c in captions)
+    credit = DATASET_CREDITS["fitzpatrick17k"]
+    assert any(c.value.startswith("Photos: ") and md_escape(credit) in c.value for c in at.caption)
+    # Unrecorded skin types say so, and each source is credited once.
+    at = run_page("eczema")
+    captions = _image_captions(at)
+    assert captions[0] == "Fitzpatrick II · Fitzpatrick17k"
+    assert captions[1:] == ["Skin type not recorded · DermNet NZ"] * 3
+    credits = [c.value for c in at.caption if c.value.startswith("Photos: ")]
+    assert len(credits) == 1 and md_escape(DATASET_CREDITS["dermnet-nz"]) in credits[0]
+
+
+def test_entry_without_a_dataset_shows_no_photos_and_one_caption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dermlib.ui.knowledge import NO_EXAMPLE_PHOTOS
+
+    (tmp_path / "empty").mkdir()
+    for root in (tmp_path / "empty", tmp_path / "missing"):
+        monkeypatch.setenv("DERMLENS_DATA_ROOT", str(root))
+        at = run_page("psoriasis")
+        assert_detail_of(at, "psoriasis")
+        assert not at.get("image")
+        assert "Example photos" not in [s.value for s in at.subheader]
+        assert [c.value for c in at.caption].count(NO_EXAMPLE_PHOTOS) == 1
+
+
+def test_the_list_view_shows_no_photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_library_examples import make_library_data
+
+    monkeypatch.setenv("DERMLENS_DATA_ROOT", str(make_library_data(tmp_path / "data")))
+    at = run_page()
+    assert not at.get("image")

@@ -77,17 +77,28 @@ def cam_panel(loaded: Any, key: str, image_digest: str, image: Any, view: Any, p
     st.caption((SCALE_NOTE + " " if spec.class_specific else "")
                + "Warm colours mark the regions that raised the score. A heatmap on healthy skin, a ruler or the "
                  "background is a reason to distrust the prediction.")
-    _faithfulness_check(loaded, key, image_digest, image, indices, method, maps, scores, spec.class_specific)
+    results = _faithfulness_check(loaded, key, image_digest, image, indices, method, maps, scores,
+                                  spec.class_specific)
+    st.subheader("Keep this case")
+    st.caption("A one- or two-page PDF (photo, result, heatmaps, the model's measured limits) and the same result "
+               "as a FHIR R4 DiagnosticReport for clinic records. Built in memory when you click; nothing is "
+               "stored on the server.")
+    from dermlib.ui.report import report_downloads
+
+    report_downloads(loaded, image, prediction, maps=maps if spec.class_specific else np.repeat(
+        maps[:1], len(indices), axis=0), cam_method=method,
+        faithfulness={s.label: r.score for s, r in zip(scores, results, strict=True)} if results else None)
 
 
 def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, indices: tuple[int, ...],
-                        method: str, maps: np.ndarray, scores: list, class_specific: bool) -> None:
-    """On request: how far each class's probability falls when its map's hottest pixels are removed."""
+                        method: str, maps: np.ndarray, scores: list, class_specific: bool) -> list | None:
+    """On request: how far each class's probability falls when its map's hottest pixels are removed (None when
+    the user has not asked)."""
     if not st.toggle("Test whether these heatmaps can be trusted", key="diagnose_faithfulness",
                      help="Removes the 20% most highlighted pixels (filled in from their surroundings) and "
                           "measures the class's probability again, against removing 20% at random. A few "
                           "seconds on an ensemble."):
-        return
+        return None
     with st.spinner("Removing the highlighted pixels and asking the model again…"):
         results = cached_faithfulness(loaded, key, image_digest, image, indices, method,
                                       maps if class_specific else np.repeat(maps[:1], len(indices), axis=0))
@@ -98,3 +109,4 @@ def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, in
     st.caption("Score = the drop when the highlighted pixels go minus the drop when random ones go. A faithful map "
                "scores well above zero; near zero, the map is no better than chance at showing what the model "
                "used.")
+    return results

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import streamlit as st
 
+from dermlib.errors import ImageError
 from dermlib.knowledge import Condition, dataset_display_name
+from dermlib.knowledge.examples import THUMBNAIL_SIZE, example_photos, photo_credits, thumbnail_jpeg
 
 RISK_GROUP_LABELS: dict[str, str] = {
     "benign": "Benign",
-    "malignant": "Malignant or pre-cancerous",
+    "premalignant": "Pre-cancerous (can turn into a cancer)",
+    "malignant": "Malignant (cancer)",
     "non-neoplastic": "Non-neoplastic (not a growth)",
 }
 URGENCY_LABELS: dict[str, str] = {
@@ -30,7 +34,7 @@ CONTAGIOUS_LABELS: dict[str, str] = {
     "yes": "Contagious",
     "sometimes": "Sometimes contagious",
 }
-_RISK_COLOURS = {"benign": "green", "malignant": "red", "non-neoplastic": "blue"}
+_RISK_COLOURS = {"benign": "green", "premalignant": "orange", "malignant": "red", "non-neoplastic": "blue"}
 _URGENCY_COLOURS = {"routine": "gray", "soon": "orange", "urgent": "red"}
 _CONTAGIOUS_COLOURS = {"no": "gray", "yes": "violet", "sometimes": "violet"}
 
@@ -39,6 +43,16 @@ DISCLAIMER = (
     "it cannot tell you what you have. If you are worried about your skin, see a health professional, "
     "and seek urgent care for a rapidly spreading rash, fever, blistering of the skin or mouth, or a "
     "mole that bleeds or changes quickly."
+)
+
+EXAMPLE_PHOTO_COLUMNS = 4
+NO_EXAMPLE_PHOTOS = (
+    "Example photos appear here when a dataset that includes this condition is installed "
+    "(see the Dataset Explorer)."
+)
+EXAMPLE_PHOTOS_NOTE = (
+    "Skin type is the Fitzpatrick type the dataset records. These are examples, not a reference: "
+    "the same condition can look different from one person to another."
 )
 
 # Characters that Streamlit markdown would interpret (``$`` starts LaTeX, ``~`` strikes through).
@@ -118,12 +132,52 @@ def _model_line(card: Any) -> str:
     return f"- {md_escape(str(name))}{suffix}"
 
 
-def render_condition(condition: Condition, models: Sequence[Any] = ()) -> None:
+# Process-wide, keyed by file path: dataset photos are the same for every session (never uploads), and 64
+# thumbnails of 256 px as JPEG bytes are about 1-2 MB, so the cache cannot grow past that.
+@st.cache_data(show_spinner=False, max_entries=64)
+def _thumbnail(path: str, size: int = THUMBNAIL_SIZE) -> bytes | None:
+    try:
+        return thumbnail_jpeg(path, size)
+    except ImageError:
+        return None
+
+
+def render_example_photos(condition: Condition, data_root: str | os.PathLike[str] | None = None) -> None:
+    """Show up to four example photos of the entry from the installed datasets, their sources credited.
+
+    Each photo is captioned with its skin type and dataset; one caption below credits the sources. With
+    no dataset that holds the condition, one caption says where photos would come from.
+
+    Args:
+        condition: The entry.
+        data_root: A folder of datasets; None for ``dermlib.knowledge.examples.default_data_root``.
+    """
+    photos = example_photos(condition, data_root, n=EXAMPLE_PHOTO_COLUMNS)
+    shown = [(photo, data) for photo in photos if (data := _thumbnail(str(photo.path))) is not None]
+    if not shown:
+        st.caption(NO_EXAMPLE_PHOTOS)
+        return
+    st.subheader("Example photos")
+    for column, (photo, data) in zip(st.columns(EXAMPLE_PHOTO_COLUMNS), shown, strict=False):
+        skin_type = photo.skin_type[:1].upper() + photo.skin_type[1:]
+        column.image(data, caption=f"{skin_type} · {photo.dataset_title}", width="stretch")
+    st.caption(md_escape(photo_credits(photo for photo, _ in shown)) + ". " + EXAMPLE_PHOTOS_NOTE)
+
+
+def render_condition(
+    condition: Condition,
+    models: Sequence[Any] = (),
+    *,
+    photos: bool = False,
+    data_root: str | os.PathLike[str] | None = None,
+) -> None:
     """Show every section of one entry, darker-skin presentation first after the summary.
 
     Args:
         condition: The entry.
         models: Installed model cards that can predict it (see ``dermlib.knowledge.models_for``).
+        photos: Also show example photos from the installed datasets (after "How it looks").
+        data_root: Where to look for them; None for the configured data root.
     """
     st.title(condition.name)
     if condition.aliases:
@@ -142,6 +196,8 @@ def render_condition(condition: Condition, models: Sequence[Any] = ()) -> None:
     st.markdown(md_escape(condition.description))
     st.subheader("How it looks")
     st.markdown(md_escape(condition.appearance))
+    if photos:
+        render_example_photos(condition, data_root)
     symptoms, causes = st.columns(2)
     with symptoms:
         st.subheader("Symptoms")

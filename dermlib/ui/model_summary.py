@@ -122,6 +122,24 @@ def plain_uncertainty(prediction: Prediction) -> list[str]:
     return words
 
 
+URGENCY_WORDS = {"urgent": "See a doctor urgently", "soon": "See a doctor soon", "routine": "A routine visit"}
+
+
+def urgency_line(prediction: Prediction, card: ModelCard) -> tuple[str, str] | None:
+    """The result's one urgency line as (level, Markdown), from the Disease Library's "when to see a doctor".
+
+    The most urgent Library entry among the listed classes of at least 10% probability decides
+    (:func:`dermlib.report.case.urgency_for`); None for a photo out of scope or with no such entry.
+    """
+    from dermlib.report.case import urgency_for
+
+    urgency, _why = urgency_for(prediction, card)
+    if urgency is None:
+        return None
+    return urgency.level, (f"**{URGENCY_WORDS.get(urgency.level, urgency.level)}** (because of "
+                           f"{urgency.condition_name}, {urgency.probability:.0%}): {urgency.when_to_see_doctor}")
+
+
 def risk_notes(prediction: Prediction, card: ModelCard) -> list[str]:
     """Notes for the listed classes whose clinical group differs from the dataset's (e.g. premalignant)."""
     by_id = {c.id: c for c in card.classes}
