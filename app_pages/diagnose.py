@@ -141,7 +141,7 @@ def _result(card: ModelCard, prediction, view) -> None:
             )
         if urgency := urgency_line(prediction, card):
             level, text = urgency
-            {"urgent": st.error, "soon": st.warning}.get(level, st.info)(text)
+            (st.info if level == "routine" else st.warning)(text, icon="🚨" if level == "urgent" else None)
         st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
         if agreement := member_agreement(prediction, card):
             text, disagree = agreement

@@ -13,17 +13,12 @@ import streamlit as st
 
 from dermlib.config import weights_dir
 from dermlib.errors import DermLensError
-from dermlib.evaluate import (
-    calibration_check_summary,
-    ece_summary,
-    headline_metrics,
-    limitation_notes,
-    model_reports,
-)
+from dermlib.evaluate import calibration_check_summary, ece_summary, limitation_notes, model_reports
 from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, training_facts
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
 from dermlib.viz import eval_charts
 from dermlib.viz.scope_charts import scope_roc_figure
+from dermlib.viz.tables import count_table, display_table
 
 NO_MODEL_HELP = """
 DermLens reads each model from its own folder under the weights directory (`{weights}`):
@@ -53,25 +48,27 @@ def _installed_models() -> tuple[list[Any], list[str]]:
         return [], [str(exc)]
 
 
-def _fmt(value: float | None, percent: bool = True) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.1%}" if percent else f"{value:.3f}"
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _table(frame: pd.DataFrame) -> None:
+    """A table showing every row (no scrolling inside it), missing values as a dash."""
+    st.dataframe(display_table(frame), hide_index=True, height="content")
 
 
 def _facts_table(facts: dict[str, str]) -> None:
     if facts:
-        frame = pd.DataFrame({"": list(facts.keys()), "value": list(facts.values())})
-        st.dataframe(frame, hide_index=True)
+        _table(pd.DataFrame({"": list(facts.keys()), "value": list(facts.values())}))
 
 
 def _show_headline(report: dict[str, Any]) -> None:
     st.caption(f"Measured on {report.get('n', 0)} held-out test images the model never saw in training.")
-    tiles = headline_metrics(report)
+    tiles = eval_charts.headline_tiles(report)
     for start in range(0, len(tiles), 4):
         columns = st.columns(4)
         for column, (label, value, help_text) in zip(columns, tiles[start : start + 4], strict=False):
-            column.metric(label, _fmt(value, percent=label != "ECE"), help=help_text)
+            column.metric(label, value, help=help_text)
 
 
 def _show_agreement(card: Any) -> None:
@@ -88,8 +85,11 @@ def _show_report(report: dict[str, Any], names: dict[str, str], card: Any = None
         ["Per class", "Confusion matrix", "Calibration and abstention", "By skin type"]
     )
     with per_class:
-        st.dataframe(eval_charts.per_class_table(report, names), hide_index=True)
-        st.plotly_chart(eval_charts.auc_figure(report, names))
+        st.table(display_table(eval_charts.per_class_table(report, names)), hide_index=True)
+        if (two_class := eval_charts.two_class_figure(report, names)) is not None:
+            st.plotly_chart(two_class)  # one-vs-rest AUC bars would show the same number twice
+        else:
+            st.plotly_chart(eval_charts.auc_figure(report, names))
     with confusion:
         normalize = st.toggle("Normalise rows (recall per class)", value=True, key="model_cm_normalize")
         st.plotly_chart(eval_charts.confusion_matrix_figure(report, normalize=normalize, class_names=names))
@@ -117,9 +117,11 @@ def _show_report(report: dict[str, Any], names: dict[str, str], card: Any = None
         if table.empty:
             st.info("Skin type was not recorded for the test images, so this cannot be shown.")
         else:
-            st.dataframe(table, hide_index=True)
+            st.table(display_table(table), hide_index=True)
             st.plotly_chart(eval_charts.skin_type_figure(report))
             st.caption("Error bars: 95% interval of top-1 accuracy; a small group gives a wide interval.")
+            if missing := eval_charts.skin_types_without_images(report):
+                st.caption(f"No test images of skin type {' or '.join(missing)}: not measured, so not shown.")
 
 
 def _show_scope(section: dict[str, Any] | None) -> None:
@@ -131,10 +133,10 @@ def _show_scope(section: dict[str, Any] | None) -> None:
     left, right = st.columns([3, 2])
     if (figure := scope_roc_figure(section)) is not None:
         left.plotly_chart(figure)
-    right.dataframe(pd.DataFrame(headline_rows(section), columns=["measured on the report halves", "value"]),
-                    hide_index=True)
+    with right:
+        _table(pd.DataFrame(headline_rows(section), columns=["measured on the report halves", "value"]))
     with st.expander("Every score compared (the shipped one was chosen on calibration data)"):
-        st.dataframe(pd.DataFrame(comparison_rows(section)), hide_index=True)
+        _table(pd.DataFrame(comparison_rows(section)))
 
 
 def main() -> None:
@@ -155,16 +157,18 @@ def main() -> None:
     st.header("What it is")
     _facts_table(model_facts(card))
     with st.expander(f"Classes ({len(card.classes)})"):
-        st.dataframe(pd.DataFrame(class_rows(card)), hide_index=True)
+        _table(pd.DataFrame(class_rows(card)))
 
     st.header("How it was trained")
     facts, counts = training_facts(card)
     if not facts and not counts:
         st.info("The model card does not describe its training.")
     _facts_table(facts)
+    names = {c.id: c.name for c in card.classes}
     for name, mapping in counts.items():
-        with st.expander(name.capitalize()):
-            st.dataframe(pd.DataFrame({"": list(mapping), "images": list(mapping.values())}), hide_index=True)
+        if mapping:  # an empty mapping (no skin type recorded) would be an empty table
+            with st.expander(name.capitalize().replace("Fitzpatrick", "Fitzpatrick skin type")):
+                _table(count_table(name, mapping, names))
 
     st.header("How well it works")
     reports, report_problems = model_reports(card)
@@ -178,7 +182,6 @@ def main() -> None:
         if len(reports) > 1:
             split = st.radio("Evaluation split", list(reports), horizontal=True, key="model_page_split")
         report = reports[split]
-        names = {c.id: c.name for c in card.classes}
         _show_report(report, names, card)
 
     _show_scope(card.raw.get("scope"))

@@ -85,7 +85,9 @@ def test_embed_paths_batches(tmp_path: Path) -> None:
 def test_caption(index: pd.DataFrame) -> None:
     row = index.dropna(subset=["image_path"]).iloc[1]
     text = explore.caption_for(row)
-    assert text.startswith("Melanoma · malignant · FST 1") and text.endswith(".jpg")
+    assert text.startswith("Melanoma · malignant · skin type I ·") and text.endswith(".jpg")  # I-VI, never 1-6
+    unknown = index.dropna(subset=["image_path"]).iloc[0]  # row 0 carries -1
+    assert " · skin type unknown · " in explore.caption_for(unknown)
 
 
 def test_chart_builders(index: pd.DataFrame) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -107,7 +108,8 @@ def test_with_data_charts_gallery_and_duplicates(
     assert len(at.get("plotly_chart")) == 3
     assert len(at.get("image")) == 12  # a full gallery page
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
-    assert all(" · FST " in c and c.endswith(".jpg") for c in captions)
+    assert all(" · skin type " in c and c.endswith(".jpg") for c in captions)
+    assert not any(" · FST " in c or re.search(r"skin type [1-6]\b", c) for c in captions)
     assert any("needs an installed model" in i.value for i in at.info)
 
     at.multiselect(key=KEY + "gallery_classes").set_value(["melanoma"]).run()
@@ -150,3 +152,28 @@ def test_shared_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, without_mo
     assert at.selectbox(key=KEY + "dataset").value == "fitzpatrick17k"
     assert {m.label: m.value for m in at.metric}["Images on disk"] == "2,860"
     assert len(at.get("plotly_chart")) == 3 and len(at.get("image")) == 12
+
+
+def _visible_text(at: AppTest) -> str:
+    """Every text on the page except what sits in the expanders labelled for developers."""
+    developer = [e for e in at.expander if e.label.startswith("For developers")]
+    hidden = {m.value for e in developer for m in [*e.markdown, *e.caption, *e.code]}
+    texts = [m.value for m in [*at.markdown, *at.caption, *at.info, *at.code, *at.warning, *at.title,
+                               *at.subheader] if m.value not in hidden]
+    texts += [str(o) for r in at.radio for o in r.options] + [s.value for s in at.selectbox if s.value]
+    return "\n".join(texts)
+
+
+def test_no_file_paths_outside_the_developer_expanders(
+    monkeypatch: pytest.MonkeyPatch, data_root: Path, tmp_path: Path, no_shared: None, without_models: None
+) -> None:
+    empty = tmp_path / "empty-root"
+    empty.mkdir()
+    weights = str(config.weights_dir())
+    for root in (empty, data_root):
+        at = run_page(monkeypatch, root)
+        text = _visible_text(at)
+        assert str(root) not in text and weights not in text and str(tmp_path) not in text, text
+        developer = [e for e in at.expander if e.label.startswith("For developers")]
+        assert any(str(root) in m.value for e in developer for m in [*e.markdown, *e.code])
+    assert any("None is installed yet" in i.value for i in at.info)  # the embedding tab, in plain words

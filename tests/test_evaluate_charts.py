@@ -67,3 +67,24 @@ def test_skin_type_views(report: dict) -> None:
 def test_auc_figure_skips_absent_classes(report: dict) -> None:
     fig = eval_charts.auc_figure(report)
     assert sorted(fig.data[0].y) == ["a", "b", "c"]
+
+
+def test_confusion_matrix_and_auc_never_clip_long_class_names(report: dict) -> None:
+    names = {k: f"A condition with a very long display name {k}" for k in "abcd"}
+    for fig in (eval_charts.confusion_matrix_figure(report, class_names=names), eval_charts.auc_figure(report, names)):
+        assert fig.layout.xaxis.automargin is True and fig.layout.yaxis.automargin is True
+        assert fig.layout.font.size >= 12
+    short = eval_charts.confusion_matrix_figure(report)
+    long = eval_charts.confusion_matrix_figure(report, class_names=names)
+    assert long.layout.height > short.layout.height  # room for the rotated labels below the matrix
+    assert long.data[0].colorbar.title.text == "share of the row"
+
+
+def test_headline_tiles_are_formatted_and_skip_what_says_nothing(report: dict) -> None:
+    tiles = {label: value for label, value, _ in eval_charts.headline_tiles(report)}
+    assert tiles["Top-1 accuracy"] == f"{report['top1_accuracy']:.1%}"
+    assert tiles["ECE"] == f"{report['calibration']['ece']:.3f}"
+    assert "Top-3 accuracy" in tiles and "ROC-AUC" not in tiles  # four classes: top-3 still informative
+    three = {**report, "n_classes": 3}
+    assert "Top-3 accuracy" not in {t[0] for t in eval_charts.headline_tiles(three)}  # always 100% with 3
+    assert "Top-3 accuracy" not in eval_charts.skin_type_table(three).columns

@@ -244,3 +244,130 @@ def test_broken_card_is_reported(weights: Path) -> None:
     at = _run()
     assert any("broken" in w.value for w in at.warning)
     assert at.info[0].value == "No model is installed yet."
+
+
+# --- issue 15: every row shown, no clipped labels, two-class views ------------------------------------
+
+
+def _report_for(classes: list[tuple[str, str, str]], fitzpatrick: bool = True, seed: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    n, k = 40 * len(classes), len(classes)
+    labels = np.arange(n) % k
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), labels] += 2.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    fitz = rng.integers(1, 7, n) if fitzpatrick else np.zeros(n, dtype=int)
+    th = choose_uncertain_thresholds(probs, labels, 0.9)
+    return evaluation_report(probs, labels, [c[0] for c in classes], [c[2] for c in classes], fitz, th)
+
+
+def _card_for(classes: list[tuple[str, str, str]], report: dict[str, Any], **training: Any) -> dict[str, Any]:
+    card = _card(report)
+    card["classes"] = [{"id": i, "name": name, "risk_group": g} for i, name, g in classes]
+    card["training"]["data_summary"].update(training)
+    return card
+
+
+def _specs(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _all_cells(at: AppTest) -> str:
+    frames = [t.value for t in at.table] + [d.value for d in at.dataframe]
+    return "\n".join(f.to_string() for f in frames)
+
+
+MANY = [(f"condition-{i}", f"A rather long condition name number {i}", ("benign", "malignant", "non-neoplastic")[i % 3])
+        for i in range(21)]
+
+
+def test_per_class_table_shows_every_row(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit
+
+    heights: list[tuple[int, Any]] = []
+    original = streamlit.dataframe
+
+    def spy(data: Any = None, *args: Any, **kwargs: Any) -> Any:
+        heights.append((len(data) if data is not None else 0, kwargs.get("height", "auto")))
+        return original(data, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "dataframe", spy)
+    _install(weights, _card_for(MANY, _report_for(MANY)))
+    at = _run()
+    per_class = at.table[0].value  # st.table: every row on the page, no scrolling inside the table
+    assert len(per_class) == 21 and list(per_class["class"]) == [c[1] for c in MANY]
+    # Any other table longer than st.dataframe's ten visible rows is sized to its content.
+    assert [h for rows, h in heights if rows > 10] and all(h == "content" for rows, h in heights if rows > 10)
+    assert "None" not in _all_cells(at)
+
+
+def test_confusion_matrix_and_auc_chart_never_clip_their_labels(weights: Path) -> None:
+    _install(weights, _card_for(MANY, _report_for(MANY)))
+    specs = {s["layout"]["title"]["text"]: s["layout"] for s in _specs(_run())}
+    for title in ("Confusion matrix (row-normalised)", "ROC-AUC per class"):
+        layout = specs[title]
+        assert layout["xaxis"]["automargin"] is True and layout["yaxis"]["automargin"] is True, title
+        assert layout["font"]["size"] >= 12
+    assert specs["Confusion matrix (row-normalised)"]["height"] >= 28 * 21 + 200
+
+
+def test_no_metric_chart_draws_in_red(weights: Path) -> None:
+    from dermlib.viz.palette import is_red
+
+    _install(weights, _card(_report()))
+    for spec in _specs(_run()):
+        colours = [t.get("marker", {}).get("color") for t in spec["data"]] + [
+            t.get("line", {}).get("color") for t in spec["data"]]
+        assert all(isinstance(c, str) for c in colours if c is not None)
+        assert not [c for c in colours if isinstance(c, str) and c.startswith("#") and is_red(c)], spec["layout"]
+        assert all(t.get("marker", {}).get("color") or t.get("line", {}).get("color") or t["type"] == "heatmap"
+                   for t in spec["data"]), spec["layout"]["title"]
+
+
+TWO = [("benign", "Benign lesion", "benign"), ("malignant", "Malignant lesion", "malignant")]
+
+
+def _assert_two_class_page(at: AppTest) -> None:
+    labels = [m.label for m in at.metric]
+    assert "Top-3 accuracy" not in labels and "Risk-group accuracy" not in labels
+    assert "ROC-AUC" in labels
+    text = _text(at) + "\n" + "\n".join(f"{m.label} {m.value}" for m in at.metric)
+    assert "Top-3" not in text and "None" not in text
+    assert "None" not in _all_cells(at)
+    assert all(len(d.value) for d in at.dataframe) and all(len(t.value) for t in at.table)  # no empty tables
+    specs = _specs(at)
+    assert "no data" not in json.dumps([s["data"] for s in specs])
+    titles = [s["layout"].get("title", {}).get("text", "") for s in specs]
+    assert not any(t.startswith("ROC-AUC per class") for t in titles)  # two bars of one number
+    assert any(t.startswith("Sensitivity and specificity") for t in titles)
+    assert not any(t.startswith("By Fitzpatrick skin type") for t in titles)
+    assert any("Skin type was not recorded" in i.value for i in at.info)
+
+
+def test_two_class_model_gets_two_class_views(weights: Path) -> None:
+    report = _report_for(TWO, fitzpatrick=False)
+    _install(weights, _card_for(TWO, report, fitzpatrick_counts={}, class_counts={"benign": 9, "malignant": 9}))
+    at = _run()
+    _assert_two_class_page(at)
+    tables = [d.value for d in at.dataframe]
+    assert any(list(t.iloc[:, 0]) == ["Benign lesion", "Malignant lesion"] for t in tables)  # names, not ids
+
+
+def test_training_skin_types_are_written_in_roman_numerals(weights: Path) -> None:
+    _install(weights, _card(_report()))
+    at = _run()
+    counts = next(d.value for d in at.dataframe if "images" in d.value.columns and "I" in set(d.value[""]))
+    assert list(counts[""]) == ["I", "II", "VI"]  # the card stores "1", "2", "6"
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "weights" / "dermoscopy-melanoma").is_dir(),
+                    reason="the shipped dermoscopy model is not present")
+def test_shipped_dermoscopy_model_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv(WEIGHTS_ENV, str(repo / "weights"))
+    at = _run()
+    select = at.selectbox(key="model_page_model")
+    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(dermoscopy-melanoma)")))
+    at.run(timeout=120)
+    assert not at.exception
+    _assert_two_class_page(at)

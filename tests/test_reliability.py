@@ -56,7 +56,7 @@ def test_hostile_corpus_in_one_session(tiny_weights_env: Path) -> None:
         if case.accepted:
             assert not errors, (case.name, errors)
             assert len(at.get("plotly_chart")) == 2, case.name
-            assert len(at.get("image")) == 1 + 1 + 3, case.name  # model view, original, top-3 heatmaps
+            assert len(at.get("image")) == 1 + 1 + 3 + 1, case.name  # model view, photo, top-3 maps, colour bar
         else:
             assert "cannot be used" in errors and case.phrase in errors, (case.name, errors)
             assert not at.get("plotly_chart"), case.name

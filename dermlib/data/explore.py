@@ -20,12 +20,16 @@ from PIL import Image, UnidentifiedImageError
 
 from dermlib.data.files import open_thumbnail
 from dermlib.errors import DermLensError
+from dermlib.viz.palette import skin_type_name  # the one way skin types are written (I-VI)
 
 UNKNOWN = "unknown"
 
 
 def skin_type_labels(values: pd.Series) -> pd.Series:
-    """Return Fitzpatrick types as text ``"1"``..``"6"`` with ``"unknown"`` for missing values."""
+    """Return Fitzpatrick types as stored text ``"1"``..``"6"`` with ``"unknown"`` for missing values.
+
+    These are keys, not labels: :func:`dermlib.viz.palette.skin_type_name` writes them I..VI for people.
+    """
     return values.astype("string").fillna(UNKNOWN)
 
 
@@ -260,11 +264,12 @@ def model_data_summaries() -> list[ModelDataSummary]:
 
 
 def caption_for(row: pd.Series) -> str:
-    """Return a one-line description of an index row for a gallery caption."""
+    """Return a one-line description of an index row for a gallery caption (skin type written I-VI)."""
     parts = [str(row["display_name"])]
     if pd.notna(row["risk_group"]):
         parts.append(str(row["risk_group"]))
-    parts.append(f"FST {row['fitzpatrick']}" if pd.notna(row["fitzpatrick"]) else "FST ?")
+    known = pd.notna(row["fitzpatrick"])
+    parts.append(f"skin type {skin_type_name(row['fitzpatrick'])}" if known else "skin type unknown")
     if pd.notna(row["age"]):
         parts.append(f"{int(row['age'])} y")
     for column in ("sex", "body_site", "split"):

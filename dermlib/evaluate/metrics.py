@@ -433,7 +433,8 @@ def limitation_notes(
         notes.append(f"The test set is small ({n} images), so every number here has a wide margin of error.")
 
     by_skin = report.get("by_skin_type")
-    if not by_skin:
+    groups = (by_skin or {}).get("groups") or {}
+    if not by_skin or not any(g.get("n") for g in groups.values()):  # none recorded: one line, not one per group
         notes.append(
             "Skin type was not recorded for the test images, so performance across skin tones is unmeasured."
         )

@@ -12,6 +12,7 @@ import streamlit as st
 from dermlib.errors import ImageError
 from dermlib.knowledge import Condition, dataset_display_name
 from dermlib.knowledge.examples import THUMBNAIL_SIZE, example_photos, photo_credits, thumbnail_jpeg
+from dermlib.viz.palette import RISK_STREAMLIT_COLORS
 
 RISK_GROUP_LABELS: dict[str, str] = {
     "benign": "Benign",
@@ -34,8 +35,9 @@ CONTAGIOUS_LABELS: dict[str, str] = {
     "yes": "Contagious",
     "sometimes": "Sometimes contagious",
 }
-_RISK_COLOURS = {"benign": "green", "premalignant": "orange", "malignant": "red", "non-neoplastic": "blue"}
-_URGENCY_COLOURS = {"routine": "gray", "soon": "orange", "urgent": "red"}
+_RISK_COLOURS = RISK_STREAMLIT_COLORS  # one palette for risk groups everywhere (dermlib/viz/palette.py)
+# Red means malignant and nothing else; urgency uses other colours, and its words say how urgent.
+_URGENCY_COLOURS = {"routine": "gray", "soon": "orange", "urgent": "violet"}
 _CONTAGIOUS_COLOURS = {"no": "gray", "yes": "violet", "sometimes": "violet"}
 
 DISCLAIMER = (

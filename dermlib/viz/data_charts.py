@@ -8,38 +8,42 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
 from dermlib.data.explore import UNKNOWN, skin_type_labels
+from dermlib.viz.palette import (
+    FITZPATRICK_COLORS,
+    FITZPATRICK_NAMES,
+    GREY_DARK,
+    PRIMARY,
+    RISK_COLORS,
+    SKIN_TYPE_COLORS,
+    TICK_FONT_SIZE,
+    risk_order,
+    skin_type_names,
+    skin_type_order,
+    style_figure,
+)
 
-# Approximate skin tones of Fitzpatrick types I-VI, so the chart reads at a glance; grey for unknown.
-FITZPATRICK_COLORS: dict[str, str] = {
-    "1": "#f6d5bd",
-    "2": "#e9b894",
-    "3": "#cf9a6c",
-    "4": "#a5714a",
-    "5": "#77492c",
-    "6": "#45291a",
-    UNKNOWN: "#b0b0b0",
-}
-FITZPATRICK_NAMES: dict[str, str] = {
-    "1": "I",
-    "2": "II",
-    "3": "III",
-    "4": "IV",
-    "5": "V",
-    "6": "VI",
-    UNKNOWN: "unknown",
-}
-RISK_COLORS: dict[str, str] = {
-    "malignant": "#c0392b",
-    "benign": "#2e8b57",
-    "non-neoplastic": "#2f6db5",
-    UNKNOWN: "#9e9e9e",
-}
-_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "template": "plotly_white"}
+__all__ = [
+    "FITZPATRICK_COLORS",
+    "FITZPATRICK_NAMES",
+    "RISK_COLORS",
+    "age_histogram_figure",
+    "brightness_figure",
+    "category_figure",
+    "class_distribution_figure",
+    "duplicate_distance_figure",
+    "embedding_figure",
+    "embedding_points",
+    "fitzpatrick_by_class_figure",
+    "fitzpatrick_counts",
+    "fitzpatrick_distribution_figure",
+    "image_size_figure",
+]
 
 
 def _counts(values: Mapping[str, int] | pd.Series) -> pd.Series:
@@ -73,12 +77,13 @@ def class_distribution_figure(
         orientation="h",
         color="risk group",
         color_discrete_map=RISK_COLORS,
-        category_orders={"class": frame["class"].tolist()},
+        category_orders={"class": frame["class"].tolist(), "risk group": risk_order(frame["risk group"])},
         title=title,
         text="images",
     )
-    figure.update_layout(height=max(300, 24 * len(frame) + 120), yaxis_title=None, **_LAYOUT)
-    return figure
+    figure.update_traces(textposition="outside", cliponaxis=False, textfont_size=TICK_FONT_SIZE)
+    figure.update_layout(height=max(320, 24 * len(frame) + 150), yaxis_title=None, xaxis_title="images")
+    return style_figure(figure, legend_title="risk group")
 
 
 def fitzpatrick_counts(index: pd.DataFrame) -> pd.Series:
@@ -100,15 +105,17 @@ def fitzpatrick_distribution_figure(
         go.Bar(
             x=frame["type"],
             y=frame["images"],
+            name="images (share above each bar)",
             marker_color=[FITZPATRICK_COLORS[k] for k in order],
-            marker_line={"color": "#555", "width": 0.5},
+            marker_line={"color": GREY_DARK, "width": 0.5},
             text=frame["share"],
             textposition="outside",
+            cliponaxis=False,
             hovertemplate="type %{x}: %{y} images (%{text})<extra></extra>",
         )
     )
-    figure.update_layout(title=title, xaxis_title="Fitzpatrick type", yaxis_title="images", **_LAYOUT)
-    return figure
+    figure.update_layout(title=title, xaxis_title="Fitzpatrick skin type", yaxis_title="images")
+    return style_figure(figure)
 
 
 def fitzpatrick_by_class_figure(
@@ -140,6 +147,7 @@ def fitzpatrick_by_class_figure(
             name=FITZPATRICK_NAMES[key],
             orientation="h",
             marker_color=FITZPATRICK_COLORS[key],
+            marker_line={"color": GREY_DARK, "width": 0.3},
             hovertemplate="%{y}<br>type "
             + FITZPATRICK_NAMES[key]
             + ": %{x"
@@ -151,11 +159,10 @@ def fitzpatrick_by_class_figure(
         barmode="stack",
         title=title or ("Skin-type mix per class" + (" (share)" if normalize else "")),
         xaxis={"tickformat": ".0%"} if normalize else {},
-        legend_title_text="Fitzpatrick",
-        height=max(300, 22 * len(table) + 140),
-        **_LAYOUT,
+        xaxis_title="share of the class's images" if normalize else "images",
+        height=max(320, 22 * len(table) + 170),
     )
-    return figure
+    return style_figure(figure, legend_title="Fitzpatrick skin type")
 
 
 def age_histogram_figure(ages: pd.Series, title: str = "Age") -> go.Figure:
@@ -163,42 +170,45 @@ def age_histogram_figure(ages: pd.Series, title: str = "Age") -> go.Figure:
     known = pd.to_numeric(ages, errors="coerce").dropna().astype(float)
     missing = len(ages) - len(known)
     figure = px.histogram(x=known, nbins=min(40, max(5, known.nunique())), title=title)
+    figure.update_traces(name="images", showlegend=True, marker_color=PRIMARY)
     if missing:
         figure.update_layout(title=f"{title} ({missing} without age)")
-    figure.update_layout(xaxis_title="age (years)", yaxis_title="images", bargap=0.05, **_LAYOUT)
-    return figure
+    figure.update_layout(xaxis_title="age (years)", yaxis_title="images", bargap=0.05)
+    return style_figure(figure)
 
 
 def category_figure(values: pd.Series, title: str, top: int = 25) -> go.Figure:
     """Horizontal bars of the most common values of a categorical column (``unknown`` for missing)."""
     counts = values.astype("string").fillna(UNKNOWN).value_counts().head(top).sort_values()
     figure = px.bar(x=counts.to_numpy(), y=counts.index.tolist(), orientation="h", title=title)
-    figure.update_layout(
-        xaxis_title="images", yaxis_title=None, height=max(260, 24 * len(counts) + 120), **_LAYOUT
-    )
-    return figure
+    figure.update_traces(name="images", showlegend=True, marker_color=PRIMARY)
+    figure.update_layout(xaxis_title="images", yaxis_title=None, height=max(280, 24 * len(counts) + 150))
+    return style_figure(figure)
 
 
 def image_size_figure(stats: pd.DataFrame, title: str = "Image sizes (pixels)") -> go.Figure:
     """Scatter of image width against height."""
     figure = px.scatter(stats.dropna(subset=["width"]), x="width", y="height", opacity=0.5, title=title)
-    figure.update_layout(**_LAYOUT)
-    return figure
+    figure.update_traces(name="one image", showlegend=True, marker_color=PRIMARY)
+    figure.update_layout(xaxis_title="width (pixels)", yaxis_title="height (pixels)")
+    return style_figure(figure)
 
 
 def brightness_figure(stats: pd.DataFrame, by: str = "skin type", title: str | None = None) -> go.Figure:
     """Box plots of image brightness (mean grey level 0-255) per group.
 
     Args:
-        stats: :func:`dermlib.data.explore.image_statistics` output with a column named ``by`` added.
+        stats: :func:`dermlib.data.explore.image_statistics` output with a column named ``by`` added
+            (skin types may be stored values ``"1"``..``"6"``: they are written I..VI).
         by: Grouping column (``"skin type"`` is coloured in skin tones).
         title: Figure title.
     """
-    frame = stats.dropna(subset=["brightness"])
-    colors = FITZPATRICK_COLORS if by == "skin type" else None
-    order = (
-        [k for k in FITZPATRICK_NAMES if k in set(frame[by])] if by == "skin type" else sorted(set(frame[by]))
-    )
+    frame = stats.dropna(subset=["brightness"]).copy()
+    if by == "skin type":
+        frame[by] = skin_type_names(frame[by])
+        colors, order = SKIN_TYPE_COLORS, skin_type_order(frame[by])
+    else:
+        colors, order = None, sorted(set(frame[by]))
     figure = px.box(
         frame,
         x=by,
@@ -208,15 +218,36 @@ def brightness_figure(stats: pd.DataFrame, by: str = "skin type", title: str | N
         category_orders={by: order},
         title=title or f"Brightness by {by}",
     )
-    figure.update_layout(showlegend=False, yaxis_title="mean brightness (0-255)", **_LAYOUT)
-    return figure
+    figure.update_layout(yaxis_title="mean brightness (0-255)")
+    return style_figure(figure, legend_title=by)
 
 
 def duplicate_distance_figure(distances: pd.Series, max_distance: int) -> go.Figure:
     """Histogram of Hamming distances of the near-duplicate pairs found."""
     figure = px.histogram(x=distances, nbins=max_distance + 1, title="Near-duplicate pairs by hash distance")
-    figure.update_layout(xaxis_title="bits differing (of 64)", yaxis_title="pairs", bargap=0.1, **_LAYOUT)
-    return figure
+    figure.update_traces(name="pairs of photos", showlegend=True, marker_color=PRIMARY)
+    figure.update_layout(xaxis_title="bits differing (of 64)", yaxis_title="pairs", bargap=0.1)
+    return style_figure(figure)
+
+
+def embedding_points(rows: pd.DataFrame, coords: np.ndarray) -> pd.DataFrame:
+    """The points of :func:`embedding_figure` for index ``rows`` projected to 2-D ``coords`` (one row each).
+
+    Hover text names the class and the skin type (I..VI); ``row`` carries the index label for selection.
+    """
+    skin = skin_type_labels(rows["fitzpatrick"])
+    names = pd.Series(skin_type_names(skin), index=rows.index)
+    return pd.DataFrame(
+        {
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "row": rows.index.to_numpy(),
+            "hover": (rows["display_name"].astype(str) + " · skin type " + names).to_numpy(),
+            "class": rows["display_name"].to_numpy(),
+            "skin type": skin.to_numpy(),
+            "risk group": rows["risk_group"].to_numpy(),
+        }
+    )
 
 
 def embedding_figure(points: pd.DataFrame, color: str, title: str = "Embedding map") -> go.Figure:
@@ -225,13 +256,19 @@ def embedding_figure(points: pd.DataFrame, color: str, title: str = "Embedding m
     Args:
         points: Columns ``x``, ``y``, ``row`` (index row, carried as customdata for click selection),
             ``hover`` (text) and the ``color`` column.
-        color: Column to colour by (``"skin type"`` uses skin-tone colours, ``"risk group"`` risk colours).
+        color: Column to colour by (``"skin type"`` uses skin-tone colours and I..VI, ``"risk group"`` the
+            risk colours).
         title: Figure title.
     """
-    palette = {"skin type": FITZPATRICK_COLORS, "risk group": RISK_COLORS}.get(color)
     frame = points.copy()
     frame[color] = frame[color].astype("string").fillna(UNKNOWN).astype(str)
-    orders = {color: [k for k in FITZPATRICK_NAMES if k in set(frame[color])]} if color == "skin type" else {}
+    if color == "skin type":
+        frame[color] = skin_type_names(frame[color])
+        palette, orders = SKIN_TYPE_COLORS, {color: skin_type_order(frame[color])}
+    elif color == "risk group":
+        palette, orders = RISK_COLORS, {color: risk_order(frame[color])}
+    else:
+        palette, orders = None, {}
     figure = px.scatter(
         frame,
         x="x",
@@ -243,6 +280,6 @@ def embedding_figure(points: pd.DataFrame, color: str, title: str = "Embedding m
         hover_name="hover",
         title=title,
     )
-    figure.update_traces(marker={"size": 8, "line": {"width": 0.5, "color": "#333"}})
-    figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=560, **_LAYOUT)
-    return figure
+    figure.update_traces(marker={"size": 8, "line": {"width": 0.5, "color": GREY_DARK}})
+    figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=560)
+    return style_figure(figure, legend_title=color, legend_side="right" if color == "class" else "top")

@@ -6,6 +6,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from dermlib.viz.palette import GREY, HIGHLIGHT, PRIMARY, style_figure
+
 
 def scope_roc_figure(section: dict[str, Any]) -> go.Figure | None:
     """ROC curve of the shipped score on the report half (test photos against natural photos), with the
@@ -16,16 +18,15 @@ def scope_roc_figure(section: dict[str, Any]) -> go.Figure | None:
         return None
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=roc["fpr"], y=roc["tpr"], mode="lines", name=f"{section.get('score')} score",
-                             line={"color": "#4c78a8", "width": 2}))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#aaaaaa", "dash": "dot"}))
+                             line={"color": PRIMARY, "width": 2.5}))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": GREY, "dash": "dot"}))
     if point:
         fig.add_trace(go.Scatter(x=[point["fpr"]], y=[point["tpr"]], mode="markers", name="operating point",
-                                 marker={"color": "#f58518", "size": 11, "symbol": "diamond"}))
+                                 marker={"color": HIGHLIGHT, "size": 11, "symbol": "diamond"}))
     auc = rep.get("auroc_natural")
     fig.update_layout(
         title=f"Out-of-scope score: test photos vs natural photos (AUROC {auc:.3f})" if auc else "Out-of-scope score",
         xaxis_title="in-scope test photos refused", yaxis_title="natural photos refused",
-        xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]}, height=360,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.25},
+        xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]}, height=400,
     )
-    return fig
+    return style_figure(fig)
