@@ -67,7 +67,7 @@ def cam_panel(loaded: Any, key: str, image_digest: str, image: Any, view: Any, p
         captions = [f"{s.name} ({s.probability:.0%})" for s in scores]
     else:  # one map for every class: drawing it under each class caption would suggest otherwise
         shown, captions = maps[:1], [f"{spec.label}: the same map for every class"]
-    tiles = [(view, "Your photo, as the model saw it")] + [
+    tiles = [(view, "Original")] + [
         (overlay_heatmap(view, cam, opacity), caption) for cam, caption in zip(shown, captions, strict=True)]
     for start in range(0, len(tiles), 2):  # two to a row: large enough to read; click a map to enlarge it
         for col, (picture, caption) in zip(st.columns(2), tiles[start:start + 2], strict=False):
