@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_model(model_id)
         splits = pd.read_csv(loaded.card.path / "splits.csv")
         test = splits[splits["split"] == "test"].head(args.n)
-        files = [Path(args.data_root) / "images" / row.label / row.image for row in test.itertuples()]
+        # splits.csv names a photo by file name, or by its path under the data folder
+        files = [Path(args.data_root) / (row.image if "/" in row.image else f"images/{row.label}/{row.image}")
+                 for row in test.itertuples()]
         times, verdicts = [], Counter()
         for f in files:
             image = load_image(f)
