@@ -10,6 +10,9 @@ each session's state); it leaves out the web server itself (Tornado and the webs
    then session ``i`` switches to the i-th other installed model (so a 4-session tour loads every shipped
    model) and, where the page offers it for that model, runs Score-CAM.
 2. Disease Library: searches for "itchy rings".
+   Then each session runs the faithfulness check; the session that switches to the dermoscopy model
+   uploads a PH2 image, so the lesion outliner loads and draws its outline.
+   Disease Library: also opens an entry with its example photos.
 3. Dataset Explorer: opens the Fitzpatrick17k data set (when present) and computes the embedding map of
    300 images with the default choice (timed).
 4. Model: opens the Model page for every installed model.
@@ -62,6 +65,12 @@ def photo(data_root: Path | None, i: int) -> bytes:
     return image_bytes(synthetic_skin_image(i, size=(800, 600)), "JPEG", quality=90)
 
 
+def dermoscopy_photo(data_root: Path | None) -> bytes | None:
+    """A PH2 dermoscopy image's bytes, when the data root has PH2 (for the dermoscopy model's lesion section)."""
+    path = data_root / "ph2" / "images" / "IMD058.jpg" if data_root is not None else None
+    return path.read_bytes() if path is not None and path.is_file() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=4)
@@ -97,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             diagnose[s].selectbox(key="diagnose_cam_method").set_value(method).run()
             record(f"Diagnose, {CAM_METHODS[method].label}", s, time.perf_counter() - start)
+    for s in sessions:
+        start = time.perf_counter()
+        diagnose[s].toggle(key="diagnose_faithfulness").set_value(True).run()
+        record("Diagnose, faithfulness check", s, time.perf_counter() - start)
     others = [m for m in models if m != card.id]
     for s in sessions:
         if not others:
@@ -109,11 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         if offered and unavailable_reason(get_card(other), "scorecam") is None:
             offered[0].set_value("scorecam").run()
             note += " + Score-CAM"
+        if get_card(other).task == "dermoscopy" and dermoscopy_photo(data_root) is not None:
+            at.file_uploader(key="diagnose_upload").upload("lesion.jpg", dermoscopy_photo(data_root), "image/jpeg")
+            at.run()
+            note += " + a dermoscopy photo (lesion outline)"
         record(note, s, time.perf_counter() - start)
     for s in sessions:
         at = AppTest.from_file(str(PAGES / "disease_library.py"), default_timeout=args.timeout).run()
         at.text_input(key="dl_search").input("itchy rings").run()
         record("Disease Library, search", s)
+    for s in sessions:
+        at = AppTest.from_file(str(PAGES / "disease_library.py"), default_timeout=args.timeout)
+        at.query_params["condition"] = ("psoriasis", "acne", "melanoma", "eczema")[s % 4]
+        at.run()
+        record("Disease Library, entry with example photos", s)
     for s in sessions:
         at = AppTest.from_file(str(PAGES / "dataset_explorer.py"), default_timeout=args.timeout).run()
         datasets = at.selectbox(key=EXPLORER_KEY + "dataset") if data_root is not None else None
