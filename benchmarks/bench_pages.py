@@ -67,7 +67,7 @@ def photo(data_root: Path | None, i: int) -> bytes:
 
 def dermoscopy_photo(data_root: Path | None) -> bytes | None:
     """A PH2 dermoscopy image's bytes, when the data root has PH2 (for the dermoscopy model's lesion section)."""
-    path = data_root / "ph2" / "images" / "IMD058.jpg" if data_root is not None else None
+    path = data_root / "ph2" / "images" / "IMD064.jpg" if data_root is not None else None
     return path.read_bytes() if path is not None and path.is_file() else None
 
 

@@ -8,7 +8,7 @@ the photo's source is credited in README.md next to the picture:
 
 * ``diagnose.png``: a Fitzpatrick17k clinical photo (CC BY-NC-SA 3.0, Groh et al., CVPR 2021) on the default
   model, with the faithfulness check opened;
-* ``diagnose-dermoscopy.png``: a PH2 dermoscopy image (Mendonça et al., EMBC 2013) on the dermoscopy model,
+* ``diagnose-dermoscopy.png``: a PH2 dermoscopy image of its test split (Mendonça et al., EMBC 2013) on the dermoscopy model,
   with the lesion outline;
 * ``disease-library.png``, ``dataset-explorer.png``, ``model.png``: the other pages.
 """
@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 TIMEOUT_MS = 180_000
-#: A Fitzpatrick17k photo of skin type V (psoriasis), and a PH2 melanoma.
-CLINICAL = "fitzpatrick17k/images/psoriasis"
-DERMOSCOPY = "ph2/images/IMD058.jpg"
+#: A Fitzpatrick17k photo of skin type V (eczema), and a PH2 melanoma.
+CLINICAL = "fitzpatrick17k/images/eczema"
+DERMOSCOPY = "ph2/images/IMD064.jpg"
 
 
 def _full_page(page, path: Path) -> None:
@@ -37,7 +37,7 @@ def _full_page(page, path: Path) -> None:
     page.set_viewport_size({"width": 1280, "height": min(max(int(height) + 40, 900), 7000)})
     page.wait_for_timeout(1500)  # Plotly re-lays out to the new size
     page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
+    page.set_viewport_size({"width": 1280, "height": 3000})
     print(f"wrote {path.relative_to(REPO)}")
 
 
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)  # expect() has its own 5 s default; a cold model takes longer
+
     root, out = Path(args.data_root).resolve(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clinical, dermoscopy = _clinical_photo(root), root / DERMOSCOPY
@@ -71,20 +73,22 @@ def main(argv: list[str] | None = None) -> int:
           streamlit_server("streamlit_app.py", Path(tmp) / "log", env=env) as srv,
           sync_playwright() as pw):
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1280, "height": 3000})
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(srv.url, wait_until="domcontentloaded")
         page.locator("input[type=file]").first.set_input_files(str(clinical))
+        expect(page.get_by_text("Where the model looked")).to_be_visible()
+        page.set_viewport_size({"width": 1280, "height": 3000})  # Plotly charts below the fold render late
         expect(page.locator("[data-testid=stPlotlyChart]").first).to_be_visible()
         expect(page.get_by_text("Where the model looked")).to_be_visible()
         page.get_by_text("Test whether these heatmaps can be trusted").click()
-        expect(page.get_by_text("Highlighted 20% removed")).to_be_visible()
+        expect(page.get_by_text("Score = the drop")).to_be_visible()
         _wait_idle(page)
         _full_page(page, out / "diagnose.png")
 
         page.goto(srv.url, wait_until="domcontentloaded")
-        page.get_by_label("Model").first.click()
-        page.get_by_role("option", name="Dermoscopy").first.click()
+        page.locator("[data-testid=stSelectbox]").first.click()
+        page.get_by_text("Dermoscopy: benign vs malignant").last.click()
         _wait_idle(page)
         page.locator("input[type=file]").first.set_input_files(str(dermoscopy))
         expect(page.get_by_text("What the classifier saw")).to_be_visible()

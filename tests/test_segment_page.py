@@ -51,9 +51,9 @@ def test_outline_toggle_and_measurements(dermoscopy_env: Path) -> None:
     assert "The lesion" in [s.value for s in at.subheader]
     assert at.toggle(key="diagnose_outline").value is True
     assert any("Outline by Tiny test segmenter" in str(e.proto) for e in at.get("image"))
-    table = at.dataframe[0].value
-    assert list(table["Measurement"]) == ["Area", "Asymmetry", "Border", "Colours", "Longest extent"]
-    assert table["Value"][0].endswith("of the image")
+    table = at.table[0].value
+    assert list(table.index) == ["Area", "Asymmetry", "Border", "Colours", "Longest extent"]
+    assert table["Value"].iloc[0].endswith("of the image")
     captions = "\n".join(c.value for c in at.caption)
     assert "What the classifier saw:** the whole photo" in captions
 

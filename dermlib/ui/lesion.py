@@ -91,8 +91,10 @@ def lesion_section(classifier: ModelCard, image: Image.Image, image_digest: str)
         if not mask.any():
             st.info("No lesion was outlined in this image, so there is nothing to measure.")
         else:
-            st.dataframe(measurement_rows(measure_lesion(mask, image).to_dict()), hide_index=True,
-                         width="stretch")
+            import pandas as pd
+
+            # A static table: the explanations wrap instead of being cut off in a scrolling grid.
+            st.table(pd.DataFrame(measurement_rows(measure_lesion(mask, image).to_dict())).set_index("Measurement"))
         st.caption(f"**What the classifier saw:** {result.reason if cropped else 'the whole photo'}. "
                    + crop_note(classifier))
     if cropped and result.box is not None:
