@@ -8,11 +8,13 @@ added in :data:`_EXTENSIONS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from dermlib.errors import DermLensError
 
@@ -171,11 +173,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return _predict_images(args, model_id)
     # Exporting to ONNX Runtime takes 1-8 s, more than it saves on a few photos: torch answers them. The
     # variables are restored afterwards, so a caller of main() in the same process keeps its own backend.
+    with torch_backends():
+        return _predict_images(args, model_id)
+
+
+@contextlib.contextmanager
+def torch_backends() -> Iterator[None]:
+    """Answer in torch (no ONNX Runtime export) inside the block, unless the caller chose a backend; the
+    variables are restored afterwards, so a caller of :func:`main` in the same process keeps its own."""
     saved = {name: os.environ.get(name) for name in ("DERMLENS_PREDICT_BACKEND", "DERMLENS_SCOPE_BACKEND")}
     for name, value in saved.items():
         os.environ[name] = value or "torch"
     try:
-        return _predict_images(args, model_id)
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
@@ -184,23 +194,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 os.environ[name] = value
 
 
+class ImageFiles:
+    """The readable images among command-line paths: iterate for ``(path, image)``; an unreadable file
+    prints ``error: PATH: reason`` on stderr and is counted in :attr:`failures` (the command exits 1)."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+        self.failures = 0
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        from dermlib.images import load_image
+
+        for path in self.paths:
+            try:
+                image = load_image(path)
+            except DermLensError as exc:
+                self.failures += 1
+                print(f"error: {path}: {exc}", file=sys.stderr)
+                continue
+            yield path, image
+
+
 def _predict_images(args: argparse.Namespace, model_id: str) -> int:
     from pathlib import Path
-
-    from dermlib.images import load_image
 
     # The model (torch, timm, seconds) is loaded on the first image that decodes: a file that is not an
     # image is refused at once, and a run of only bad files never loads it.
     loaded = None
-    failures = 0
     notice_shown = None
-    for path in args.images:
-        try:
-            image = load_image(path)
-        except DermLensError as exc:
-            failures += 1
-            print(f"error: {path}: {exc}", file=sys.stderr)
-            continue
+    files = ImageFiles(args.images)
+    for path, image in files:
         if loaded is None:
             from dermlib.models import load_model
 
@@ -217,7 +240,7 @@ def _predict_images(args: argparse.Namespace, model_id: str) -> int:
         print(json.dumps(record) if args.json else _human(record))
     if loaded is not None and loaded.fallback_notice and loaded.fallback_notice != notice_shown:
         print(f"note: {loaded.fallback_notice}", file=sys.stderr)  # the accelerator failed during the last image
-    return 1 if failures else 0
+    return 1 if files.failures else 0
 
 
 def _human(record: dict) -> str:

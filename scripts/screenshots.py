@@ -8,8 +8,8 @@ the photo's source is credited in README.md next to the picture:
 
 * ``diagnose.png``: a Fitzpatrick17k clinical photo (CC BY-NC-SA 3.0, Groh et al., CVPR 2021) on the default
   model, with the faithfulness check opened;
-* ``diagnose-dermoscopy.png``: a PH2 dermoscopy image of its test split (Mendonça et al., EMBC 2013) on the dermoscopy model,
-  with the lesion outline;
+* ``diagnose-dermoscopy.png``: a PH2 dermoscopy image of the outliner's test split (Mendonça et al., EMBC
+  2013) on the dermoscopy model, with the lesion outline;
 * ``disease-library.png``, ``dataset-explorer.png``, ``model.png``: the other pages.
 """
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from dermlib.errors import DermLensError, ModelError
 
 #: The backends one photo is run with: exporting to ONNX Runtime (1-8 s) costs more than it saves on one image
 #: (see ``dermlib.cli._cmd_predict``).
-_BACKEND_VARIABLES = ("DERMLENS_PREDICT_BACKEND", "DERMLENS_SCOPE_BACKEND")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,12 +50,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"error: {args.image}: {exc}", file=sys.stderr)
         return 1
 
+    from dermlib.cli import torch_backends
     from dermlib.models import load_model
     from dermlib.report.case import build_case
     from dermlib.report.fhir import fhir_json
     from dermlib.report.pdf import render_pdf
 
-    with _torch_backends():
+    with torch_backends():
         loaded = load_model(card, device=args.device)
         case = build_case(loaded, image, top_k=args.top_k, cam_method=args.cam)
     if loaded.fallback_notice:
@@ -76,19 +73,3 @@ def _cmd_report(args: argparse.Namespace) -> int:
             return 1
         print(f"wrote {path} ({len(data) / 1024:.0f} kB)")
     return 0
-
-
-@contextlib.contextmanager
-def _torch_backends() -> Iterator[None]:
-    """Run one photo in torch, restoring the backend variables afterwards (a caller of main() keeps its own)."""
-    saved = {name: os.environ.get(name) for name in _BACKEND_VARIABLES}
-    for name, value in saved.items():
-        os.environ[name] = value or "torch"
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

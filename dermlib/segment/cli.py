@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ def segment_record(segmenter: Any, image: Any, path: str) -> tuple[dict[str, Any
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    from dermlib.images import load_image
+    from dermlib.cli import ImageFiles
     from dermlib.models.registry import default_model_id, get_card
 
     model_id = args.model or default_model_id(kind="segmentation")
@@ -48,14 +47,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         raise DermLensError(f"Model '{card.id}' is a classifier; `segment` needs a lesion segmentation model.")
     folder = Path(args.masks_to) if args.masks_to else None
     segmenter = None
-    failures = 0
-    for path in args.images:
-        try:
-            image = load_image(path)
-        except DermLensError as exc:
-            failures += 1
-            print(f"error: {path}: {exc}", file=sys.stderr)
-            continue
+    files = ImageFiles(args.images)
+    for path, image in files:
         if segmenter is None:
             from dermlib.segment.model import load_segmenter
 
@@ -69,7 +62,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
             Image.fromarray(mask.astype("uint8") * 255).save(out)
             record["mask"] = str(out)
         print(json.dumps(record) if args.json else _human(record))
-    return 1 if failures else 0
+    return 1 if files.failures else 0
 
 
 def _human(record: dict[str, Any]) -> str:
