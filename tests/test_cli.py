@@ -89,18 +89,22 @@ def test_models_markdown_table(tiny_weights_env: Path, capsys: pytest.CaptureFix
     assert "| 0.061 | 0.042 (80) | 60.0% (30) / 20.0% (10) / n/a (0) |" in lines[2]
 
 
-def test_listing_models_and_refusing_a_non_image_load_no_heavy_library(tmp_path: Path) -> None:
-    """Cold start: `models` and a refused file must not import torch, timm or grad-cam (seconds each)."""
+@pytest.mark.parametrize("command", [["predict"], ["segment"], ["report", "--pdf", "x.pdf"]])
+def test_listing_models_and_refusing_a_non_image_load_no_heavy_library(tmp_path: Path, command: list[str]) -> None:
+    """Cold start: `models` and a refused file must not import torch, timm, grad-cam or the report's libraries
+    (seconds each), for every command that reads photos."""
 
     fake = tmp_path / "notes.jpg"
     fake.write_text("hello, I am text")
     root = Path(__file__).resolve().parents[1]
+    args = [command[0], str(fake), *(str(tmp_path / a) if a.endswith(".pdf") else a for a in command[1:])]
     code = (
         "import sys\n"
         "from dermlib.cli import main\n"
         "main(['models', '--json'])\n"
-        f"rc = main(['predict', {str(fake)!r}])\n"
-        "heavy = sorted(m for m in ('torch', 'timm', 'pytorch_grad_cam', 'onnxruntime') if m in sys.modules)\n"
+        f"rc = main({args!r})\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'pytorch_grad_cam', 'onnxruntime', 'fpdf', 'fhir',\n"
+        "               'segmentation_models_pytorch') if m in sys.modules)\n"
         "print('RC', rc, 'HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
