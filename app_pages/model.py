@@ -16,6 +16,7 @@ from dermlib.errors import DermLensError
 from dermlib.evaluate import calibration_check_summary, ece_summary, limitation_notes, model_reports
 from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, training_facts
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
+from dermlib.ui.lesion import outliner_summary
 from dermlib.viz import eval_charts
 from dermlib.viz.scope_charts import scope_roc_figure
 from dermlib.viz.tables import count_table, display_table
@@ -185,6 +186,7 @@ def main() -> None:
         _show_report(report, names, card)
 
     _show_scope(card.raw.get("scope"))
+    outliner_summary(card)  # dermoscopy models: the lesion outliner's measured Dice
 
     st.header("Limitations")
     notes = list(getattr(card, "limitations", None) or ())

@@ -81,3 +81,16 @@ def test_clinical_model_has_no_lesion_section(dermoscopy_env: Path) -> None:
     assert not at.exception
     assert "The lesion" not in [s.value for s in at.subheader]
     assert len(at.toggle) == 0 or "diagnose_outline" not in [t.key for t in at.toggle]
+
+
+def test_model_page_shows_the_outliners_dice_for_a_dermoscopy_model() -> None:
+    """On the shipped weights: the dermoscopy classifier's page names the outliner and its measured Dice."""
+    page = str(Path(__file__).resolve().parents[1] / "app_pages" / "model.py")
+    at = AppTest.from_file(page, default_timeout=60).run()
+    derm = next(o for o in at.selectbox(key="model_page_model").options if "dermoscopy-melanoma" in o)
+    at.selectbox(key="model_page_model").select(derm).run()
+    assert not at.exception
+    assert "Lesion outliner used with it" in [h.value for h in at.header]
+    text = "\n".join(m.value for m in at.markdown)
+    assert "Dice on its 33 held-out test images: **0.937**" in text
+    assert list(at.table[-1].value.index) == ["atypical nevus", "common nevus", "melanoma"]

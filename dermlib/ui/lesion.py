@@ -109,3 +109,26 @@ def crop_note(classifier: ModelCard) -> str:
         return "Cropping to the lesion was not measured for this model."
     return (f"Measured on its test split: balanced accuracy {measured['with_crop']:.3f} with the crop, "
             f"{measured['without_crop']:.3f} without.")
+
+
+def outliner_summary(classifier: ModelCard) -> None:
+    """The Model page's note on the lesion outliner a dermoscopy classifier is shown with: its measured Dice."""
+    models = segmentation_models()
+    if classifier.task != "dermoscopy" or not models:
+        return
+    seg = models[0]
+    test = (seg.metrics or {}).get("test") or {}
+    st.header("Lesion outliner used with it")
+    st.write(f"**{seg.name}** (`{seg.id}`, {seg.architecture_label}): {seg.description}")
+    if test.get("dice") is not None:
+        low, high = test.get("dice_ci95") or (None, None)
+        interval = f" (95% interval {low:.3f}-{high:.3f})" if low is not None else ""
+        st.markdown(f"Dice on its {test['n']} held-out test images: **{test['dice']:.3f}**{interval}, IoU "
+                    f"{test['iou']:.3f}.")
+        rows = [{"diagnosis": name, "images": g["n"], "Dice": f"{g['dice']:.3f}", "IoU": f"{g['iou']:.3f}"}
+                for name, g in (test.get("by_diagnosis") or {}).items()]
+        if rows:
+            import pandas as pd
+
+            st.table(pd.DataFrame(rows).set_index("diagnosis"))
+    st.caption(crop_note(classifier) + " " + " ".join(seg.limitations))
