@@ -81,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"photos: {len(photos)} of {photos[0].width}x{photos[0].height}")
     results = {"model": segmenter.card.id, "folder_mb": round(size_mb, 2), "input_size": [h, w], "rows": []}
     x = preprocess(photos[0], segmenter.card)
-    session = segmenter._onnx()
     print(f"{'threads':>7} {'ORT network':>14} {'torch network':>14} {'segment':>14} {'measure':>14}   (p50/p95 ms)")
     for threads in args.threads:
         torch.set_num_threads(threads)

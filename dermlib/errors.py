@@ -34,3 +34,7 @@ class KnowledgeError(DermLensError):
 
 class TrainingError(DermLensError, ValueError):
     """Training options that cannot work together (e.g. a weighted sampler in a torchrun job)."""
+
+
+class ReportError(DermLensError, ValueError):
+    """A case report cannot be built or its FHIR resource is not valid; the message says why."""

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 #: Share of the pixels removed: grad-cam's ROADMostRelevantFirst default (its percentile 80).
 REMOVED_FRACTION = 0.2
@@ -29,6 +28,13 @@ REMOVED_FRACTION = 0.2
 RANDOM_BLOCK = 32
 #: Below this margin over the random baseline a map is called "no better than chance" (probability points).
 CHANCE_MARGIN = 0.02
+
+
+def verdict(score: float) -> str:
+    """One word for a faithfulness score (:attr:`Faithfulness.score`): the page and the report both use it."""
+    if score >= CHANCE_MARGIN:
+        return "faithful"
+    return "no better than chance" if score > -CHANCE_MARGIN else "worse than chance"
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,8 @@ class Faithfulness:
 
     @property
     def verdict(self) -> str:
-        """One word a reader can act on."""
-        if self.score >= CHANCE_MARGIN:
-            return "faithful"
-        return "no better than chance" if self.score > -CHANCE_MARGIN else "worse than chance"
+        """One word a reader can act on (:func:`verdict`)."""
+        return verdict(self.score)
 
     def sentence(self, name: str) -> str:
         """The measurement in words, e.g. for a caption."""
@@ -116,6 +120,7 @@ def faithfulness(loaded: Any, image: Any, class_indices: list[int], maps: np.nda
     Returns:
         One :class:`Faithfulness` per class, in order.
     """
+    import torch
     from PIL import Image
 
     view = np.asarray(loaded.model_view(image).convert("RGB"))

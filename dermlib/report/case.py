@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from dermlib.report.text import format_points, format_probability, plain
+from dermlib.knowledge.urgency import URGENCY_MIN_PROBABILITY, Urgency, urgency_for  # noqa: F401 (re-exported)
+from dermlib.report.text import format_points, plain
 
 if TYPE_CHECKING:  # the heavy modules are imported by build_case, not by rendering a finished case
     import numpy as np
@@ -23,15 +24,10 @@ if TYPE_CHECKING:  # the heavy modules are imported by build_case, not by render
     from dermlib.knowledge import KnowledgeBase
     from dermlib.models import LoadedModel, ModelCard
 
-#: A class takes part in the urgency line from this calibrated probability up.
-URGENCY_MIN_PROBABILITY = 0.10
 #: The Fitzpatrick groups the per-skin-type table lists, in this order (as the evaluation writes them).
 SKIN_TYPE_GROUPS = ("I-II", "III-IV", "V-VI")
 #: Opacity of the heatmap over the model's view in the report (the Diagnose page's default).
 HEATMAP_OPACITY = 0.45
-#: Below this margin over the random baseline a map is "no better than chance" (probability points). The
-#: faithfulness metric's own constant wins when ``dermlib.explain.faithfulness`` is installed.
-_CHANCE_MARGIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -58,32 +54,6 @@ class Heatmap:
         if self.faithfulness is None:
             return "faithfulness not measured"
         return f"faithfulness {format_points(self.faithfulness)} ({faithfulness_verdict(self.faithfulness)})"
-
-
-@dataclass(frozen=True)
-class Urgency:
-    """How soon to see a doctor, from the most urgent Disease Library entry among the likely classes.
-
-    Attributes:
-        level: The entry's urgency, one of :data:`dermlib.knowledge.URGENCIES` (``routine``, ``soon``, ``urgent``).
-        condition_id: The Library entry's id.
-        condition_name: The Library entry's name.
-        class_name: The model class that led to the entry.
-        probability: That class's calibrated probability.
-        when_to_see_doctor: The entry's advice.
-    """
-
-    level: str
-    condition_id: str
-    condition_name: str
-    class_name: str
-    probability: float
-    when_to_see_doctor: str
-
-    def sentence(self) -> str:
-        """The urgency line, e.g. ``Soon (Melanoma, 34.5%): Seek care within days, ...``."""
-        return (f"{self.level.capitalize()} ({self.condition_name}, {format_probability(self.probability)}): "
-                f"{self.when_to_see_doctor}")
 
 
 @dataclass(frozen=True)
@@ -158,24 +128,11 @@ class CaseReport:
 
 
 def faithfulness_verdict(score: float) -> str:
-    """One word for a faithfulness score.
+    """One word for a faithfulness score, the same as the Diagnose page's
+    (:func:`dermlib.explain.faithfulness.verdict`; that module imports torch only to measure)."""
+    from dermlib.explain.faithfulness import verdict
 
-    The score is :attr:`dermlib.explain.faithfulness.Faithfulness.score`: the class's probability drop when the
-    map's most highlighted pixels are removed, minus the drop when as many random pixels are (positive = the
-    map points at pixels the model uses).
-    """
-    margin = _chance_margin()
-    if score >= margin:
-        return "faithful"
-    return "no better than chance" if score > -margin else "misleading"
-
-
-def _chance_margin() -> float:
-    try:
-        from dermlib.explain.faithfulness import CHANCE_MARGIN
-    except ImportError:
-        return _CHANCE_MARGIN
-    return float(CHANCE_MARGIN)
+    return verdict(score)
 
 
 def skin_type_accuracy(card: ModelCard) -> tuple[SkinTypeAccuracy, ...]:
@@ -193,48 +150,6 @@ def skin_type_accuracy(card: ModelCard) -> tuple[SkinTypeAccuracy, ...]:
         acc = g.get("top1_accuracy")
         rows.append(SkinTypeAccuracy(name, n, float(acc) if n and acc is not None else None))
     return tuple(rows) if any(r.n for r in rows) else ()
-
-
-def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | None = None,
-                min_probability: float = URGENCY_MIN_PROBABILITY) -> tuple[Urgency | None, str]:
-    """The urgency line: the most urgent Library entry among the top-k classes of at least ``min_probability``.
-
-    Urgency levels are the Disease Library's own (``routine`` < ``soon`` < ``urgent``); of two entries equally
-    urgent the more probable class wins. No urgency is given for a photo out of the model's scope: its
-    probabilities mean nothing.
-
-    Args:
-        prediction: The prediction.
-        card: The model's card (its training dataset tells the Library how to read the class ids).
-        kb: The Disease Library (default: the bundled one).
-        min_probability: The smallest calibrated probability a class needs to count.
-
-    Returns:
-        ``(urgency, "")``, or ``(None, why there is none)``.
-    """
-    if not prediction.in_scope:
-        return None, "Not given: the photo is outside what this model can read."
-    likely = [s for s in prediction.top_k if s.probability >= min_probability]
-    if not likely:
-        return None, (f"Not given: no condition reaches {min_probability:.0%}. "
-                      "If a spot is new, changing, bleeding or worrying you, see a doctor.")
-    from dermlib.knowledge import URGENCIES, load_knowledge_base, resolve_card_class
-
-    kb = kb or load_knowledge_base()
-    by_id = {c.id: c for c in card.classes}
-    best: Urgency | None = None
-    for score in likely:
-        info = by_id.get(score.label)
-        entry = resolve_card_class(kb, card, info) if info is not None else None
-        if entry is None or entry.urgency not in URGENCIES:
-            continue
-        if best is None or URGENCIES.index(entry.urgency) > URGENCIES.index(best.level):
-            best = Urgency(entry.urgency, entry.id, entry.name, score.name, score.probability,
-                           entry.when_to_see_doctor)
-    if best is None:
-        return None, ("Not given: the Disease Library has no entry for the likely conditions. "
-                      "If a spot is new, changing, bleeding or worrying you, see a doctor.")
-    return best, ""
 
 
 def app_version() -> str:

@@ -32,7 +32,7 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
-from dermlib.errors import DermLensError
+from dermlib.errors import ReportError
 from dermlib.report.text import DISCLAIMER_TEXT, OUT_OF_SCOPE_NOTE, format_probability
 
 if TYPE_CHECKING:
@@ -46,10 +46,6 @@ R4_REPORT_STATUS = ("registered", "partial", "preliminary", "final", "amended", 
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 UCUM = "http://unitsofmeasure.org"
 DEVICE_ID = "model"
-
-
-class ReportError(DermLensError, ValueError):
-    """A case report cannot be built or its FHIR resource is not valid; the message says why."""
 
 
 def to_fhir(case: CaseReport, pdf: bytes | None = None) -> dict[str, Any]:

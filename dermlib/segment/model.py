@@ -99,15 +99,21 @@ def build_network(card: ModelCard) -> torch.nn.Module:
     return network
 
 
+def to_input(image: Image.Image | np.ndarray, size: tuple[int, int], mean, std,
+             interpolation: str = "bilinear") -> torch.Tensor:
+    """One photo as a (3, H, W) network input: the whole photo resized to ``size`` (height, width), then
+    normalised. Training's evaluation and inference share it, so validation measures what users get."""
+    image = Image.fromarray(image) if isinstance(image, np.ndarray) else image.convert("RGB")
+    resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[interpolation]
+    array = np.asarray(image.resize((size[1], size[0]), resample), dtype=np.float32) / 255.0
+    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(array.transpose(2, 0, 1))
+
+
 def preprocess(image: Image.Image, card: ModelCard) -> torch.Tensor:
     """A photo as the network's (1, 3, H, W) input: resized to the card's size and normalised."""
-    _, height, width = card.preprocessing["input_size"]
-    resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[
-        card.preprocessing["interpolation"]]
-    array = np.asarray(image.convert("RGB").resize((width, height), resample), dtype=np.float32) / 255.0
-    mean = np.asarray(card.preprocessing["mean"], dtype=np.float32)
-    std = np.asarray(card.preprocessing["std"], dtype=np.float32)
-    return torch.from_numpy(((array - mean) / std).transpose(2, 0, 1)).unsqueeze(0)
+    pre = card.preprocessing
+    return to_input(image, tuple(pre["input_size"][1:]), pre["mean"], pre["std"], pre["interpolation"]).unsqueeze(0)
 
 
 def probability_to_size(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -28,7 +28,13 @@ from dermlib.errors import DatasetError
 from dermlib.models.card import CARD_FILE, SEGMENTATION_TASK, WEIGHTS_FILE, load_card, save_card
 from dermlib.models.loading import file_sha256
 from dermlib.segment.data import SPLITS_FILE, get_mask_dataset, read_mask, read_splits, stratified_split
-from dermlib.segment.model import DEFAULT_DECODER_CHANNELS, DEFAULT_ENCODER, create_network, probability_to_size
+from dermlib.segment.model import (
+    DEFAULT_DECODER_CHANNELS,
+    DEFAULT_ENCODER,
+    create_network,
+    probability_to_size,
+    to_input,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +143,14 @@ def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 def _predict_probabilities(network: torch.nn.Module, images: list[np.ndarray], cfg_mean, cfg_std, size: int,
                            batch_size: int = 8) -> list[np.ndarray]:
-    """Lesion probabilities at each photo's own size."""
-    mean = torch.tensor(cfg_mean).view(1, 3, 1, 1)
-    std = torch.tensor(cfg_std).view(1, 3, 1, 1)
+    """Lesion probabilities at each photo's own size (inputs made as at inference, :func:`to_input`)."""
     out = []
     network.eval()
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            batch = torch.stack([torch.from_numpy(np.array(Image.fromarray(im).resize((size, size),
-                                 Image.BILINEAR))).permute(2, 0, 1) for im in chunk]).float() / 255.0
-            prob = torch.sigmoid(network((batch - mean) / std))[:, 0].numpy()
+            batch = torch.stack([to_input(im, (size, size), cfg_mean, cfg_std) for im in chunk])
+            prob = torch.sigmoid(network(batch))[:, 0].numpy()
             out.extend(probability_to_size(p, (im.shape[1], im.shape[0])) for p, im in zip(prob, chunk, strict=True))
     return out
 

@@ -77,21 +77,21 @@ def cam_panel(loaded: Any, key: str, image_digest: str, image: Any, view: Any, p
     st.caption((SCALE_NOTE + " " if spec.class_specific else "")
                + "Warm colours mark the regions that raised the score. A heatmap on healthy skin, a ruler or the "
                  "background is a reason to distrust the prediction.")
-    results = _faithfulness_check(loaded, key, image_digest, image, indices, method, maps, scores,
-                                  spec.class_specific)
+    # One map per listed class, also for a class-agnostic method (its single map stands for every class).
+    per_class = maps if spec.class_specific else np.repeat(maps[:1], len(indices), axis=0)
+    results = _faithfulness_check(loaded, key, image_digest, image, indices, method, per_class, scores)
     st.subheader("Keep this case")
     st.caption("A one- or two-page PDF (photo, result, heatmaps, the model's measured limits) and the same result "
                "as a FHIR R4 DiagnosticReport for clinic records. Built in memory when you click; nothing is "
                "stored on the server.")
     from dermlib.ui.report import report_downloads
 
-    report_downloads(loaded, image, prediction, maps=maps if spec.class_specific else np.repeat(
-        maps[:1], len(indices), axis=0), cam_method=method,
+    report_downloads(loaded, image, prediction, maps=per_class, cam_method=method,
         faithfulness={s.label: r.score for s, r in zip(scores, results, strict=True)} if results else None)
 
 
 def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, indices: tuple[int, ...],
-                        method: str, maps: np.ndarray, scores: list, class_specific: bool) -> list | None:
+                        method: str, maps: np.ndarray, scores: list) -> list | None:
     """On request: how far each class's probability falls when its map's hottest pixels are removed (None when
     the user has not asked)."""
     if not st.toggle("Test whether these heatmaps can be trusted", key="diagnose_faithfulness",
@@ -100,8 +100,7 @@ def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, in
                           "seconds on an ensemble."):
         return None
     with st.spinner("Removing the highlighted pixels and asking the model again…"):
-        results = cached_faithfulness(loaded, key, image_digest, image, indices, method,
-                                      maps if class_specific else np.repeat(maps[:1], len(indices), axis=0))
+        results = cached_faithfulness(loaded, key, image_digest, image, indices, method, maps)
     rows = [{"Class": s.name, "Probability": f"{r.probability:.0%}", "Highlighted 20% removed": f"{r.after_top:.0%}",
              "Random 20% removed": f"{r.after_random:.0%}", "Score (points)": f"{r.score * 100:+.0f}",
              "Verdict": r.verdict} for s, r in zip(scores, results, strict=True)]

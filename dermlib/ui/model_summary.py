@@ -129,9 +129,9 @@ def urgency_line(prediction: Prediction, card: ModelCard) -> tuple[str, str] | N
     """The result's one urgency line as (level, Markdown), from the Disease Library's "when to see a doctor".
 
     The most urgent Library entry among the listed classes of at least 10% probability decides
-    (:func:`dermlib.report.case.urgency_for`); None for a photo out of scope or with no such entry.
+    (:func:`dermlib.knowledge.urgency.urgency_for`); None for a photo out of scope or with no such entry.
     """
-    from dermlib.report.case import urgency_for
+    from dermlib.knowledge.urgency import urgency_for
 
     urgency, _why = urgency_for(prediction, card)
     if urgency is None:
