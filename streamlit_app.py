@@ -5,12 +5,10 @@ from pathlib import Path
 import streamlit as st
 
 from dermlib.ui.privacy import keep_uploads_in_memory
-from dermlib.ui.warmup import start_background_imports
 
 # Before any upload arrives: the web server must not spool photos to temporary files (docs/RELIABILITY.md).
+# grad-cam, matplotlib and the ONNX export warm up once Diagnose is on screen (dermlib.ui.warmup), not here.
 keep_uploads_in_memory()
-# grad-cam and matplotlib load in the background: the first page does not wait for them (dermlib.ui.warmup).
-start_background_imports()
 
 _PAGES = [
     ("app_pages/diagnose.py", "Diagnose", "🔬", "diagnose"),

@@ -29,9 +29,9 @@ from dermlib.models import load_model
 from dermlib.train.loop import rows_from_splits
 
 
-def test_rows(model, data: str, dataset: str | None):
+def split_rows(model, data: str, dataset: str | None, split: str = "test"):
     rows = rows_from_splits(model.card.path, data, dataset)
-    rows = rows[rows["split"] == "test"].copy()
+    rows = rows[rows["split"] == split].copy()
     rows["key"] = [Path(str(p)).name for p in rows["image_path"]]
     return rows.set_index("key")
 
@@ -77,15 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{side}", required=True, help=f"model {side.upper()} (id or folder)")
         parser.add_argument(f"--{side}-data", required=True, help="the dataset folder it was trained on")
         parser.add_argument(f"--{side}-dataset", default=None, help="its dataset adapter")
+    parser.add_argument("--split", choices=["val", "test"], default="test",
+                        help="score this split (val: for choosing between the two without touching test)")
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     a, b = load_model(args.a, device="cpu"), load_model(args.b, device="cpu")
-    rows_a, rows_b = test_rows(a, args.a_data, args.a_dataset), test_rows(b, args.b_data, args.b_dataset)
+    rows_a = split_rows(a, args.a_data, args.a_dataset, args.split)
+    rows_b = split_rows(b, args.b_data, args.b_dataset, args.split)
     keys = sorted(set(rows_a.index) & set(rows_b.index))
     if not keys:
-        print("The two test splits share no photo.", file=sys.stderr)
+        print(f"The two {args.split} splits share no photo.", file=sys.stderr)
         return 2
     rows = rows_a.loc[keys]
     label_ids = [str(x) for x in rows["label"]]
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         mb = metrics(sb[0][idx], sb[1][idx], sb[2][idx], true_malignant[idx])
         for k in diffs:
             diffs[k].append(mb[k] - ma[k])
-    print(f"A = {a.card.id}, B = {b.card.id}: {n} shared test photos, {args.resamples} paired bootstrap resamples")
+    print(f"A = {a.card.id}, B = {b.card.id}: {n} shared {args.split} photos, {args.resamples} paired bootstrap "
+          "resamples")
     print(f"{'metric':24s} {'A':>8s} {'B':>8s} {'B - A':>8s}   95% interval of B - A")
     for k in full_a:
         lo, hi = np.nanpercentile(diffs[k], [2.5, 97.5])

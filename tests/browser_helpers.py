@@ -69,6 +69,7 @@ class StreamlitServer:
     port: int
     log_path: Path
     started_at: float = 0.0  # time.perf_counter() when the process was started
+    ready_at: float = 0.0  # time.perf_counter() when /_stcore/health first answered "ok"
 
     @property
     def url(self) -> str:
@@ -132,6 +133,7 @@ def _wait_healthy(server: StreamlitServer, timeout: float) -> None:
         try:
             with urllib.request.urlopen(health, timeout=2) as response:
                 if response.status == 200 and response.read().strip() == b"ok":
+                    server.ready_at = time.perf_counter()
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,8 +317,9 @@ def privacy_run(tiny_weights: Path, served_model: LoadedModel, tmp_path_factory:
         OPEN_LOG_ENV: str(open_log),
     }
     with streamlit_server("streamlit_app.py", evidence / "streamlit.log", env=env) as server:
-        captions, log_offset = asyncio.run(_upload_marked_photo(server.url, profile, name, data, open_log))
         server_dirs = [home, tmpdir, *xdg.values()]
+        captions, log_offset = asyncio.run(
+            _upload_marked_photo(server.url, profile, name, data, open_log, server_dirs))
     # Read everything after the server stopped: whatever it writes at shutdown counts too.
     watched = [str(p) for p in (*server_dirs, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), REPO_ROOT)]
     writes = []
@@ -335,8 +337,21 @@ def privacy_run(tiny_weights: Path, served_model: LoadedModel, tmp_path_factory:
     )
 
 
-async def _upload_marked_photo(url: str, profile: Path, name: str, data: bytes, open_log: Path
-                               ) -> tuple[tuple[str, ...], int]:
+async def _wait_for_warm_up(server_dirs: list[Path], timeout_s: float = 120.0) -> None:
+    """Wait until the server's warm-up (dermlib.ui.warmup) has imported matplotlib, which writes its font
+    cache in a fresh HOME: that file is the warm-up's, written before any photo exists, and the watch for
+    writes during the upload starts only after it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(next(d.rglob("fontlist-*.json"), None) for d in server_dirs):
+            await asyncio.sleep(0.5)  # the file is renamed into place when complete; let the import finish
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the server's background warm-up did not finish in time")
+
+
+async def _upload_marked_photo(url: str, profile: Path, name: str, data: bytes, open_log: Path,
+                               server_dirs: list[Path]) -> tuple[tuple[str, ...], int]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -345,6 +360,7 @@ async def _upload_marked_photo(url: str, profile: Path, name: str, data: bytes, 
             str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, viewport=VIEWPORT)
         try:
             page = await open_diagnose_page(context, url, RENDER_TIMEOUT_MS)
+            await _wait_for_warm_up(server_dirs)
             offset = open_log.stat().st_size if open_log.exists() else 0
             # From memory: the photo never exists as a file on this machine, so any copy is the server's.
             shown, _ = await upload_and_wait(

@@ -161,3 +161,33 @@ def test_other_models_hint_names_the_extra_conditions_most_photographed_first() 
     assert "psoriasis" in hint.lower()
     assert other_models_hint(big, cards) is None  # nothing installed knows more than it
     assert other_models_hint(small, [small, dataclasses.replace(big, task="dermoscopy")]) is None
+
+
+def test_the_first_page_is_drawn_before_torch_is_imported() -> None:
+    """App start: the picker and the uploader come before the model, and nothing drawn so far needs torch,
+    timm, grad-cam or ONNX Runtime (seconds to import). Run in a fresh interpreter, where none is loaded."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "import dermlib.ui.common as common\n"
+        "from dermlib.errors import DermLensError\n"
+        "seen = {}\n"
+        "def load(card):\n"
+        "    seen['heavy'] = sorted(m for m in ('torch', 'timm', 'pytorch_grad_cam', 'onnxruntime')\n"
+        "                           if m in sys.modules)\n"
+        "    raise DermLensError('stopped before loading')\n"
+        "common.load_model = load\n"
+        "at = AppTest.from_file('app_pages/diagnose.py').run(timeout=60)\n"
+        "print('HEAVY', seen.get('heavy'), 'UPLOADERS', len(at.get('file_uploader')))\n"
+        "print('ERRORS', [e.value for e in at.error])\n"
+    )
+    env = {**__import__("os").environ, "DERMLENS_WEIGHTS_DIR": str(root / "weights"),
+           "DERMLENS_BACKGROUND_IMPORTS": "0"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=180,
+                         env=env)
+    assert "HEAVY [] UPLOADERS 1" in out.stdout, out.stdout + out.stderr
+    assert "The model could not be loaded: stopped before loading" in out.stdout

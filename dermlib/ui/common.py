@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
 import streamlit as st
 from PIL import Image
 
 from dermlib.images import load_image
-from dermlib.inference import Prediction, predict
-from dermlib.models import LoadedModel, ModelCard, load_model
+from dermlib.models import ModelCard
 from dermlib.ui.session import session_memo
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dermlib.inference import Prediction
+    from dermlib.models import LoadedModel
 
 DISCLAIMER = (
     "**DermLens is decision support, not a diagnosis.** It can be wrong, it has only seen the conditions "
@@ -52,6 +57,17 @@ def model_cache_key(card: ModelCard) -> str:
         return f"{card.id}:{path}:missing"
 
 
+def load_model(card: ModelCard) -> LoadedModel:
+    """:func:`dermlib.models.load_model`, imported on the first call.
+
+    torch and timm take about 4 s to import; the Diagnose page draws its uploader first and only then asks
+    for the model, so a new server's first page does not wait for them (docs/RELIABILITY.md, app start).
+    """
+    from dermlib.models.loading import load_model as load
+
+    return load(card)
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def get_loaded_model(_card: ModelCard, cache_key: str) -> LoadedModel:
     """One loaded model per weights file, shared by every session (errors are not cached)."""
@@ -66,6 +82,7 @@ def decode_image(data: bytes, data_digest: str) -> Image.Image:
 def cached_prediction(loaded: LoadedModel, model_key: str, image_digest: str, image: Image.Image,
                       top_k: int) -> Prediction:
     """Prediction for one image, reused across this session's reruns (e.g. when only the opacity moves)."""
+    from dermlib.inference import predict
 
     return session_memo("prediction", (model_key, image_digest, top_k), lambda: predict(loaded, image, top_k))
 

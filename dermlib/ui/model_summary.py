@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from dermlib.inference import Prediction
 from dermlib.models import ModelCard
 from dermlib.scope.report import scope_details, scope_limit_line
+
+if TYPE_CHECKING:  # the Diagnose page reads the notes before torch is imported (app start)
+    from dermlib.inference import Prediction
 
 __all__ = ["agreement_headline", "condition_links", "measured_limits", "member_agreement", "plain_uncertainty",
            "scope_details"]
