@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dermlib.errors import DermLensError
 from dermlib.images import UPLOAD_EXTENSIONS
@@ -69,7 +70,7 @@ def main() -> None:
         device_notice.warning(loaded.fallback_notice, icon="🖥️")
 
 
-def _photo_input():
+def _photo_input() -> UploadedFile | None:
     """The image source choice and its uploader or camera; the file, or None before one is given."""
     source = st.radio("Image source", ["Upload a photo", "Take a photo"], horizontal=True, key="diagnose_source")
     if source == "Upload a photo":

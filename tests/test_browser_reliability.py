@@ -344,7 +344,7 @@ async def _wait_for_warm_up(server_dirs: list[Path], timeout_s: float = 120.0) -
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if any(next(d.rglob("fontlist-*.json"), None) for d in server_dirs):
-            await asyncio.sleep(0.5)  # the file is renamed into place when complete; let the import finish
+            await asyncio.sleep(0.5)  # let matplotlib finish writing it
             return
         await asyncio.sleep(0.2)
     raise AssertionError("the server's background warm-up did not finish in time")

@@ -166,6 +166,7 @@ def test_other_models_hint_names_the_extra_conditions_most_photographed_first() 
 def test_the_first_page_is_drawn_before_torch_is_imported() -> None:
     """App start: the picker and the uploader come before the model, and nothing drawn so far needs torch,
     timm, grad-cam or ONNX Runtime (seconds to import). Run in a fresh interpreter, where none is loaded."""
+    import os
     import subprocess
     import sys
 
@@ -185,7 +186,7 @@ def test_the_first_page_is_drawn_before_torch_is_imported() -> None:
         "print('HEAVY', seen.get('heavy'), 'UPLOADERS', len(at.get('file_uploader')))\n"
         "print('ERRORS', [e.value for e in at.error])\n"
     )
-    env = {**__import__("os").environ, "DERMLENS_WEIGHTS_DIR": str(root / "weights"),
+    env = {**os.environ, "DERMLENS_WEIGHTS_DIR": str(root / "weights"),
            "DERMLENS_BACKGROUND_IMPORTS": "0"}
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=180,
                          env=env)
