@@ -13,7 +13,8 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from dermlib.errors import DermLensError
@@ -169,12 +170,54 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if model_id is None:
         raise ModelError("No model is installed. Train one with `python -m dermlib train` (see README).")
     get_card(model_id)  # an unknown id fails here, from the card alone
-    if len(args.images) >= ONNX_MIN_IMAGES:
-        return _predict_images(args, model_id)
-    # Exporting to ONNX Runtime takes 1-8 s, more than it saves on a few photos: torch answers them. The
-    # variables are restored afterwards, so a caller of main() in the same process keeps its own backend.
-    with torch_backends():
-        return _predict_images(args, model_id)
+    # Read here, where DERMLENS_PREDICT_BACKEND still holds what the user set (torch_backends() changes it).
+    args.cached_graph = fast_path_allowed(args)
+    return _predict_images(args, model_id)
+
+
+def fast_path_allowed(args: argparse.Namespace) -> bool:
+    """Whether ``predict`` may answer from the cached ONNX graph (:mod:`dermlib.runtime`), without torch.
+
+    Not for heatmaps (``--cam``: they need torch's gradients), not on a GPU (``--device cuda|mps``, or an
+    NVIDIA GPU present with no device chosen, where torch would pick it), and not when
+    ``DERMLENS_PREDICT_BACKEND=torch`` asks for torch.
+    """
+    if args.cam or (args.device or "cpu").lower() not in ("cpu", "auto"):
+        return False
+    if (os.environ.get("DERMLENS_PREDICT_BACKEND") or "").strip().lower() == "torch":
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return args.device == "cpu" or not (gpus.is_dir() and any(gpus.iterdir()))
+
+
+def _open_model(args: argparse.Namespace, model_id: str) -> tuple[Any, Callable[[Any], Any]]:
+    """The model and a function from an image to its :class:`~dermlib.inference.Prediction`: the cached
+    ONNX graph when allowed and available, else torch (a cache that cannot be written, or preprocessing the
+    torch-free path does not reproduce, only costs speed)."""
+    if getattr(args, "cached_graph", False):
+        from dermlib.models.registry import get_card
+        from dermlib.runtime.geometry import UnsupportedStep
+        from dermlib.runtime.model import open_model, predict_images
+
+        try:
+            model = open_model(get_card(model_id))
+            return model, lambda image: predict_images(model, [image], top_k=args.top_k)[0]
+        except (OSError, ImportError, UnsupportedStep) as exc:
+            print(f"note: the fast CPU path is unavailable ({exc}); using torch.", file=sys.stderr)
+    from dermlib.inference import predict
+    from dermlib.models import load_model
+
+    def backends() -> contextlib.AbstractContextManager:
+        # Exporting in memory takes 1-8 s, more than it saves on a few photos: torch answers them.
+        return contextlib.nullcontext() if len(args.images) >= ONNX_MIN_IMAGES else torch_backends()
+
+    def predict_one(image: Any) -> Any:
+        with backends():
+            return predict(loaded, image, top_k=args.top_k)
+
+    with backends():
+        loaded = load_model(model_id, device=args.device)
+    return loaded, predict_one
 
 
 @contextlib.contextmanager
@@ -216,24 +259,18 @@ class ImageFiles:
 
 
 def _predict_images(args: argparse.Namespace, model_id: str) -> int:
-    from pathlib import Path
-
-    # The model (torch, timm, seconds) is loaded on the first image that decodes: a file that is not an
-    # image is refused at once, and a run of only bad files never loads it.
+    # The model is opened on the first image that decodes: a file that is not an image is refused at once,
+    # and a run of only bad files never loads it.
     loaded = None
     notice_shown = None
     files = ImageFiles(args.images)
     for path, image in files:
         if loaded is None:
-            from dermlib.models import load_model
-
-            loaded = load_model(model_id, device=args.device)
+            loaded, predict_one = _open_model(args, model_id)
         if loaded.fallback_notice and loaded.fallback_notice != notice_shown:
             notice_shown = loaded.fallback_notice
             print(f"note: {notice_shown}", file=sys.stderr)
-        from dermlib.inference import predict
-
-        pred = predict(loaded, image, top_k=args.top_k)
+        pred = predict_one(image)
         record = {"image": path, **pred.to_dict()}
         if args.cam:
             record["cams"] = _save_cams(loaded, image, pred, args.cam, Path(args.cam_dir), Path(path).stem)

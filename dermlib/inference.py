@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from dermlib.evaluate.calibration import normalized_entropy as _normalized_entropy
 from dermlib.models.card import ModelCard
-from dermlib.models.loading import LoadedModel, inference_slot
 from dermlib.scope.checker import UNCHECKED, ScopeResult, check_images
+
+if TYPE_CHECKING:  # torch and timm: imported where a model runs, so packaging a result needs neither
+    from dermlib.models.loading import LoadedModel
+    from dermlib.runtime.model import OnnxModel
 
 # Used only when a card carries no thresholds of its own (an uncalibrated model): abstain readily.
 DEFAULT_MIN_TOP1 = 0.5
@@ -124,7 +128,7 @@ def uncertainty_reasons(probs: np.ndarray, calibration: dict) -> list[str]:
     return reasons
 
 
-def build_prediction(loaded: LoadedModel, probs: np.ndarray, top_k: int = 3,
+def build_prediction(loaded: LoadedModel | OnnxModel, probs: np.ndarray, top_k: int = 3,
                      member_probs: np.ndarray | None = None, scope: ScopeResult = UNCHECKED) -> Prediction:
     """Package one probability vector as a :class:`Prediction`.
 
@@ -202,6 +206,8 @@ def predict_batch(loaded: LoadedModel, images: list[Image.Image], top_k: int = 3
     else:
         probs, members = loaded.predict_proba_and_members(images)
     if check_scope:
+        from dermlib.models.slots import inference_slot
+
         with inference_slot():
             scopes = check_images(loaded.card, list(images))
     else:

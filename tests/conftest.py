@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,12 @@ from dermlib.testing import write_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# The command line's ONNX graphs (dermlib.runtime) go to a folder of this run, never the user's ~/.cache;
+# subprocesses inherit it (tests that build an environment from scratch pass CACHE_ENV on).
+CACHE_ENV = {"DERMLENS_CACHE_DIR": tempfile.mkdtemp(prefix="dermlens-test-cache-")}
+os.environ.update(CACHE_ENV)
+atexit.register(shutil.rmtree, CACHE_ENV["DERMLENS_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

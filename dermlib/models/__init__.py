@@ -16,7 +16,8 @@ _EXPORTS = {
         "validate_card_dict")},
     "select_device": "dermlib.models.device",
     **{name: "dermlib.models.loading" for name in (
-        "LoadedModel", "build_model", "data_config", "file_sha256", "load_model")},
+        "LoadedModel", "build_model", "data_config", "load_model")},
+    "file_sha256": "dermlib.models.verify",
     **{name: "dermlib.models.registry" for name in (
         "BrokenModel", "default_model_id", "get_card", "list_models", "scan_models")},
 }
@@ -55,8 +56,9 @@ if TYPE_CHECKING:
         validate_card_dict,
     )
     from dermlib.models.device import select_device
-    from dermlib.models.loading import LoadedModel, build_model, data_config, file_sha256, load_model
+    from dermlib.models.loading import LoadedModel, build_model, data_config, load_model
     from dermlib.models.registry import BrokenModel, default_model_id, get_card, list_models, scan_models
+    from dermlib.models.verify import file_sha256
 
 
 __getattr__ = lazy_exports("dermlib.models", _EXPORTS, globals())

@@ -67,25 +67,18 @@ class _WithFeatures(torch.nn.Module):
         return self.network.forward_head(features), features
 
 
-def onnx_session(module: torch.nn.Module, input_size: tuple[int, int], threads: int = 1,
-                 output_names: list[str] | None = None):
-    """Export ``module`` in memory (nothing is written) and open an ONNX Runtime CPU session of it.
+def export_onnx(module: torch.nn.Module, input_size: tuple[int, int], output_names: list[str] | None = None) -> bytes:
+    """Export ``module`` to a serialised ONNX graph in memory.
 
     The one place DermLens exports: one export at a time in the process (:data:`EXPORT_LOCK`), the batch
     axis dynamic, the input size fixed (an ensemble's per-member resizing becomes constant in the trace:
-    inputs always arrive preprocessed to the card's size, and ONNX Runtime refuses others). The session's
-    threads never spin, so a waiting thread gives its core back and a busy neighbour slows it rather than
-    stalling it, and it has no memory arena or pattern (batches of one or two photos gain nothing from
-    them; they only hold memory).
+    inputs always arrive preprocessed to the card's size, and ONNX Runtime refuses others).
 
     Args:
         module: The network (or a wrapper) to export, in eval mode.
         input_size: (height, width) of the example input.
-        threads: Intra-op threads of the session.
         output_names: Names of the outputs whose first axis is the batch (default: unnamed).
     """
-    import onnxruntime as ort
-
     buffer = io.BytesIO()
     example = torch.zeros(1, 3, *input_size)
     axes = {"x": {0: "batch"}, **{name: {0: "batch"} for name in output_names or []}}
@@ -95,13 +88,23 @@ def onnx_session(module: torch.nn.Module, input_size: tuple[int, int], threads: 
         with EXPORT_LOCK:
             torch.onnx.export(module.eval(), (example,), buffer, input_names=["x"], output_names=output_names,
                               dynamic_axes=axes, dynamo=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
-    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    return buffer.getvalue()
+
+
+def onnx_session(module: torch.nn.Module, input_size: tuple[int, int], threads: int = 1,
+                 output_names: list[str] | None = None):
+    """Export ``module`` in memory (nothing is written, :func:`export_onnx`) and open an ONNX Runtime CPU
+    session of it (:func:`dermlib.runtime.ort.cpu_session`).
+
+    Args:
+        module: The network (or a wrapper) to export, in eval mode.
+        input_size: (height, width) of the example input.
+        threads: Intra-op threads of the session.
+        output_names: Names of the outputs whose first axis is the batch (default: unnamed).
+    """
+    from dermlib.runtime.ort import cpu_session
+
+    return cpu_session(export_onnx(module, input_size, output_names), threads)
 
 
 class OnnxForward:

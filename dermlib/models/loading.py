@@ -7,11 +7,9 @@ Preprocessing comes from the card through timm's data config, never from literal
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,6 @@ import numpy as np
 import timm
 import torch
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from timm.data import create_transform, resolve_data_config
 from torchvision import transforms as T
 
@@ -33,50 +29,13 @@ from dermlib.models.device import select_device
 from dermlib.models.ensemble import Ensemble
 from dermlib.models.quantize import dequantize_state_dict, is_quantized
 from dermlib.models.registry import get_card
+from dermlib.models.slots import INFERENCE_SLOTS_ENV as INFERENCE_SLOTS_ENV  # re-exported
+from dermlib.models.slots import inference_slot
 from dermlib.models.threads import configure_threads
+from dermlib.models.verify import file_sha256 as file_sha256  # re-exported: the training modules import it here
+from dermlib.models.verify import read_verified_safetensors
 
 logger = logging.getLogger(__name__)
-
-#: How many model computations may run at once in this process (0: no limit). See :func:`inference_slot`.
-INFERENCE_SLOTS_ENV = "DERMLENS_INFERENCE_SLOTS"
-_slots_lock = threading.Lock()
-_slots: tuple[int, threading.BoundedSemaphore | None] | None = None
-_depth = threading.local()
-
-
-def _semaphore() -> threading.BoundedSemaphore | None:
-    global _slots
-    raw = os.environ.get(INFERENCE_SLOTS_ENV, "0").strip() or "0"
-    try:
-        wanted = max(0, int(raw))
-    except ValueError:
-        wanted = 0
-    with _slots_lock:
-        if _slots is None or _slots[0] != wanted:
-            _slots = (wanted, threading.BoundedSemaphore(wanted) if wanted else None)
-        return _slots[1]
-
-
-@contextlib.contextmanager
-def inference_slot() -> Iterator[None]:
-    """Hold one of the process's inference slots while a model computes.
-
-    Each torch call already uses every core; several sessions computing at once on a small CPU server
-    only thrash the caches and the OpenMP pools. ``DERMLENS_INFERENCE_SLOTS=N`` lets N computations run
-    at once and queues the rest (0, the default, means no limit). Re-entrant within a thread.
-    """
-    depth = getattr(_depth, "value", 0)
-    gate = _semaphore() if depth == 0 else None
-    if gate is not None:
-        gate.acquire()
-    _depth.value = depth + 1
-    try:
-        yield
-    finally:
-        _depth.value = depth
-        if gate is not None:
-            gate.release()
-
 
 _ACCELERATOR_MARKERS = ("CUDA", "cuda", "cuDNN", "CUBLAS", "cublas", "NCCL", "NVIDIA", "MPS", "out of memory", "HIP")
 
@@ -143,38 +102,6 @@ def data_config(card: ModelCard, model: torch.nn.Module | None = None) -> dict[s
         "crop_mode": pre.get("crop_mode", "center"),
     }
     return resolve_data_config(args=args, model=model)
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_verified_safetensors(path: Path, sha256: str | None, what: str, remedy: str) -> dict[str, torch.Tensor]:
-    """Read a safetensors file after checking it against the SHA-256 a card records for it.
-
-    Args:
-        path: The file.
-        sha256: The digest the card records (None: not checked).
-        what: How messages name the file, e.g. ``"The weights file of model 'x'"``.
-        remedy: What to do when the file is missing.
-
-    Raises:
-        ModelError: The file is missing, does not match the checksum, or is not safetensors.
-    """
-    if not path.is_file():
-        raise ModelError(f"{what} is missing ({path}). {remedy}")
-    if sha256 and file_sha256(path) != sha256:
-        raise ModelError(f"{what} does not match the checksum in its card: it is damaged or was replaced. "
-                         "Reinstall the model.")
-    try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{what} is corrupt or not safetensors ({exc}).") from exc
 
 
 def load_state_dict(card: ModelCard) -> dict[str, torch.Tensor]:

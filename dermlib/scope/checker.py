@@ -9,20 +9,27 @@ thresholds and the measured figures). :func:`get_checker` loads them once per mo
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from dermlib.errors import ModelError
 from dermlib.models.card import ModelCard
 from dermlib.scope.detectors import OODScore, create_score
-from dermlib.scope.features import FeatureExtractor, get_extractor
 from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
 from dermlib.scope.quality import QualityWarning, measure, quality_warnings
+
+if TYPE_CHECKING:
+    import torch
+
+#: Anything that turns RGB images into pooled features, shape (N, D): the shared torch or ONNX Runtime
+#: :class:`~dermlib.scope.features.FeatureExtractor`, or the command line's cached graph
+#: (:mod:`dermlib.runtime`).
+Extractor = Callable[[Sequence[Image.Image]], np.ndarray]
 
 SCOPE_FILE = "scope.safetensors"
 
@@ -104,32 +111,38 @@ class ModalityClassifier:
 
     def state(self) -> dict[str, torch.Tensor]:
         """Named tensors for the sidecar."""
+        import torch
+
         return {"modality.coef": torch.tensor(self.coef, dtype=torch.float32),
                 "modality.intercept": torch.tensor([self.intercept], dtype=torch.float32),
                 "modality.mean": torch.tensor(self.mean, dtype=torch.float32),
                 "modality.scale": torch.tensor(self.scale, dtype=torch.float32)}
 
     @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor]) -> ModalityClassifier:
-        """Inverse of :meth:`state`."""
-        return cls(state["modality.coef"].double().numpy(), float(state["modality.intercept"][0]),
-                   state["modality.mean"].double().numpy(), state["modality.scale"].double().numpy())
+    def from_state(cls, state: dict[str, Any]) -> ModalityClassifier:
+        """Inverse of :meth:`state` (its values may be torch tensors or numpy arrays)."""
+        def array(name: str) -> np.ndarray:
+            return np.asarray(state[name], dtype=np.float64)
+
+        return cls(array("modality.coef"), float(array("modality.intercept").reshape(-1)[0]),
+                   array("modality.mean"), array("modality.scale"))
 
 
-def load_scope_state(card: ModelCard) -> dict[str, torch.Tensor]:
-    """Read and verify a model's scope sidecar.
+def load_scope_state(card: ModelCard) -> dict[str, np.ndarray]:
+    """Read and verify a model's scope sidecar (as numpy arrays: the check needs no torch).
 
     Raises:
         ModelError: The card has no scope section, or the file is missing, damaged or not safetensors.
     """
-    from dermlib.models.loading import read_verified_safetensors
+    from dermlib.models.verify import read_verified_safetensors
 
     section = card.raw.get("scope") or {}
     if not section or card.path is None:
         raise ModelError(f"Model '{card.id}' has no scope statistics; fit them with `python -m dermlib scope fit`.")
     return read_verified_safetensors(card.path / str(section.get("file", SCOPE_FILE)), section.get("sha256"),
                                      f"The scope statistics file of model '{card.id}'",
-                                     "Reinstall the model or refit them with `python -m dermlib scope fit`.")
+                                     "Reinstall the model or refit them with `python -m dermlib scope fit`.",
+                                     framework="numpy")
 
 
 class ScopeChecker:
@@ -137,12 +150,12 @@ class ScopeChecker:
 
     Args:
         card: The model's card (its ``scope`` section says what to run).
-        state: The sidecar's tensors (:func:`load_scope_state`).
-        extractor: The frozen feature extractor (default: the one the card names, shared process-wide).
+        state: The sidecar's arrays (:func:`load_scope_state`).
+        extractor: The frozen feature extractor (default: the one the card names, shared process-wide, built
+            on the first image: a checker asked only to score features, as another model's is, never needs it).
     """
 
-    def __init__(self, card: ModelCard, state: dict[str, torch.Tensor],
-                 extractor: FeatureExtractor | None = None) -> None:
+    def __init__(self, card: ModelCard, state: dict[str, Any], extractor: Extractor | None = None) -> None:
         section = card.raw["scope"]
         self.card = card
         self.task = card.task or "clinical"
@@ -151,12 +164,22 @@ class ScopeChecker:
         self.max_other_probability = float(section["modality"]["max_other_probability"])
         self.quality_thresholds = dict(section.get("quality", {}).get("thresholds", {}))
         ext = section.get("extractor", {})
-        self.extractor = extractor or get_extractor(str(ext.get("architecture", DEFAULT_EXTRACTOR)),
-                                                    int(ext.get("size", DEFAULT_EXTRACTOR_SIZE)))
+        self.extractor_name = (str(ext.get("architecture", DEFAULT_EXTRACTOR)),
+                               int(ext.get("size", DEFAULT_EXTRACTOR_SIZE)))
+        self._extractor = extractor
         prefix = f"score.{self.score_name}."
         self.ood: OODScore = create_score(self.score_name).load_state(
             {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         self.modality = ModalityClassifier.from_state(state)
+
+    @property
+    def extractor(self) -> Extractor:
+        """The feature extractor (the shared one the card names unless one was given)."""
+        if self._extractor is None:
+            from dermlib.scope.features import get_extractor
+
+            self._extractor = get_extractor(*self.extractor_name)
+        return self._extractor
 
     def features(self, images: list[Image.Image]) -> np.ndarray:
         """The extractor's features of ``images``."""
@@ -212,11 +235,17 @@ class ScopeChecker:
                            f" No model for {other} images is installed.")
         return ""
 
-    def check(self, images: list[Image.Image]) -> list[ScopeResult]:
-        """Scope results for RGB images (see :func:`dermlib.images.load_image`)."""
+    def check(self, images: list[Image.Image], extractor: Extractor | None = None) -> list[ScopeResult]:
+        """Scope results for RGB images (see :func:`dermlib.images.load_image`).
+
+        Args:
+            images: The images.
+            extractor: Compute the features with this one instead (the command line's cached graph).
+        """
         if not images:
             return []
-        return self.check_features(self.features(images), [measure(img) for img in images])
+        features = extractor(images) if extractor is not None else self.features(images)
+        return self.check_features(features, [measure(img) for img in images])
 
 
 @functools.lru_cache(maxsize=8)

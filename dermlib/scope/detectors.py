@@ -9,12 +9,14 @@ fitted statistics as plain tensors so they can be saved to and restored from a s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 from dermlib.scope.names import SHIPPABLE
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["OOD_SCORES", "SHIPPABLE", "OODScore", "create_score"]
 
@@ -52,7 +54,14 @@ class OODScore(ABC):
 
 
 def _t(x: np.ndarray) -> torch.Tensor:
+    import torch
+
     return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+
+
+def _array(x: Any) -> np.ndarray:
+    """A float32 array from a stored statistic (a numpy array or a CPU torch tensor)."""
+    return np.asarray(x, dtype=np.float32)
 
 
 class _LogitScore(OODScore):
@@ -98,6 +107,8 @@ class Mahalanobis(OODScore):
         self._detector = _Maha(None)
 
     def fit(self, x, labels, head=None):
+        import torch
+
         self._detector.fit_features(_t(x), torch.as_tensor(labels, dtype=torch.long))
         return self
 
@@ -108,8 +119,8 @@ class Mahalanobis(OODScore):
         return {"mu": self._detector.mu.contiguous(), "precision": self._detector.precision.contiguous()}
 
     def load_state(self, state):
-        self._detector.mu = state["mu"].float()
-        self._detector.precision = state["precision"].float()
+        self._detector.mu = _t(_array(state["mu"]))
+        self._detector.precision = _t(_array(state["precision"]))
         return self
 
 
@@ -124,7 +135,7 @@ class KNN(OODScore):
     k = 10
 
     def __init__(self) -> None:
-        self._bank: torch.Tensor | None = None
+        self._bank: np.ndarray | None = None  # unit-length rows, float32
 
     @property
     def neighbours(self) -> int:
@@ -133,58 +144,62 @@ class KNN(OODScore):
 
     def _reference(self):
         """pytorch-ood's KNN detector on the same bank (built on demand: the app never needs it)."""
+        import torch
         from pytorch_ood.detector import KNN as _KNN
 
         detector = _KNN(None, k=self.neighbours, normalize=True)
         detector.knn.set_params(n_jobs=1)
-        return detector.fit_features(self._bank, torch.zeros(len(self._bank), dtype=torch.long))
+        return detector.fit_features(_t(self._bank), torch.zeros(len(self._bank), dtype=torch.long))
 
     def fit(self, x, labels, head=None):
-        z = _t(x)
         # Stored as int8 with one scale per row (a quarter of float32): the bank is quantised here, at fit
         # time, so the threshold and every figure measured after fitting use exactly the bank that ships.
-        self._bank = _int8_round_trip(z / z.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        self._bank = _int8_round_trip(_unit_rows(_array(x)))
         return self
 
     def score(self, x):
         # The same distance pytorch-ood's KNN returns (Euclidean, unit-length rows, k-th neighbour), from one
-        # matrix product: its scikit-learn search costs about 4 ms per single photo, this about 0.3 ms, and
-        # needs no second copy of the bank.
-        z = _t(x)
-        z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        kth = torch.topk(z @ self._bank.T, self.neighbours, dim=1).values[:, -1]
-        return torch.sqrt((2.0 - 2.0 * kth).clamp_min(0.0)).double().numpy()
+        # matrix product in numpy: its scikit-learn search costs about 4 ms per single photo, this about
+        # 0.3 ms, needs no second copy of the bank, and no torch (the command line's fast path uses it).
+        z = _unit_rows(_array(x))
+        similarity = z @ self._bank.T
+        k = self.neighbours
+        kth = np.partition(similarity, similarity.shape[1] - k, axis=1)[:, similarity.shape[1] - k]
+        return np.sqrt(np.clip(2.0 - 2.0 * kth.astype(np.float64), 0.0, None))
 
     def reference_score(self, x: np.ndarray) -> np.ndarray:
         """pytorch-ood's own KNN score for ``x`` (what :meth:`score` reproduces; used by the tests)."""
         return self._reference().predict_features(_t(x)).double().numpy()
 
     def state(self):
+        import torch
+
         q, scale = _int8_rows(self._bank)
-        return {"bank_int8": q.contiguous(), "bank_scale": scale.contiguous()}
+        return {"bank_int8": torch.from_numpy(np.ascontiguousarray(q)), "bank_scale": _t(scale)}
 
     def load_state(self, state):
         if "bank_int8" in state:
-            self._bank = _unit_rows(state["bank_int8"].float() * state["bank_scale"].float()[:, None])
+            self._bank = _unit_rows(_array(state["bank_int8"]) * _array(state["bank_scale"])[:, None])
         else:  # sidecars fitted before the int8 bank: float16 rows
-            self._bank = state["bank"].float()
+            self._bank = _array(state["bank"])
         return self
 
 
-def _int8_rows(bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _int8_rows(bank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 per row: ``bank ~= q * scale[:, None]`` (scale = the row's largest magnitude / 127)."""
-    scale = bank.abs().amax(dim=1).clamp_min(1e-12) / 127.0
-    return torch.round(bank / scale[:, None]).clamp(-127, 127).to(torch.int8), scale.float()
+    scale = (np.maximum(np.abs(bank).max(axis=1), 1e-12) / 127.0).astype(np.float32)
+    return np.clip(np.round(bank / scale[:, None]), -127, 127).astype(np.int8), scale
 
 
-def _unit_rows(bank: torch.Tensor) -> torch.Tensor:
-    return bank / bank.norm(dim=1, keepdim=True).clamp_min(1e-12)
+def _unit_rows(bank: np.ndarray) -> np.ndarray:
+    norms = np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
+    return (bank / norms).astype(np.float32)
 
 
-def _int8_round_trip(bank: torch.Tensor) -> torch.Tensor:
+def _int8_round_trip(bank: np.ndarray) -> np.ndarray:
     """The bank as it reads back from its int8 storage (rows brought back to unit length, as when loading)."""
     q, scale = _int8_rows(bank)
-    return _unit_rows(q.float() * scale[:, None])
+    return _unit_rows(q.astype(np.float32) * scale[:, None])
 
 
 class ViM(OODScore):
@@ -198,6 +213,7 @@ class ViM(OODScore):
         self._detector = None
 
     def fit(self, x, labels, head=None):
+        import torch
         from pytorch_ood.detector import ViM as _ViM
 
         if head is None:
@@ -214,15 +230,16 @@ class ViM(OODScore):
     def state(self):
         det = self._detector
         return {"w": det.w, "b": det.b, "u": det.u, "principal_subspace": det.principal_subspace.contiguous(),
-                "alpha": torch.tensor([det.alpha])}
+                "alpha": _t(np.array([det.alpha]))}
 
     def load_state(self, state):
         from pytorch_ood.detector import ViM as _ViM
 
-        det = _ViM(None, d=int(state["principal_subspace"].shape[1]), w=state["w"].float(), b=state["b"].float())
-        det.principal_subspace = state["principal_subspace"].float()
-        det.alpha = float(state["alpha"][0])
-        det.u = state["u"].float()
+        det = _ViM(None, d=int(state["principal_subspace"].shape[1]), w=_t(_array(state["w"])),
+                   b=_t(_array(state["b"])))
+        det.principal_subspace = _t(_array(state["principal_subspace"]))
+        det.alpha = float(np.asarray(state["alpha"]).reshape(-1)[0])
+        det.u = _t(_array(state["u"]))
         self._detector = det
         return self
 

@@ -19,10 +19,8 @@ from PIL import Image
 
 from dermlib.errors import ModelError
 from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
+from dermlib.scope.pixels import extractor_input
 
-# timm's config for the TF EfficientNet-Lite family: inputs scaled to [-1, 1].
-_MEAN = 0.5
-_STD = 0.5
 #: ``onnxruntime`` (default) or ``torch``: which runtime computes the extractor's forward pass.
 BACKEND_ENV = "DERMLENS_SCOPE_BACKEND"
 
@@ -55,6 +53,20 @@ def _onnx_session(network: torch.nn.Module, size: int):
     session = onnx_session(_Pooled(network), (size, size), threads=1, output_names=["features"])
     _release_freed_memory()
     return session
+
+
+def export_extractor(architecture: str = DEFAULT_EXTRACTOR, size: int = DEFAULT_EXTRACTOR_SIZE) -> bytes:
+    """The extractor's pooled-features graph, serialised (for the command line's on-disk cache,
+    :mod:`dermlib.runtime`); input ``x`` (N, 3, size, size) as :func:`~dermlib.scope.pixels.extractor_input`.
+
+    Raises:
+        ModelError: The packaged ImageNet checkpoint is not installed.
+    """
+    from dermlib.models.fast import export_onnx
+    from dermlib.train.pretrained import load_offline_imagenet
+
+    network = load_offline_imagenet(architecture).eval().requires_grad_(False)
+    return export_onnx(_Pooled(network), (int(size), int(size)), output_names=["features"])
 
 
 def _release_freed_memory() -> None:
@@ -100,11 +112,10 @@ class FeatureExtractor:
                 logger.warning("Scope extractor: ONNX Runtime unavailable (%s); using torch.", exc)
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Resize each image to ``size`` x ``size`` (the whole frame: nothing cropped) and normalise."""
-        arrays = [np.asarray(img.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR))
-                  for img in images]
-        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
-        return batch.sub_(_MEAN).div_(_STD).contiguous(memory_format=torch.channels_last)
+        """Resize each image to ``size`` x ``size`` (the whole frame: nothing cropped) and normalise
+        (:func:`~dermlib.scope.pixels.extractor_input`)."""
+        batch = torch.from_numpy(extractor_input(images, self.size))
+        return batch.contiguous(memory_format=torch.channels_last)
 
     def __call__(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         """Features of ``images``, shape (N, num_features), float32."""

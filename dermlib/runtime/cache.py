@@ -1,0 +1,98 @@
+"""Where the command line keeps its ONNX graphs, and how an entry is named, written and verified.
+
+An entry is a folder ``<cache>/<kind>/<name>-<key>/`` holding ``graph.onnx`` and ``manifest.json``. The key
+hashes everything the graph depends on (for a model: the SHA-256 of its weights, its architecture, classes and
+preprocessing; for the scope extractor: its architecture and size) and :data:`GRAPH_VERSION`, so a retrained
+model or a changed export gets a new entry and an old one is never used by mistake. The manifest records the
+graph's own SHA-256, checked every time the graph is opened: a damaged file is rebuilt, never run.
+
+The cache holds only what the installed models already contain, nothing of the photos. It lives in
+``DERMLENS_CACHE_DIR``, else ``$XDG_CACHE_HOME/dermlens``, else ``~/.cache/dermlens``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dermlib.models.verify import file_sha256
+
+CACHE_ENV = "DERMLENS_CACHE_DIR"
+#: Bumped whenever what is exported or how it is preprocessed changes: older entries are then ignored.
+GRAPH_VERSION = 1
+GRAPH_FILE = "graph.onnx"
+MANIFEST_FILE = "manifest.json"
+
+
+def cache_dir() -> Path:
+    """The cache's root folder (not created here)."""
+    configured = os.environ.get(CACHE_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "dermlens"
+
+
+def entry_key(parts: dict[str, Any]) -> str:
+    """A short, stable digest of what an entry depends on (plus :data:`GRAPH_VERSION`)."""
+    text = json.dumps({**parts, "graph_version": GRAPH_VERSION}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cached graph: ``folder/graph.onnx`` and ``folder/manifest.json``."""
+
+    folder: Path
+
+    @property
+    def graph(self) -> Path:
+        """The ONNX file."""
+        return self.folder / GRAPH_FILE
+
+    def read(self) -> dict[str, Any] | None:
+        """The manifest, when the entry is complete and its graph matches the recorded SHA-256; else None."""
+        try:
+            manifest = json.loads((self.folder / MANIFEST_FILE).read_text())
+            if manifest.get("graph_version") != GRAPH_VERSION or file_sha256(self.graph) != manifest.get("sha256"):
+                return None
+        except (OSError, ValueError):
+            return None
+        return manifest
+
+    def write(self, graph: bytes, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Store a graph and its manifest, each atomically (another process never reads half a file).
+
+        Raises:
+            OSError: The cache folder cannot be written.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        manifest = {**manifest, "graph_version": GRAPH_VERSION, "sha256": hashlib.sha256(graph).hexdigest(),
+                    "bytes": len(graph)}
+        _atomic_write(self.graph, graph)
+        _atomic_write(self.folder / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
+        return manifest
+
+
+def entry(kind: str, name: str, parts: dict[str, Any], root: Path | None = None) -> Entry:
+    """The entry of ``kind`` (``models`` or ``extractors``) for ``name`` and what it depends on."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return Entry((root or cache_dir()) / kind / f"{safe}-{entry_key(parts)}")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as fh:
+            fh.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
