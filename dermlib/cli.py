@@ -36,6 +36,7 @@ _EXTENSIONS: dict[str, dict[str, str]] = {
     "dermlib.scope.cli": {"scope": "the out-of-scope check: fit it for a model, or print its measured figures"},
     "dermlib.segment.cli": {"segment": "outline the lesion of dermoscopy images; one JSON object per image"},
     "dermlib.report.cli": {"report": "write a one- or two-page PDF case report (and FHIR JSON) for one photo"},
+    "dermlib.runtime.cli": {"cache": "the command line's ONNX graph cache: list, prepare or clear it"},
 }
 
 

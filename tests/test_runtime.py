@@ -209,3 +209,19 @@ def test_the_shipped_masked_model_matches_torch(own_cache: Path) -> None:
     ours, theirs = onnx.predict_proba(photos), loaded.predict_proba(photos)
     np.testing.assert_allclose(ours, theirs, atol=5e-5)
     assert (ours.argmax(1) == theirs.argmax(1)).all()
+
+
+def test_cache_command_prepares_lists_and_clears(tiny_weights_env: Path, own_cache: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    from dermlib.cli import main
+
+    assert main(["cache", "prepare"]) == 0
+    assert "tiny-test: ready" in capsys.readouterr().out
+    assert main(["cache", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert str(own_cache) in listed and "\ttiny-test\tok" in listed
+    (next((own_cache / "models").iterdir()) / cache.GRAPH_FILE).write_bytes(b"damaged")
+    assert main(["cache", "list"]) == 0
+    assert "unusable" in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 0
+    assert not own_cache.exists()

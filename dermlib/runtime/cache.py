@@ -80,6 +80,25 @@ class Entry:
         return manifest
 
 
+KINDS = ("models", "extractors")
+
+
+def entries(root: Path | None = None) -> list[tuple[Entry, dict[str, Any] | None]]:
+    """Every entry folder in the cache, with its manifest (None when incomplete, stale or damaged)."""
+    base = root or cache_dir()
+    found = []
+    for kind in KINDS:
+        folder = base / kind
+        if folder.is_dir():
+            found.extend((Entry(sub), Entry(sub).read()) for sub in sorted(folder.iterdir()) if sub.is_dir())
+    return found
+
+
+def folder_bytes(folder: Path) -> int:
+    """Total size of the files in a folder (not recursive: an entry holds two files)."""
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
 def entry(kind: str, name: str, parts: dict[str, Any], root: Path | None = None) -> Entry:
     """The entry of ``kind`` (``models`` or ``extractors``) for ``name`` and what it depends on."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
