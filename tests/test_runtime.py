@@ -225,3 +225,13 @@ def test_cache_command_prepares_lists_and_clears(tiny_weights_env: Path, own_cac
     assert "unusable" in capsys.readouterr().out
     assert main(["cache", "clear"]) == 0
     assert not own_cache.exists()
+
+
+def test_a_retrained_model_does_not_grow_the_cache(tmp_path: Path, own_cache: Path) -> None:
+    folder = tmp_path / "m"
+    for seed in range(cache.KEEP_PER_NAME + 2):  # the same model id, retrained: new weights each time
+        write_tiny_model(folder, seed=seed)
+        open_model(load_card(folder))
+    kept = sorted((own_cache / "models").iterdir())
+    assert len(kept) == cache.KEEP_PER_NAME
+    assert model_entry(load_card(folder)).folder in kept  # the newest is among them

@@ -4,7 +4,8 @@ An entry is a folder ``<cache>/<kind>/<name>-<key>/`` holding ``graph.onnx`` and
 hashes everything the graph depends on (for a model: the SHA-256 of its weights, its architecture, classes and
 preprocessing; for the scope extractor: its architecture and size) and :data:`GRAPH_VERSION`, so a retrained
 model or a changed export gets a new entry and an old one is never used by mistake. The manifest records the
-graph's own SHA-256, checked every time the graph is opened: a damaged file is rebuilt, never run.
+graph's own SHA-256, checked every time the graph is opened: a damaged file is rebuilt, never run. At most
+:data:`KEEP_PER_NAME` entries are kept per model id, so retraining a model never grows the cache without bound.
 
 The cache holds only what the installed models already contain, nothing of the photos. It lives in
 ``DERMLENS_CACHE_DIR``, else ``$XDG_CACHE_HOME/dermlens``, else ``~/.cache/dermlens``.
@@ -16,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ CACHE_ENV = "DERMLENS_CACHE_DIR"
 #: Bumped whenever what is exported or how it is preprocessed changes: older entries are then ignored.
 GRAPH_VERSION = 1
 GRAPH_FILE = "graph.onnx"
+#: Entries kept per model id (or extractor): a retrained model's older graphs beyond this are deleted.
+KEEP_PER_NAME = 2
 MANIFEST_FILE = "manifest.json"
 
 
@@ -77,7 +81,18 @@ class Entry:
                     "bytes": len(graph)}
         _atomic_write(self.graph, graph)
         _atomic_write(self.folder / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
+        self._prune_siblings()
         return manifest
+
+    def _prune_siblings(self) -> None:
+        """Keep the cache bounded: of the entries for the same name (earlier weights of a retrained model),
+        only the :data:`KEEP_PER_NAME` newest survive, this one included."""
+        name = self.folder.name.rsplit("-", 1)[0]
+        siblings = [p for p in self.folder.parent.iterdir()
+                    if p.is_dir() and p != self.folder and p.name.rsplit("-", 1)[0] == name]
+        siblings.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in siblings[KEEP_PER_NAME - 1:]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 KINDS = ("models", "extractors")
