@@ -15,7 +15,6 @@ interval of each difference (B - A).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # paired_compare, beside this file
 
-from paired_compare import split_rows
+from paired_compare import pair_parser, split_rows
 
 from dermlib.evaluate.metrics import wilson_interval
 from dermlib.images import load_image
@@ -59,14 +58,8 @@ def scores(p: np.ndarray, truth: np.ndarray, t: float) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for side in ("a", "b"):
-        parser.add_argument(f"--{side}", required=True, help=f"model {side.upper()} (id or folder)")
-        parser.add_argument(f"--{side}-data", required=True, help="the dataset folder it was trained on")
-        parser.add_argument(f"--{side}-dataset", default=None, help="its dataset adapter")
+    parser = pair_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--sensitivity", type=float, default=0.9, help="validation sensitivity to reach")
-    parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     a, b = load_model(args.a, device="cpu"), load_model(args.b, device="cpu")

@@ -71,16 +71,22 @@ def scored(model, rows, label_ids: list[str]):
     return probs, labels, malignant
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def pair_parser(description: str) -> argparse.ArgumentParser:
+    """Arguments of a two-model comparison: each model with its data folder and adapter, and the bootstrap."""
+    parser = argparse.ArgumentParser(description=description)
     for side in ("a", "b"):
         parser.add_argument(f"--{side}", required=True, help=f"model {side.upper()} (id or folder)")
         parser.add_argument(f"--{side}-data", required=True, help="the dataset folder it was trained on")
         parser.add_argument(f"--{side}-dataset", default=None, help="its dataset adapter")
-    parser.add_argument("--split", choices=["val", "test"], default="test",
-                        help="score this split (val: for choosing between the two without touching test)")
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = pair_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=["val", "test"], default="test",
+                        help="score this split (val: for choosing between the two without touching test)")
     args = parser.parse_args(argv)
 
     a, b = load_model(args.a, device="cpu"), load_model(args.b, device="cpu")
