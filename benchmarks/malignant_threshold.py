@@ -26,15 +26,21 @@ from paired_compare import pair_parser, split_rows
 
 from dermlib.evaluate.metrics import wilson_interval
 from dermlib.images import load_image
+from dermlib.knowledge.urgency import URGENCY_MIN_PROBABILITY
 from dermlib.models import load_model
 
 
-def malignant_probability(model, rows) -> np.ndarray:
-    """Summed calibrated probability of the model's malignant classes, per photo."""
+def malignant_scores(model, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Per photo: the summed calibrated probability of the model's malignant classes, and whether the
+    Diagnose page's urgency rule names a malignant class (one in the top 3 with at least
+    ``URGENCY_MIN_PROBABILITY``)."""
     images = [load_image(str(p)) for p in rows["image_path"]]
     probs = np.concatenate([model.predict_proba(images[i:i + 16]) for i in range(0, len(images), 16)])
     malignant = np.asarray([c.risk_group == "malignant" for c in model.card.classes])
-    return probs[:, malignant].sum(axis=1)
+    top3 = np.argsort(-probs, axis=1)[:, :3]
+    named = np.array([any(malignant[c] and row[c] >= URGENCY_MIN_PROBABILITY for c in order)
+                      for row, order in zip(probs, top3, strict=True)])
+    return probs[:, malignant].sum(axis=1), named
 
 
 def threshold_for(p: np.ndarray, truth: np.ndarray, sensitivity: float) -> float:
@@ -70,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         rows_b = split_rows(b, args.b_data, args.b_dataset, split)
         keys = sorted(set(rows_a.index) & set(rows_b.index))
         truth = np.asarray([risk[str(lab)] == "malignant" for lab in rows_a.loc[keys, "label"]])
-        found[split] = (truth, malignant_probability(a, rows_a.loc[keys]), malignant_probability(b, rows_b.loc[keys]))
-    val_truth, val_a, val_b = found["val"]
+        found[split] = (truth, *malignant_scores(a, rows_a.loc[keys]), *malignant_scores(b, rows_b.loc[keys]))
+    val_truth, val_a, _, val_b, _ = found["val"]
     t_a, t_b = (threshold_for(v, val_truth, args.sensitivity) for v in (val_a, val_b))
-    truth, test_a, test_b = found["test"]
+    truth, test_a, named_a, test_b, named_b = found["test"]
     full_a, full_b = scores(test_a, truth, t_a), scores(test_b, truth, t_b)
     rng = np.random.default_rng(args.seed)
     diffs: dict[str, list[float]] = {k: [] for k in full_a}
@@ -101,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = np.percentile(diffs[k], [2.5, 97.5])
         print(f"{k:14s} {full_a[k]:7.1%} {ca:>14s} {full_b[k]:7.1%} {cb:>14s} {full_b[k] - full_a[k]:+8.3f}   "
               f"[{lo:+.3f}, {hi:+.3f}]")
+    print(f"The page's urgency rule (a malignant class in the top 3 with at least {URGENCY_MIN_PROBABILITY:.0%}), "
+          "test photos:")
+    for name, named in (("A", named_a), ("B", named_b)):
+        print(f"  {name}: sensitivity {named[truth].mean():.1%} ({named[truth].sum()}/{truth.sum()}), "
+              f"specificity {(~named[~truth]).mean():.1%} ({(~named[~truth]).sum()}/{(~truth).sum()})")
     return 0
 
 
