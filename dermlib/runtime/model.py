@@ -7,6 +7,7 @@ prediction made here is packaged, checked and printed exactly like one made in t
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -16,11 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dermlib.errors import ModelError
 from dermlib.inference import Prediction, build_prediction
 from dermlib.masking import MaskSpec
 from dermlib.models.card import ModelCard
-from dermlib.models.verify import file_sha256
+from dermlib.models.verify import check_file, file_sha256
 from dermlib.runtime import cache, geometry
 from dermlib.runtime.ort import cpu_session
 from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
@@ -95,8 +95,6 @@ class OnnxModel:
 class OnnxExtractor:
     """The scope check's ImageNet features, from the cached extractor graph (as ``FeatureExtractor``)."""
 
-    backend = "onnxruntime (cached graph)"
-
     def __init__(self, session: Any, size: int) -> None:
         self.session = session
         self.size = int(size)
@@ -121,14 +119,8 @@ def model_entry(card: ModelCard) -> cache.Entry:
         ModelError: The weights file is missing or does not match the card's checksum.
     """
     path = card.weights_path
-    if not path.is_file():
-        raise ModelError(f"The weights file of model '{card.id}' is missing ({path}). "
-                         "Reinstall the model or train one with `python -m dermlib train`.")
-    sha = file_sha256(path)
-    recorded = card.weights.get("sha256")
-    if recorded and sha != recorded:
-        raise ModelError(f"The weights file of model '{card.id}' does not match the checksum in its card: it is "
-                         "damaged or was replaced. Reinstall the model.")
+    sha = check_file(path, card.weights.get("sha256"), f"The weights file of model '{card.id}'",
+                     "Reinstall the model or train one with `python -m dermlib train`.") or file_sha256(path)
     parts = {"weights_sha256": sha, "architecture": card.architecture, "members": card.members,
              "classes": card.class_ids, "preprocessing": card.preprocessing, "inference": card.inference}
     return cache.entry("models", card.id, parts)
@@ -169,8 +161,10 @@ def open_model(card: ModelCard, threads: int | None = None) -> OnnxModel:
     return OnnxModel(card, session, manifest)
 
 
+@functools.lru_cache(maxsize=2)
 def open_extractor(architecture: str = DEFAULT_EXTRACTOR, size: int = DEFAULT_EXTRACTOR_SIZE) -> OnnxExtractor:
-    """The scope extractor from the cache (exported first if missing); one thread, as in the app.
+    """The scope extractor from the cache (exported first if missing), opened once per process; one thread,
+    as in the app.
 
     Raises:
         ModelError: The packaged ImageNet checkpoint is not installed.
