@@ -100,6 +100,10 @@ def cams_for_tensor(
         per_layer.append(scale_cam_image(np.maximum(cam, 0), (w, h)))
     # BaseCAM.aggregate_multi_layers: rectify, average the layers' maps, rescale (identical maps to grad-cam's).
     maps = scale_cam_image(np.maximum(np.stack(per_layer, axis=1), 0).mean(axis=1))
+    if spec.slow:  # hundreds of masked images went through the network: hand their memory back
+        from dermlib.runtime.memory import release_freed_memory
+
+        release_freed_memory()
     if maps.shape[0] != k:  # class-agnostic methods: the same map for every class
         maps = np.repeat(maps[:1], k, axis=0)
     return maps.astype(np.float32)

@@ -156,11 +156,16 @@ def build(network: torch.nn.Module, input_size: tuple[int, int], device: torch.d
     """
     if device.type != "cpu":
         return None
+    from dermlib.runtime.memory import release_freed_memory
+
     try:
         return OnnxForward(network, input_size)
     except Exception as exc:
         logger.warning("ONNX Runtime export failed (%s); predictions use torch.", exc)
         return None
+    finally:
+        # The trace of a six-network ensemble frees hundreds of MB, in the export thread's own arena.
+        release_freed_memory()
 
 
 def record_features(callback: Callable[[torch.Tensor, list[torch.Tensor]], None] | None) -> None:

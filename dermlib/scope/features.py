@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from dermlib.errors import ModelError
+from dermlib.runtime.memory import release_freed_memory
 from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
 from dermlib.scope.pixels import extractor_input
 
@@ -51,7 +52,7 @@ def _onnx_session(network: torch.nn.Module, size: int):
     # spin-waiting would take the cores from the classifier that runs next. No arena: a one-photo batch
     # gains nothing from it (measured 4.6 against 5.5 ms) and it holds memory.
     session = onnx_session(_Pooled(network), (size, size), threads=1, output_names=["features"])
-    _release_freed_memory()
+    release_freed_memory()
     return session
 
 
@@ -67,18 +68,6 @@ def export_extractor(architecture: str = DEFAULT_EXTRACTOR, size: int = DEFAULT_
 
     network = load_offline_imagenet(architecture).eval().requires_grad_(False)
     return export_onnx(_Pooled(network), (int(size), int(size)), output_names=["features"])
-
-
-def _release_freed_memory() -> None:
-    """Hand the export's transient memory back to the system (glibc only; the app's malloc settings keep
-    freed memory otherwise). A no-op elsewhere."""
-    import contextlib
-    import ctypes
-    import gc
-
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class FeatureExtractor:
@@ -107,7 +96,7 @@ class FeatureExtractor:
                 self._session = _onnx_session(self.network, self.size)
                 self.backend = "onnxruntime"
                 self.network = None  # ONNX Runtime holds its own copy of the weights
-                _release_freed_memory()
+                release_freed_memory()
             except Exception as exc:  # a missing or broken runtime must not cost the check itself
                 logger.warning("Scope extractor: ONNX Runtime unavailable (%s); using torch.", exc)
 
