@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -273,3 +274,26 @@ def test_web_server_keeps_a_large_upload_in_memory(monkeypatch: pytest.MonkeyPat
     assert keep_uploads_in_memory() is True
     assert MultiPartParser.spool_max_size > MAX_BYTES
     assert parse() is False
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file() or sys.platform != "linux", reason="glibc/Linux only")
+def test_release_freed_memory_returns_free_heap_pages() -> None:
+    from dermlib.runtime.memory import release_freed_memory
+
+    # 200 MB in 100 KB blocks (below glibc's mmap threshold: they come from the heap), the last one kept so
+    # that the heap's top cannot shrink on its own; freeing the rest leaves free pages inside the heap.
+    blocks = [bytearray(b"x" * 100_000) for _ in range(2000)]
+    keep = blocks[-1]
+    del blocks
+    before = _rss_mb()
+    release_freed_memory()
+    after = _rss_mb()
+    assert keep[0] == ord("x")
+    assert before - after > 100, (before, after)
