@@ -13,7 +13,7 @@ import torch
 from dermlib.cli import main
 from dermlib.data.synthetic import make_fitzpatrick17k
 from dermlib.errors import TrainingError
-from dermlib.train.distill import compute_teacher_targets, distillation_loss
+from dermlib.train.distill import OnlineTeacher, compute_teacher_targets, distillation_loss
 
 
 def test_loss_is_cross_entropy_without_targets_and_grows_with_disagreement() -> None:
@@ -71,3 +71,47 @@ def test_cli_trains_a_student_and_records_the_teacher(teacher: tuple[Path, Path]
     assert taught["id"] == "teacher" and taught["alpha"] == 0.7 and taught["photos_with_targets"] == n_train
     assert pd.read_csv(out / "splits.csv")["split"].tolist() == pd.read_csv(folder / "splits.csv")["split"].tolist()
     assert _train(data, tmp_path / "mixed", "--teacher", str(folder), "--mixup", "0.2") == 2
+
+
+def test_online_teacher_matches_the_fixed_targets_on_the_unaugmented_view(teacher: tuple[Path, Path]) -> None:
+    from dermlib.images import load_image
+    from dermlib.models.loading import load_model
+    from dermlib.models.registry import get_card
+
+    data, folder = teacher
+    card = get_card(str(folder))
+    splits = pd.read_csv(folder / "splits.csv")
+    rows = pd.DataFrame({"image_path": [str(data / p) for p in splits["image"]]})
+    student_classes = [*card.class_ids, "extra-class"]
+    fixed = compute_teacher_targets(str(folder), rows, student_classes, temperature=3.0)
+    # A student that normalises differently from the teacher: the online teacher must undo it.
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    online = OnlineTeacher(str(folder), rows, student_classes, mean, std, temperature=3.0, device="cpu")
+    assert online.has_target.tolist() == fixed.has_target.tolist()
+    loaded = load_model(card, device="cpu")
+    t_mean = torch.tensor(loaded.config["mean"]).view(1, 3, 1, 1)
+    t_std = torch.tensor(loaded.config["std"]).view(1, 3, 1, 1)
+    picked = np.flatnonzero(fixed.has_target)[:6]
+    teacher_batch = loaded.preprocess([load_image(rows["image_path"].iloc[i]) for i in picked])
+    student_batch = (teacher_batch * t_std + t_mean - torch.tensor(mean).view(1, 3, 1, 1)) \
+        / torch.tensor(std).view(1, 3, 1, 1)
+    got = online(student_batch)
+    assert got.shape == (len(picked), len(student_classes))
+    assert not got.requires_grad
+    assert np.allclose(got.numpy(), fixed.probs[picked], atol=1e-4)
+    assert (got[:, -1] == 0).all()
+    # A view at another size is resized to the teacher's: still a distribution over the student's classes.
+    small = torch.nn.functional.interpolate(student_batch, size=(32, 32), mode="bilinear", align_corners=False)
+    assert torch.allclose(online(small).sum(dim=1), torch.ones(len(picked)), atol=1e-5)
+    assert online.seconds > 0
+
+
+def test_cli_distils_on_augmented_views(teacher: tuple[Path, Path], tmp_path: Path) -> None:
+    data, folder = teacher
+    out = tmp_path / "student"
+    assert _train(data, out, "--teacher", str(folder), "--splits", str(folder), "--teacher-views", "augmented") == 0
+    taught = json.loads((out / "card.json").read_text())["training"]["teacher"]
+    assert taught["views"] == "augmented" and "augmented view" in taught["targets"]
+    assert taught["photos_with_targets"] == int((pd.read_csv(folder / "splits.csv")["split"] == "train").sum())
+    with pytest.raises(SystemExit):  # argparse refuses it before anything is trained
+        _train(data, tmp_path / "bad", "--teacher", str(folder), "--teacher-views", "sometimes")

@@ -68,6 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight of the teacher's term for photos that have a teacher target")
     p.add_argument("--distill-temperature", type=float, default=defaults.distill_temperature,
                    help="softening temperature T of the teacher and student distributions")
+    p.add_argument("--teacher-views", choices=("fixed", "augmented"), default=defaults.teacher_views,
+                   help="when the teacher's targets are computed: 'fixed', once per photo before training "
+                   "(cheap); 'augmented', on every augmented view the student sees (one teacher pass per "
+                   "batch; the consistent teacher that long, GPU-sized runs need)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--no-hflip-tta", dest="hflip_tta", action="store_false", help="no flip averaging at test")
     p.add_argument("--no-duplicate-grouping", dest="duplicate_grouping", action="store_false")

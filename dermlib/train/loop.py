@@ -129,6 +129,8 @@ class TrainConfig:
     teacher: str | None = None
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0
+    # "fixed": targets once per photo before training; "augmented": on every augmented batch (OnlineTeacher).
+    teacher_views: str = "fixed"
     target_accuracy: float = 0.8
     hflip_tta: bool = True
     resume: bool = True
@@ -286,6 +288,8 @@ def train(cfg: TrainConfig) -> Path:
                             "whole, unmixed photos.")
     if cfg.teacher and not 0 < cfg.distill_alpha <= 1:
         raise TrainingError(f"--distill-alpha must be in (0, 1], got {cfg.distill_alpha}.")
+    if cfg.teacher_views not in ("fixed", "augmented"):
+        raise TrainingError(f"--teacher-views must be 'fixed' or 'augmented', got {cfg.teacher_views!r}.")
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     is_main = rank == 0
@@ -335,7 +339,17 @@ def train(cfg: TrainConfig) -> Path:
 
     y_train = train_rows["y"].to_numpy(np.int64)
     teaching = None
-    if cfg.teacher:
+    online = None  # OnlineTeacher when the teacher answers on every augmented batch
+    if cfg.teacher and cfg.teacher_views == "augmented":
+        from dermlib.train.distill import OnlineTeacher
+
+        online = teaching = OnlineTeacher(cfg.teacher, train_rows, class_ids, mean, std, cfg.distill_temperature,
+                                          device=device)
+        if is_main:
+            print(f"Teacher {teaching.teacher_id}: soft targets on every augmented view of "
+                  f"{int(teaching.has_target.sum())} of {len(train_rows)} training photos (T={teaching.temperature})",
+                  flush=True)
+    elif cfg.teacher:
         from dermlib.train.distill import compute_teacher_targets
 
         teaching = compute_teacher_targets(cfg.teacher, train_rows, class_ids, cfg.distill_temperature,
@@ -374,7 +388,7 @@ def train(cfg: TrainConfig) -> Path:
 
         per_sample = torch.nn.CrossEntropyLoss(weight=loss_weights, label_smoothing=cfg.label_smoothing,
                                                reduction="none")
-        soft_targets = torch.from_numpy(teaching.probs)
+        soft_targets = None if online is not None else torch.from_numpy(teaching.probs)
         has_target = torch.from_numpy(teaching.has_target)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
         if distributed else model
@@ -426,7 +440,8 @@ def train(cfg: TrainConfig) -> Path:
                 logits = net(x)
                 if teaching is not None:
                     idx = batch[2]
-                    loss = distillation_loss(logits, per_sample(logits.float(), y), soft_targets[idx].to(device),
+                    targets = online(x) if online is not None else soft_targets[idx].to(device)
+                    loss = distillation_loss(logits, per_sample(logits.float(), y), targets,
                                              has_target[idx].to(device), cfg.distill_alpha, cfg.distill_temperature)
                 else:
                     loss = criterion(logits.float(), y)
@@ -516,7 +531,9 @@ def train(cfg: TrainConfig) -> Path:
             **({"teacher": {
                 "id": teaching.teacher_id, "temperature": teaching.temperature, "alpha": cfg.distill_alpha,
                 "photos_with_targets": int(teaching.has_target.sum()), "seconds": round(teaching.seconds, 1),
-                "targets": "once per photo, as the teacher sees it at inference (no augmentation)",
+                "targets": ("on every augmented view the student was trained on" if online is not None else
+                            "once per photo, as the teacher sees it at inference (no augmentation)"),
+                "views": cfg.teacher_views,
             }} if teaching is not None else {}),
             "epochs_run": len(history),
             "best_epoch": best_epoch,
