@@ -115,3 +115,58 @@ def test_cli_distils_on_augmented_views(teacher: tuple[Path, Path], tmp_path: Pa
     assert taught["photos_with_targets"] == int((pd.read_csv(folder / "splits.csv")["split"] == "train").sum())
     with pytest.raises(SystemExit):  # argparse refuses it before anything is trained
         _train(data, tmp_path / "bad", "--teacher", str(folder), "--teacher-views", "sometimes")
+
+
+def test_transfer_rows_are_taught_by_the_teacher_alone() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    targets = torch.softmax(torch.tensor([[0.0, 2.0, 0.0], [0.0, 1.0, 0.0]]) / 2.0, dim=1)
+    has = torch.ones(2, dtype=torch.bool)
+    transfer = torch.tensor([True, False])
+    ce = torch.tensor([0.0, 0.9])  # a transfer row has no label, so no cross-entropy
+    log_student = torch.log_softmax(logits / 2.0, dim=1)
+    kl = (targets * (targets.log() - log_student)).sum(dim=1)
+    want = (4.0 * kl[0] + (0.5 * ce[1] + 0.5 * 4.0 * kl[1])) / 2
+    got = distillation_loss(logits, ce, targets, has, 0.5, 2.0, transfer=transfer)
+    assert torch.isclose(got, want)
+    # Without the flag the first row would get alpha, not 1.
+    assert not torch.isclose(distillation_loss(logits, ce, targets, has, 0.5, 2.0), want)
+
+
+def test_transfer_set_leaves_out_held_out_and_student_photos(teacher: tuple[Path, Path]) -> None:
+    from dermlib.data.registry import load_index
+    from dermlib.train.distill import transfer_rows
+
+    data, folder = teacher
+    splits = pd.read_csv(folder / "splits.csv")
+    # The teacher's own data as a transfer set for a student with other photos: only its training split is left.
+    got = transfer_rows(str(folder), data, "fitzpatrick17k", pd.DataFrame({"image_path": ["elsewhere/x.jpg"]}))
+    want = {Path(p).name for p in splits.loc[splits["split"] == "train", "image"]}
+    assert {Path(p).name for p in got["image_path"]} == want
+    assert got["transfer"].all() and got["source"].eq("fitzpatrick17k").all()
+    with pytest.raises(TrainingError, match="No transfer photos"):
+        transfer_rows(str(folder), data, "fitzpatrick17k", load_index("fitzpatrick17k", data))
+
+
+def test_cli_distils_with_a_transfer_set(teacher: tuple[Path, Path], tmp_path: Path) -> None:
+    from dermlib.data.synthetic import make_dermnet_nz
+
+    data, folder = teacher
+    extra = make_dermnet_nz(tmp_path / "dn", per_class=3)
+    n_extra = len(list((extra / "images").rglob("*.jpg")))
+    n_train = int((pd.read_csv(folder / "splits.csv")["split"] == "train").sum())
+    for views in ("fixed", "augmented"):
+        out = tmp_path / f"student-{views}"
+        assert _train(data, out, "--teacher", str(folder), "--splits", str(folder), "--teacher-views", views,
+                      "--transfer-data", str(extra), "--transfer-mask-box", "0", "0.64", "0.46", "1") == 0
+        card = json.loads((out / "card.json").read_text())
+        taught = card["training"]["teacher"]
+        assert taught["photos_with_targets"] == n_train + n_extra
+        assert taught["transfer"]["photos"] == n_extra and taught["transfer"]["mask"]["boxes"] == [[0, 0.64, 0.46, 1]]
+        # The transfer photos are not part of the student's own splits, and its classes are the teacher's.
+        assert len(pd.read_csv(out / "splits.csv")) == len(pd.read_csv(folder / "splits.csv"))
+        assert [c["id"] for c in card["classes"]] == [c["id"] for c in json.loads((folder / "card.json")
+                                                                                   .read_text())["classes"]]
+        assert "preprocessing" in card and "mask" not in card["preprocessing"]  # the mask was for transfer photos
+    assert _train(data, tmp_path / "no-teacher", "--transfer-data", str(extra)) == 2
+    assert _train(data, tmp_path / "sampler", "--teacher", str(folder), "--transfer-data", str(extra),
+                  "--balance", "sampler") == 2

@@ -72,6 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="when the teacher's targets are computed: 'fixed', once per photo before training "
                    "(cheap); 'augmented', on every augmented view the student sees (one teacher pass per "
                    "batch; the consistent teacher that long, GPU-sized runs need)")
+    p.add_argument("--transfer-data", help="with --teacher: a second data set folder whose photos, without their "
+                   "labels, the teacher labels for the student (a transfer set); photos of this run's data or of the "
+                   "teacher's held-out splits are left out")
+    p.add_argument("--transfer-dataset", choices=sorted(DATASETS), help="its adapter (default: detected)")
+    p.add_argument("--transfer-mask-box", dest="transfer_mask_boxes", type=float, nargs=4, action="append",
+                   metavar=("X0", "Y0", "X1", "Y1"),
+                   help="mask this box on the transfer photos only (default: the --mask-box boxes), e.g. "
+                   "0 0.64 0.46 1 for DermNet's watermark; repeatable")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--no-hflip-tta", dest="hflip_tta", action="store_false", help="no flip averaging at test")
     p.add_argument("--no-duplicate-grouping", dest="duplicate_grouping", action="store_false")

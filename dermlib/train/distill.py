@@ -14,6 +14,13 @@ Which photos get a target: those in the training split of the teacher's own ``sp
 file name). A photo the teacher was validated or tested on never gets one, so the student's held-out
 splits stay unseen by either model.
 
+A *transfer set* (``--transfer-data``, :func:`transfer_rows`) adds photos without labels from another data
+set, which only the teacher's targets teach (weight 1, no cross-entropy). On photos it memorised the
+teacher's answers are nearly one-hot; on photos it never saw they carry what it really believes about
+similar-looking conditions, which is what a student needs to match its log loss (Hinton et al. used a
+transfer set for the same reason). Photos in any split of the student's data, or in the teacher's
+validation or test split, are left out, so no held-out photo is ever used.
+
 When the targets are computed (``--teacher-views``, recorded in the card):
 
 * ``fixed`` (the default): once, before the first epoch, on each photo as the teacher sees it at
@@ -84,6 +91,7 @@ def compute_teacher_targets(
     temperature: float = 2.0,
     batch_size: int = 16,
     device: str | None = None,
+    transfer_mask: Any = None,
 ) -> TeacherTargets:
     """The teacher's softened class probabilities for the training rows it was itself trained on.
 
@@ -94,6 +102,8 @@ def compute_teacher_targets(
         temperature: Softening temperature T (> 0).
         batch_size: Photos per teacher forward pass.
         device: Where the teacher runs (default: best available).
+        transfer_mask: A :class:`~dermlib.masking.MaskSpec` applied to the transfer rows' photos before the
+            teacher sees them, as the student sees them.
 
     Raises:
         TrainingError: A teacher class is not a student class, the temperature is not positive, or no
@@ -114,6 +124,9 @@ def compute_teacher_targets(
     for chunk in tqdm(np.array_split(todo, max(1, int(np.ceil(len(todo) / batch_size)))),
                       desc=f"teacher {card.id}", leave=False, dynamic_ncols=True):
         images = [load_image(str(rows["image_path"].iloc[i])) for i in chunk]
+        if transfer_mask is not None and "transfer" in rows:
+            images = [transfer_mask.apply(img) if bool(rows["transfer"].iloc[i]) else img
+                      for img, i in zip(images, chunk, strict=True)]
         with torch.inference_mode():
             logits = teacher.logits(teacher.preprocess(images)).float()
         soft = torch.softmax(logits / temperature, dim=1).cpu().numpy()
@@ -139,17 +152,63 @@ def teacher_columns(card: Any, student_classes: Sequence[str]) -> np.ndarray:
 
 
 def teacher_target_mask(card: Any, rows: pd.DataFrame) -> np.ndarray:
-    """(N,) bool: which training rows are photos of the teacher's own training split.
+    """(N,) bool: which training rows are photos of the teacher's own training split, or transfer photos.
+
+    Transfer photos are the rows whose ``transfer`` column (if any) is true (see :func:`transfer_rows`).
 
     Raises:
         TrainingError: The teacher has no ``splits.csv``, or none of the rows is in its training split.
     """
     known = teacher_train_files(card.path)
     has = np.asarray([Path(str(p)).name in known for p in rows["image_path"]], dtype=bool)
+    if "transfer" in rows:
+        has |= rows["transfer"].fillna(False).to_numpy(dtype=bool)
     if not has.any():
         raise TrainingError(f"None of the training photos is in the training split of {card.id}; a teacher must "
                             "have been trained on (some of) the same photos.")
     return has
+
+
+def transfer_rows(teacher_ref: str, data_root: str | Path, dataset: str | None,
+                  student_index: pd.DataFrame) -> pd.DataFrame:
+    """The photos of another data set that a teacher labels for the student (a transfer set).
+
+    Args:
+        teacher_ref: Model id or folder of the teacher.
+        data_root: The transfer data set's folder.
+        dataset: Its adapter name (``None``: detected).
+        student_index: The student's whole index (all splits), whose photos are left out.
+
+    Returns:
+        Rows with ``image_path``, ``source`` and ``transfer`` (true); ``label`` is kept only for the record.
+
+    Raises:
+        TrainingError: No photo is left after leaving out the student's and the teacher's held-out photos.
+        DatasetError: The folder cannot be read as a data set.
+    """
+    from dermlib.data.registry import load_index
+    from dermlib.models.registry import get_card
+
+    card = get_card(teacher_ref)
+    rows = load_index(dataset, data_root)
+    rows = rows[rows["image_path"].notna()].reset_index(drop=True)
+    names = rows["image_path"].map(lambda p: Path(str(p)).name)
+    held_out: set[str] = set()
+    splits = card.path / "splits.csv"
+    if splits.is_file():
+        table = pd.read_csv(splits)
+        held_out = {Path(str(p)).name for p in table.loc[table["split"] != "train", "image"]}
+    student = {Path(str(p)).name for p in student_index["image_path"]}
+    keep = ~names.isin(held_out | student)
+    rows = rows[keep].reset_index(drop=True)
+    if rows.empty:
+        raise TrainingError(f"No transfer photos are left in {data_root}: all of them are in the student's data or "
+                            f"in a held-out split of {card.id}.")
+    # The standard index always has these columns; the label is kept for the record, never trained on.
+    out = rows[["image_path", "source"]].copy()
+    out["transfer_label"] = rows["label"]
+    out["transfer"] = True
+    return out
 
 
 class OnlineTeacher:
@@ -230,6 +289,7 @@ def distillation_loss(
     has_target: torch.Tensor,
     alpha: float,
     temperature: float,
+    transfer: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Batch loss: cross-entropy, mixed with the distillation term where a teacher target exists.
 
@@ -240,11 +300,15 @@ def distillation_loss(
         has_target: (B,) bool.
         alpha: Weight of the distillation term for rows with a target.
         temperature: Softening temperature T; the term is scaled by T^2 so its gradients keep their size.
+        transfer: (B,) bool, rows of a transfer set: no label, so the teacher's term has weight 1 (their
+            ``ce_per_sample`` must be 0, as ``CrossEntropyLoss`` gives for ``ignore_index`` labels).
 
     Returns:
         The mean loss over the batch.
     """
     weight = has_target.float() * alpha
+    if transfer is not None:
+        weight = torch.where(transfer, torch.ones_like(weight), weight)
     log_student = torch.log_softmax(logits.float() / temperature, dim=1)
     # KL(teacher || student) per sample; 0 * log 0 is taken as 0 for classes the teacher does not know.
     kl = (targets * (torch.log(targets.clamp_min(1e-12)) - log_student)).sum(dim=1)

@@ -131,6 +131,11 @@ class TrainConfig:
     distill_temperature: float = 2.0
     # "fixed": targets once per photo before training; "augmented": on every augmented batch (OnlineTeacher).
     teacher_views: str = "fixed"
+    # A transfer set (dermlib.train.distill.transfer_rows): unlabelled photos of another data set, taught by the
+    # teacher's targets alone; its own mask boxes (e.g. DermNet's watermark), default the run's mask_boxes.
+    transfer_data: str | None = None
+    transfer_dataset: str | None = None
+    transfer_mask_boxes: list[list[float]] | None = None
     target_accuracy: float = 0.8
     hflip_tta: bool = True
     resume: bool = True
@@ -290,6 +295,11 @@ def train(cfg: TrainConfig) -> Path:
         raise TrainingError(f"--distill-alpha must be in (0, 1], got {cfg.distill_alpha}.")
     if cfg.teacher_views not in ("fixed", "augmented"):
         raise TrainingError(f"--teacher-views must be 'fixed' or 'augmented', got {cfg.teacher_views!r}.")
+    if cfg.transfer_data and not cfg.teacher:
+        raise TrainingError("--transfer-data needs --teacher: its photos have no labels the student could learn.")
+    if cfg.transfer_data and (cfg.balance == "sampler" or cfg.skin_balance > 0):
+        raise TrainingError("--transfer-data cannot be combined with --balance sampler or --skin-balance: the "
+                            "transfer photos have no class or skin type to weight them by.")
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     is_main = rank == 0
@@ -335,9 +345,23 @@ def train(cfg: TrainConfig) -> Path:
     t0 = time.perf_counter()
     train_images = predecode(train_rows["image_path"].tolist(), short, cfg.workers, mask=mask)
     val_images = predecode(val_rows["image_path"].tolist(), img_size, cfg.workers, mask=mask)
+    transfer_mask = None
+    if cfg.transfer_data:
+        from dermlib.train.distill import transfer_rows
+
+        extra = transfer_rows(cfg.teacher, cfg.transfer_data, cfg.transfer_dataset, index)
+        boxes = cfg.transfer_mask_boxes if cfg.transfer_mask_boxes is not None else cfg.mask_boxes
+        transfer_mask = MaskSpec(tuple(tuple(float(v) for v in b) for b in boxes)) if boxes else None
+        train_images += predecode(extra["image_path"].tolist(), short, cfg.workers, mask=transfer_mask)
+        # Label -100 is CrossEntropyLoss's ignore_index: a transfer photo adds no cross-entropy term.
+        train_rows = pd.concat([train_rows.assign(transfer=False), extra.assign(y=-100, transfer=True)],
+                               ignore_index=True)
+        if is_main:
+            print(f"Transfer set: {len(extra)} unlabelled photos from {cfg.transfer_data}", flush=True)
     decode_s = time.perf_counter() - t0
 
     y_train = train_rows["y"].to_numpy(np.int64)
+    labelled = y_train >= 0
     teaching = None
     online = None  # OnlineTeacher when the teacher answers on every augmented batch
     if cfg.teacher and cfg.teacher_views == "augmented":
@@ -353,7 +377,7 @@ def train(cfg: TrainConfig) -> Path:
         from dermlib.train.distill import compute_teacher_targets
 
         teaching = compute_teacher_targets(cfg.teacher, train_rows, class_ids, cfg.distill_temperature,
-                                           device=cfg.device)
+                                           device=cfg.device, transfer_mask=transfer_mask)
         if is_main:
             print(f"Teacher {teaching.teacher_id}: soft targets for {int(teaching.has_target.sum())} of "
                   f"{len(train_rows)} training photos (T={teaching.temperature}, {teaching.seconds:.0f} s)",
@@ -381,7 +405,8 @@ def train(cfg: TrainConfig) -> Path:
 
     loss_weights = None
     if cfg.balance == "loss":
-        loss_weights = torch.as_tensor(class_weights(y_train, len(classes), 0.5), dtype=torch.float32, device=device)
+        loss_weights = torch.as_tensor(class_weights(y_train[labelled], len(classes), 0.5), dtype=torch.float32,
+                                       device=device)
     criterion = torch.nn.CrossEntropyLoss(weight=loss_weights, label_smoothing=cfg.label_smoothing)
     if teaching is not None:
         from dermlib.train.distill import distillation_loss
@@ -390,6 +415,7 @@ def train(cfg: TrainConfig) -> Path:
                                                reduction="none")
         soft_targets = None if online is not None else torch.from_numpy(teaching.probs)
         has_target = torch.from_numpy(teaching.has_target)
+        is_transfer = torch.from_numpy(~labelled)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
         if distributed else model
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -424,7 +450,7 @@ def train(cfg: TrainConfig) -> Path:
             sampler.set_epoch(epoch)
         net.train()
         t_epoch = time.perf_counter()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, items = 0.0, 0, 0, 0
         # A fresh generator per epoch keeps mixing repeatable across resumes without saving its state.
         mix_rng = np.random.default_rng([cfg.seed, rank, epoch])
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not is_main,
@@ -442,7 +468,8 @@ def train(cfg: TrainConfig) -> Path:
                     idx = batch[2]
                     targets = online(x) if online is not None else soft_targets[idx].to(device)
                     loss = distillation_loss(logits, per_sample(logits.float(), y), targets,
-                                             has_target[idx].to(device), cfg.distill_alpha, cfg.distill_temperature)
+                                             has_target[idx].to(device), cfg.distill_alpha, cfg.distill_temperature,
+                                             transfer=is_transfer[idx].to(device))
                 else:
                     loss = criterion(logits.float(), y)
                 if lam < 1.0:
@@ -453,9 +480,11 @@ def train(cfg: TrainConfig) -> Path:
             optimizer.step()
             scheduler.step()
             total_loss += loss.detach().item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+            items += len(y)
+            # Accuracy over labelled photos only (transfer photos have none).
+            correct += int(((logits.argmax(1) == y) & (y >= 0)).sum())
+            seen += int((y >= 0).sum())
+            bar.set_postfix(loss=f"{total_loss / items:.3f}", acc=f"{correct / max(seen, 1):.3f}")
         if distributed:
             dist.barrier()
         if not is_main:
@@ -466,7 +495,7 @@ def train(cfg: TrainConfig) -> Path:
         val_f1 = _macro_f1(val_logits, val_y, len(classes))
         val_acc = float((val_logits.argmax(1) == val_y).mean())
         val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_y)))
-        row = {"epoch": epoch + 1, "train_loss": round(total_loss / max(seen, 1), 5),
+        row = {"epoch": epoch + 1, "train_loss": round(total_loss / max(items, 1), 5),
                "train_acc": round(correct / max(seen, 1), 5), "val_loss": round(val_loss, 5),
                "val_acc": round(val_acc, 5), "val_macro_f1": round(val_f1, 5),
                "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - t_epoch, 1)}
@@ -534,6 +563,13 @@ def train(cfg: TrainConfig) -> Path:
                 "targets": ("on every augmented view the student was trained on" if online is not None else
                             "once per photo, as the teacher sees it at inference (no augmentation)"),
                 "views": cfg.teacher_views,
+                **({"transfer": {
+                    "dataset": str(train_rows.loc[~labelled, "source"].iloc[0]),
+                    "photos": int((~labelled).sum()),
+                    "mask": transfer_mask.to_card(MASK_REASON) if transfer_mask else None,
+                    "note": "unlabelled photos of another data set, taught by the teacher's targets alone; none of "
+                            "them is in the student's data or a held-out split of the teacher",
+                }} if not labelled.all() else {}),
             }} if teaching is not None else {}),
             "epochs_run": len(history),
             "best_epoch": best_epoch,
