@@ -31,9 +31,13 @@ def test_registry_finds_every_shipped_model_and_one_default() -> None:
     assert sorted(c.id for c in cards) == SHIPPED
     defaults = [c for c in cards if c.default]
     assert len(defaults) == 1 and defaults[0].task == "clinical"
-    # The default stays the ensemble until the common-conditions model matches its malignant sensitivity
-    # (README); that model covers both Fitzpatrick17k's 21 conditions and DermNet NZ's 24 categories.
-    assert defaults[0].id == "clinical-fitz21"
+    # The default stays the 21-condition model (one network distilled from the ensemble) until the
+    # common-conditions model matches its malignant sensitivity (README); that model covers both
+    # Fitzpatrick17k's 21 conditions and DermNet NZ's 24 categories.
+    assert defaults[0].id == "clinical-fitz21" and not defaults[0].members
+    ensemble = next(c for c in cards if c.id == "clinical-fitz21-ensemble")
+    assert len(ensemble.members) == 6 and ensemble.class_ids == defaults[0].class_ids
+    assert defaults[0].raw["training"]["teacher"]["id"] == "clinical-fitz21"  # the ensemble's id when it taught
     common = next(c for c in cards if c.id == "clinical-common38")
     assert set(defaults[0].class_ids) <= set(common.class_ids)
     assert {"psoriasis", "fungal-infection", "scabies", "urticaria", "vitiligo"} <= set(common.class_ids)
@@ -129,7 +133,7 @@ def test_default_models_test_metrics_reproduce_from_the_data() -> None:
         assert report[key] == pytest.approx(card.metrics[key], abs=1.5 / report["n"]), key
 
 
-def test_model_page_shows_how_the_defaults_accuracy_depends_on_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_page_shows_how_the_ensembles_accuracy_depends_on_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped ensemble's agreement counts (measured on validation) reach the Model page as a table."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
@@ -137,7 +141,7 @@ def test_model_page_shows_how_the_defaults_accuracy_depends_on_agreement(monkeyp
     from dermlib.evaluate.reports import agreement_rows
     from dermlib.models import get_card
 
-    card = get_card("clinical-fitz21", WEIGHTS)
+    card = get_card("clinical-fitz21-ensemble", WEIGHTS)
     stats = card.calibration["member_agreement"]
     rows = agreement_rows(card)
     seen = [r for r in stats["by_agreeing"] if r["n"]]
@@ -153,10 +157,10 @@ def test_model_page_shows_how_the_defaults_accuracy_depends_on_agreement(monkeyp
     assert not at.exception
     # Pick it as a user would (the list order need not put it first).
     select = at.selectbox(key="model_page_model")
-    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(clinical-fitz21)"))).run(
+    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(clinical-fitz21-ensemble)"))).run(
         timeout=120)
     assert not at.exception
-    assert at.selectbox(key="model_page_model").value.id == "clinical-fitz21"
+    assert at.selectbox(key="model_page_model").value.id == "clinical-fitz21-ensemble"
     tables = [d.value for d in at.dataframe if "networks agreeing with the ensemble" in d.value.columns]
     assert len(tables) == 1 and list(tables[0]["validation photos"]) == [r["validation photos"] for r in rows]
     check = card.metrics["calibration_check"]
