@@ -11,7 +11,7 @@ from dermlib.errors import DermLensError
 from dermlib.images import UPLOAD_EXTENSIONS
 from dermlib.models import ModelCard, scan_models
 from dermlib.ui.common import NO_MODEL_HELP, get_loaded_model, model_cache_key, show_disclaimer
-from dermlib.ui.model_summary import measured_limits, other_models_hint
+from dermlib.ui.model_summary import diagnose_models, measured_limits, other_models_hint, withheld_line
 from dermlib.ui.warmup import warm_up
 
 logger = logging.getLogger("dermlens.diagnose")
@@ -33,15 +33,17 @@ def main() -> None:
         st.warning(NO_MODEL_HELP)
         return
 
-    # The card marked default comes first, as in list_models().
-    by_id = {c.id: c for c in sorted(cards, key=lambda c: (not c.default, c.id))}
+    offered = diagnose_models(cards)  # the default first; heavy benchmark models only where asked for
+    by_id = {c.id: c for c in offered}
     model_id = st.selectbox(
         "Model", list(by_id), format_func=lambda i: by_id[i].name, key="diagnose_model",
         help="Clinical models expect ordinary photos; dermoscopy models expect dermatoscope images.",
     )
     card = by_id[model_id]
-    if hint := other_models_hint(card, cards):
+    if hint := other_models_hint(card, offered):
         st.caption(hint)
+    if note := withheld_line(cards):
+        st.caption(note)
     _model_notes(card)
     load_problem = st.empty()  # above the uploader, where a broken model's message belongs
     upload = _photo_input()

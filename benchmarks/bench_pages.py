@@ -42,6 +42,7 @@ from dermlib.explain.methods import CAM_METHODS, unavailable_reason
 from dermlib.models import get_card, list_models
 from dermlib.models.registry import default_model_id
 from dermlib.testing import image_bytes, synthetic_skin_image
+from dermlib.ui.model_summary import diagnose_models
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "app_pages"
@@ -110,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         diagnose[s].toggle(key="diagnose_faithfulness").set_value(True).run()
         record("Diagnose, faithfulness check", s, time.perf_counter() - start)
-    others = [m for m in models if m != card.id]
-    for s in sessions:
-        if not others:
-            break
-        other = others[s % len(others)]
+    # The models the Diagnose picker offers (a card can keep a heavy benchmark model out of it).
+    others = [c.id for c in diagnose_models(list_models()) if c.id != card.id]
+    # Every other offered model is visited once, the sessions taking turns (with more models than sessions,
+    # some sessions switch twice), so no model's memory goes unmeasured.
+    for i, other in enumerate(others):
+        s = sessions[i % len(sessions)]
         start = time.perf_counter()
         at = diagnose[s].selectbox(key="diagnose_model").set_value(other).run()
         note = f"Diagnose, switched to {other}"

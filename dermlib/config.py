@@ -6,6 +6,8 @@ point the app elsewhere without code changes:
 * ``DERMLENS_WEIGHTS_DIR``: folder of model folders (default: ``weights/`` in the repository; for a
   ``pip install``-ed dermlib, which has no repository around it, ``weights/`` in the working directory).
 * ``DERMLENS_DATA_ROOT``: folder holding datasets (default: ``data/`` in the repository).
+* ``DERMLENS_OFFER_ALL_MODELS``: ``1`` offers every installed model on the Diagnose page, also those whose card
+  keeps them out of it (the six-network ensemble, too heavy for a shared demo server).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 WEIGHTS_ENV = "DERMLENS_WEIGHTS_DIR"
 DATA_ROOT_ENV = "DERMLENS_DATA_ROOT"
+OFFER_ALL_ENV = "DERMLENS_OFFER_ALL_MODELS"
 
 
 def weights_dir() -> Path:
@@ -25,6 +28,11 @@ def weights_dir() -> Path:
         return Path(os.environ[WEIGHTS_ENV])
     repository = PROJECT_ROOT / "weights"
     return repository if repository.is_dir() else Path.cwd() / "weights"
+
+
+def offer_all_models() -> bool:
+    """Whether ``DERMLENS_OFFER_ALL_MODELS`` asks the Diagnose page to offer every installed model."""
+    return os.environ.get(OFFER_ALL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def data_root() -> Path:

@@ -192,3 +192,39 @@ def test_the_first_page_is_drawn_before_torch_is_imported() -> None:
                          env=env)
     assert "HEAVY [] UPLOADERS 1" in out.stdout, out.stdout + out.stderr
     assert "The model could not be loaded: stopped before loading" in out.stdout
+
+
+def test_a_model_whose_card_withholds_it_is_left_out_of_the_picker(
+        tiny_weights_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermlib.testing import write_tiny_model
+
+    write_tiny_model(tiny_weights_env / "heavy", model_id="heavy", extra={
+        "name": "Heavy benchmark", "diagnose": {"offered": False, "reason": "too big for a shared server"}})
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    assert not at.exception
+    picker = at.selectbox(key="diagnose_model")
+    assert picker.value == "tiny-test" and len(picker.options) == 1 and "Heavy benchmark" not in picker.options
+    note = next(c.value for c in at.caption if "not offered here" in c.value)
+    assert "Heavy benchmark" in note and "too big for a shared server" in note and "Model page" in note
+
+    monkeypatch.setenv("DERMLENS_OFFER_ALL_MODELS", "1")
+    at = AppTest.from_file(PAGE).run(timeout=60)
+    picker = at.selectbox(key="diagnose_model")
+    assert picker.value == "tiny-test" and picker.options[1:] == ["Heavy benchmark"]
+    assert not any("not offered here" in c.value for c in at.caption)
+
+
+def test_shipped_ensemble_is_on_the_model_page_but_not_in_the_diagnose_picker(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermlib.models import list_models
+    from dermlib.ui.model_summary import diagnose_models
+
+    monkeypatch.delenv("DERMLENS_OFFER_ALL_MODELS", raising=False)
+    cards = list_models()
+    offered = [c.id for c in diagnose_models(cards)]
+    assert "clinical-fitz21-ensemble" in {c.id for c in cards}
+    assert "clinical-fitz21-ensemble" not in offered
+    assert offered[0] == next(c.id for c in cards if c.default) == "clinical-fitz21"
+    # Only a card that says so is withheld: every other shipped model stays in the picker.
+    assert set(offered) == {c.id for c in cards if c.diagnose_withheld is None}
+    assert len(offered) == len(cards) - 1

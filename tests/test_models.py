@@ -90,6 +90,8 @@ def test_missing_weights_dir_means_no_models(tmp_path: Path) -> None:
         ({"preprocessing": {"input_size": [3, 96], "mean": [0, 0, 0], "std": [1, 1, 1],
                             "interpolation": "bicubic"}}, "input_size"),
         ({"calibration": {"temperature": -1}}, "temperature"),
+        ({"diagnose": {"offered": "no"}}, "'diagnose' must be an object"),
+        ({"diagnose": {"offered": False}}, "diagnose.reason"),
     ],
 )
 def test_card_schema_errors(tmp_path: Path, change: dict, message: str) -> None:

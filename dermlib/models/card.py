@@ -136,6 +136,19 @@ class ModelCard:
         return "ensemble of " + " + ".join(parts)
 
     @property
+    def diagnose_withheld(self) -> str | None:
+        """Why the Diagnose page does not offer this model (card field ``diagnose.offered: false``), else None.
+
+        A benchmark model too heavy for a shared demo server (the six-network ensemble) stays installed for the
+        Model page, the CLI and the benchmarks, but is kept out of the Diagnose picker; ``DERMLENS_OFFER_ALL_MODELS=1``
+        offers it anyway (see :func:`dermlib.ui.model_summary.diagnose_models`).
+        """
+        section = self.raw.get("diagnose") or {}
+        if section.get("offered", True):
+            return None
+        return str(section.get("reason") or "not offered on the Diagnose page")
+
+    @property
     def temperature(self) -> float:
         """Calibration temperature (1.0 when the model was never calibrated)."""
         return float(self.calibration.get("temperature", 1.0))
@@ -250,6 +263,12 @@ def validate_card_dict(data: Any) -> list[str]:
                 problems.append(f"calibration.{key} must be between 0 and 1")
     if data.get("scope") is not None:
         problems.extend(_scope_problems(data["scope"]))
+    if data.get("diagnose") is not None:
+        section = data["diagnose"]
+        if not isinstance(section, dict) or not isinstance(section.get("offered", True), bool):
+            problems.append("'diagnose' must be an object whose 'offered' is true or false")
+        elif not section.get("offered", True) and not (isinstance(section.get("reason"), str) and section["reason"]):
+            problems.append("diagnose.reason must say why a model is not offered on the Diagnose page")
     return problems
 
 

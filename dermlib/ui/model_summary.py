@@ -5,14 +5,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from dermlib.config import OFFER_ALL_ENV, offer_all_models
 from dermlib.models import ModelCard
 from dermlib.scope.report import scope_details, scope_limit_line
 
 if TYPE_CHECKING:  # the Diagnose page reads the notes before torch is imported (app start)
     from dermlib.inference import Prediction
 
-__all__ = ["agreement_headline", "condition_links", "measured_limits", "member_agreement", "plain_uncertainty",
-           "scope_details"]
+__all__ = ["agreement_headline", "condition_links", "diagnose_models", "measured_limits", "member_agreement",
+           "plain_uncertainty", "scope_details", "withheld_line"]
+
+
+def diagnose_models(cards: Sequence[ModelCard]) -> list[ModelCard]:
+    """The models the Diagnose picker offers, the default first, then by id.
+
+    A card with ``diagnose.offered: false`` (a benchmark model too heavy for a shared server) is left out unless
+    ``DERMLENS_OFFER_ALL_MODELS=1``, or unless nothing else is installed: a user is never left with no model.
+
+    Args:
+        cards: Every installed (valid) model card.
+
+    Returns:
+        The cards to offer, in picker order.
+    """
+    ordered = sorted(cards, key=lambda c: (not c.default, c.id))
+    if offer_all_models():
+        return ordered
+    offered = [c for c in ordered if c.diagnose_withheld is None]
+    return offered or ordered
+
+
+def withheld_line(cards: Sequence[ModelCard]) -> str | None:
+    """A caption naming the installed models the Diagnose picker leaves out, and why; None when it offers all."""
+    offered = {c.id for c in diagnose_models(cards)}
+    left_out = [c for c in cards if c.id not in offered]
+    if not left_out:
+        return None
+    parts = "; ".join(f"*{c.name}*: {c.diagnose_withheld}" for c in left_out)
+    return (f"Installed but not offered here: {parts}. Its measured results are on the Model page; set "
+            f"`{OFFER_ALL_ENV}=1` to offer it on a server with the memory for it.")
 
 
 def measured_limits(card: ModelCard) -> list[str]:
