@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
     card = get_card(default_model_id())
     methods = [m for m in CAM_METHODS if unavailable_reason(card, m) is None]
-    models = [c.id for c in list_models()]
+    cards = list_models()
+    models = [c.id for c in cards]
     rows: list[tuple[str, str, float]] = []
 
     def record(step: str, session: int, seconds: float | None = None) -> None:
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         diagnose[s].toggle(key="diagnose_faithfulness").set_value(True).run()
         record("Diagnose, faithfulness check", s, time.perf_counter() - start)
     # The models the Diagnose picker offers (a card can keep a heavy benchmark model out of it).
-    others = [c.id for c in diagnose_models(list_models()) if c.id != card.id]
+    others = [c.id for c in diagnose_models(cards) if c.id != card.id]
     # Every other offered model is visited once, the sessions taking turns (with more models than sessions,
     # some sessions switch twice), so no model's memory goes unmeasured.
     for i, other in enumerate(others):
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in sessions:
         at = AppTest.from_file(str(PAGES / "model.py"), default_timeout=args.timeout).run()
         for model_id in models[1:]:
-            at.selectbox(key="model_page_model").set_value(next(c for c in list_models() if c.id == model_id)).run()
+            at.selectbox(key="model_page_model").set_value(next(c for c in cards if c.id == model_id)).run()
         record(f"Model page, {len(models)} models", s)
     print(f"\nafter the tour: RSS {status_mb('VmRSS'):.0f} MB; peak {status_mb('VmHWM'):.0f} MB "
           f"({args.sessions} sessions)")

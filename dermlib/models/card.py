@@ -264,11 +264,7 @@ def validate_card_dict(data: Any) -> list[str]:
     if data.get("scope") is not None:
         problems.extend(_scope_problems(data["scope"]))
     if data.get("diagnose") is not None:
-        section = data["diagnose"]
-        if not isinstance(section, dict) or not isinstance(section.get("offered", True), bool):
-            problems.append("'diagnose' must be an object whose 'offered' is true or false")
-        elif not section.get("offered", True) and not (isinstance(section.get("reason"), str) and section["reason"]):
-            problems.append("diagnose.reason must say why a model is not offered on the Diagnose page")
+        problems.extend(_diagnose_problems(data["diagnose"]))
     return problems
 
 
@@ -324,6 +320,15 @@ def _scope_problems(scope: Any) -> list[str]:
     if not (_finite(other) and 0 <= other <= 1):
         problems.append("scope.modality.max_other_probability must be between 0 and 1")
     return problems
+
+
+def _diagnose_problems(section: Any) -> list[str]:
+    """Schema problems of a card's ``diagnose`` section (whether the Diagnose page offers the model, and why not)."""
+    if not isinstance(section, dict) or not isinstance(section.get("offered", True), bool):
+        return ["'diagnose' must be an object whose 'offered' is true or false"]
+    if not section.get("offered", True) and not (isinstance(section.get("reason"), str) and section["reason"]):
+        return ["diagnose.reason must say why a model is not offered on the Diagnose page"]
+    return []
 
 
 def load_card(folder: str | Path) -> ModelCard:
