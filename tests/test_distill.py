@@ -170,3 +170,22 @@ def test_cli_distils_with_a_transfer_set(teacher: tuple[Path, Path], tmp_path: P
     assert _train(data, tmp_path / "no-teacher", "--transfer-data", str(extra)) == 2
     assert _train(data, tmp_path / "sampler", "--teacher", str(folder), "--transfer-data", str(extra),
                   "--balance", "sampler") == 2
+
+
+def test_student_keeps_the_teachers_reviewed_risk_labels(teacher: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    data, folder = teacher
+    reviewed = tmp_path / "reviewed-teacher"
+    shutil.copytree(folder, reviewed)
+    card = json.loads((reviewed / "card.json").read_text())
+    first = card["classes"][0]
+    first.update(risk_label="premalignant", risk_note="Reviewed: premalignant (a test source).")
+    (reviewed / "card.json").write_text(json.dumps(card))
+    out = tmp_path / "student"
+    assert _train(data, out, "--teacher", str(reviewed), "--splits", str(reviewed)) == 0
+    classes = {c["id"]: c for c in json.loads((out / "card.json").read_text())["classes"]}
+    assert classes[first["id"]]["risk_label"] == "premalignant"
+    assert classes[first["id"]]["risk_note"] == "Reviewed: premalignant (a test source)."
+    assert classes[first["id"]]["risk_group"] == first["risk_group"]  # the dataset's group stays for the sums
+    assert not any("risk_label" in c for i, c in classes.items() if i != first["id"])

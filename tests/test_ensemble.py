@@ -383,3 +383,20 @@ def test_int8_storage_is_a_quarter_and_predicts_almost_the_same(members: tuple[P
     assert torch.allclose(small.logits(x), full.logits(x), atol=5e-2)
     # It is calibrated and evaluated as itself, like any other ensemble.
     assert card.calibration["temperature"] > 0 and card.metrics["n"] == load_card(ensemble32).metrics["n"]
+
+
+def test_ensemble_keeps_the_lead_members_reviewed_risk_labels(members: tuple[Path, Path, Path],
+                                                              tmp_path: Path) -> None:
+    import shutil
+
+    data, first, second = members
+    lead = tmp_path / "weights" / first.name
+    shutil.copytree(first, lead)
+    card = json.loads((lead / "card.json").read_text())
+    card["classes"][0].update(risk_label="premalignant", risk_note="Reviewed (a test source).")
+    (lead / "card.json").write_text(json.dumps(card))
+    out = build_ensemble([lead, second], tmp_path / "ens", data)
+    classes = json.loads((out / "card.json").read_text())["classes"]
+    assert classes[0]["risk_label"] == "premalignant" and classes[0]["risk_note"] == "Reviewed (a test source)."
+    assert classes[0]["risk_group"] == card["classes"][0]["risk_group"]
+    assert not any("risk_label" in c for c in classes[1:])

@@ -152,7 +152,9 @@ def build_ensemble(
              "source": {"id": c.id, "sha256": c.weights.get("sha256")}}
             for c, w in zip(cards, weights, strict=True)
         ],
-        "classes": [{"id": c.id, "name": c.name, "risk_group": c.risk_group} for c in lead.classes],
+        "classes": [{"id": c.id, "name": c.name, "risk_group": c.risk_group,
+                     **({"risk_label": c.risk_label, "risk_note": c.risk_note} if c.risk_label else {})}
+                    for c in lead.classes],
         "preprocessing": dict(lead.preprocessing),
         "cam": {"target_layer": [f"members.{i}.{c.cam_layers[0]}" for i, c in enumerate(cards)],
                 "reshape": lead.cam.get("reshape")},

@@ -225,6 +225,28 @@ def _split_the_rest(index: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
     return index
 
 
+def _carry_reviewed_risk(classes: list[dict[str, str]], sources: list[str]) -> list[dict[str, str]]:
+    """Copy the reviewed ``risk_label``/``risk_note`` of each class from the teacher or --init-from card.
+
+    Data sets carry only their own risk groups; the reviewed labels (actinic keratosis premalignant, with its
+    source) live in the shipped cards, and a model trained from one of them must not silently lose them.
+    A label is copied only where the class id and the dataset's risk group both match.
+    """
+    from dermlib.models.registry import get_card
+
+    reviewed: dict[str, dict[str, str]] = {}
+    for ref in sources:
+        for info in get_card(ref).classes:
+            if info.risk_label and info.id not in reviewed:
+                reviewed[info.id] = {"risk_group": info.risk_group, "risk_label": info.risk_label,
+                                     "risk_note": info.risk_note}
+    for row in classes:
+        found = reviewed.get(row["id"])
+        if found and found["risk_group"] == row["risk_group"]:
+            row.update(risk_label=found["risk_label"], risk_note=found["risk_note"])
+    return classes
+
+
 def _class_table(index: pd.DataFrame) -> list[dict[str, str]]:
     first = index.drop_duplicates("label").set_index("label")
     rows = []
@@ -320,7 +342,7 @@ def train(cfg: TrainConfig) -> Path:
     # A combined dataset has several sources; the card names the combination.
     dataset_name = str(index["source"].iloc[0]) if index["source"].nunique() == 1 else str(cfg.dataset or "combined")
     mask = MaskSpec(tuple(tuple(float(v) for v in b) for b in cfg.mask_boxes)) if cfg.mask_boxes else None
-    classes = _class_table(index)
+    classes = _carry_reviewed_risk(_class_table(index), [r for r in (cfg.teacher, cfg.init_from) if r])
     class_ids = [c["id"] for c in classes]
     label_of = {c: i for i, c in enumerate(class_ids)}
     index["y"] = index["label"].map(label_of)
