@@ -15,7 +15,7 @@ from dermlib.data import registry
 from dermlib.data import synthetic as syn
 from dermlib.data.combined import CombinedAdapter, CombinedPart
 from dermlib.errors import CardError, ModelError
-from dermlib.evaluate.slices import pair_ranking, slice_summary
+from dermlib.evaluate.slices import merge_subtypes, pair_ranking, slice_summary
 from dermlib.evaluate.watermark import LOGO_BOX, Logo, top1_shift
 from dermlib.masking import DERMNET_WATERMARK_BOX, MaskSpec
 from dermlib.models import load_model
@@ -91,6 +91,25 @@ def test_slice_summary_reports_each_source() -> None:
     assert out["by_source"]["b"]["top1_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert out["by_source"]["b"]["by_skin_type"]["groups"]["I-II"]["n"] == 2
     assert out["eczema_vs_psoriasis"]["all"]["n"] == 3 and out["eczema_vs_psoriasis"]["b"]["rate"] == 0.0
+    assert "by_source_categories" not in out  # no sub-type class beside its parent
+
+
+def test_subtypes_fold_into_their_parent_category() -> None:
+    classes = ["acne", "acne-vulgaris", "psoriasis", "dyshidrotic-eczema"]
+    probs = np.array([[0.2, 0.5, 0.3, 0.0],   # acne photo: 0.7 acne once the sub-type is folded in
+                      [0.1, 0.3, 0.6, 0.0],   # acne photo: psoriasis still wins (0.4 < 0.6)
+                      [0.1, 0.1, 0.8, 0.0],   # psoriasis photo
+                      [0.6, 0.0, 0.0, 0.4]])  # acne-vulgaris photo, now an acne photo
+    y = np.array([0, 0, 2, 1])
+    m_probs, m_y, ids, risk, folded = merge_subtypes(probs, y, classes, ["a", "a", "b", "c"])
+    # dyshidrotic-eczema has no "eczema" class here, so it stays a class of its own.
+    assert folded == {"acne-vulgaris": "acne"} and ids == ["acne", "psoriasis", "dyshidrotic-eczema"]
+    assert risk == ["a", "b", "c"] and m_y.tolist() == [0, 0, 1, 0]
+    assert np.allclose(m_probs[0], [0.7, 0.3, 0.0]) and np.allclose(m_probs.sum(axis=1), 1.0)
+    out = slice_summary(probs, y, ["d"] * 4, classes, ["a", "a", "b", "c"])
+    assert out["by_source"]["d"]["top1_accuracy"] == pytest.approx(0.25)  # only the psoriasis row
+    assert out["by_source_categories"]["d"]["top1_accuracy"] == pytest.approx(0.75)
+    assert out["folded_subtypes"] == {"acne-vulgaris": "acne"}
 
 
 def test_logo_is_pasted_inside_the_watermark_box_and_the_mask_removes_it(tmp_path: Path) -> None:
@@ -124,6 +143,18 @@ def test_init_from_copies_the_backbone_and_zeroes_the_head(tmp_path: Path) -> No
     assert "tiny-test" in note
     with pytest.raises(ModelError, match="single"):
         init_from_model(create_backbone("test_vit", 7, "none")[0], str(source), "test_vit")
+
+
+def test_init_from_keeps_the_head_rows_of_shared_classes(tmp_path: Path) -> None:
+    source = write_tiny_model(tmp_path / "src", architecture="test_efficientnet", num_classes=4)
+    src = load_model(source, device="cpu").model.state_dict()
+    model, _ = create_backbone("test_efficientnet", 3, "none")
+    note = init_from_model(model, str(source), "test_efficientnet", ["class-2", "new", "class-0"])
+    weight, bias = model.state_dict()["classifier.weight"], model.state_dict()["classifier.bias"]
+    assert torch.equal(weight[0], src["classifier.weight"][2]) and torch.equal(weight[2], src["classifier.weight"][0])
+    assert torch.equal(bias[0], src["classifier.bias"][2])
+    assert not weight[1].any() and float(bias[1]) == 0.0  # the new class starts at zero
+    assert "2 classes" in note
 
 
 def test_training_on_a_combined_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -400,3 +400,26 @@ def test_ensemble_keeps_the_lead_members_reviewed_risk_labels(members: tuple[Pat
     assert classes[0]["risk_label"] == "premalignant" and classes[0]["risk_note"] == "Reviewed (a test source)."
     assert classes[0]["risk_group"] == card["classes"][0]["risk_group"]
     assert not any("risk_label" in c for c in classes[1:])
+
+
+def test_calibrate_can_store_a_single_model_in_float16(members: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    data, first, _ = members
+    folder = tmp_path / "half"
+    shutil.copytree(first, folder)
+    full = load_model(first, device="cpu")
+    assert main(["calibrate", "--model", str(folder), "--data", str(data), "--store-dtype", "float16"]) == 0
+    card = load_card(folder)
+    assert card.weights["dtype"] == "float16"
+    assert card.weights["bytes"] < 0.6 * (first / "model.safetensors").stat().st_size
+    half = load_model(folder, device="cpu")  # the new checksum verifies
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    x = full.preprocess([synthetic_skin_image(s) for s in range(4)])
+    assert torch.allclose(half.logits(x), full.logits(x), atol=1e-2)
+    # Recalibrated and re-evaluated on the stored weights: the same test split, fresh figures.
+    assert card.metrics["n"] == load_card(first).metrics["n"] and card.calibration["temperature"] > 0
+    with pytest.raises(ModelError, match="ensemble"):
+        from dermlib.train.loop import store_weights
+
+        ens = tmp_path / "ens"
+        assert main(["ensemble", str(first), str(members[2]), "--out", str(ens), "--data", str(data)]) == 0
+        store_weights(ens, "float16")

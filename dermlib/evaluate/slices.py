@@ -18,6 +18,51 @@ from dermlib.evaluate.metrics import evaluation_report, round_floats, wilson_int
 #: The pair a combined clinical model most needs to tell apart: both are common, red and scaly.
 ECZEMA_PSORIASIS: tuple[str, str] = ("eczema", "psoriasis")
 
+#: Class ids that name a clinical sub-type of another class id. Fitzpatrick17k keeps these five labels
+#: apart from their parent (so ``clinical-fitz21``'s 21-label task is unchanged), while a DermNet NZ
+#: category holds the sub-type among its topics: its "acne" photos are all of DermNet's "Acne vulgaris"
+#: topic, its "eczema" includes "Dyshidrotic eczema (pompholyx)", its "melanoma" includes melanoma in situ
+#: and the other melanoma topics. Scored per category, a sub-type's probability counts for its parent.
+SUBTYPE_OF: dict[str, str] = {
+    "acne-vulgaris": "acne",
+    "basal-cell-carcinoma-morpheiform": "basal-cell-carcinoma",
+    "dyshidrotic-eczema": "eczema",
+    "malignant-melanoma": "melanoma",
+    "superficial-spreading-melanoma-ssm": "melanoma",
+}
+
+
+def merge_subtypes(probs: np.ndarray, labels: np.ndarray, class_ids: Sequence[str], risk_groups: Sequence[str],
+                   subtype_of: dict[str, str] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, list[str], list[str], dict[str, str]]:
+    """Fold each sub-type class into its parent class: probabilities summed, labels renamed.
+
+    Only sub-types whose parent is also a class are folded; the others stay as they are.
+
+    Args:
+        probs: Probabilities (N, C).
+        labels: True class indices (N,).
+        class_ids: Class id of each column.
+        risk_groups: Risk group of each class.
+        subtype_of: ``{sub-type id: parent id}`` (default :data:`SUBTYPE_OF`).
+
+    Returns:
+        ``(probs (N, K), labels (N,), class_ids (K), risk_groups (K), folded {sub-type: parent})``, the
+        remaining classes in their original order.
+    """
+    subtype_of = SUBTYPE_OF if subtype_of is None else subtype_of
+    ids = list(class_ids)
+    folded = {c: p for c, p in subtype_of.items() if c in ids and p in ids}
+    kept = [c for c in ids if c not in folded]
+    column = {c: kept.index(folded.get(c, c)) for c in ids}
+    target = np.array([column[c] for c in ids], dtype=np.int64)
+    merge = np.zeros((len(ids), len(kept)), dtype=np.float64)
+    merge[np.arange(len(ids)), target] = 1.0
+    probs = np.asarray(probs, dtype=np.float64) @ merge
+    labels = target[np.asarray(labels, dtype=np.int64)]
+    risk = [risk_groups[ids.index(c)] for c in kept]
+    return probs, labels, kept, risk, folded
+
 
 def pair_ranking(probs: np.ndarray, labels: Sequence[str], class_ids: Sequence[str],
                  pair: tuple[str, str] = ECZEMA_PSORIASIS) -> dict[str, Any]:
@@ -101,10 +146,17 @@ def slice_summary(probs: np.ndarray, labels: np.ndarray, sources: Sequence[str],
 
     Returns:
         ``{"by_source": {source: report}, "eczema_vs_psoriasis": {"all": ..., source: ...}}``; the slice is
-        left out when the model lacks one of the two classes.
+        left out when the model lacks one of the two classes. When the model has a sub-type class beside its
+        parent (:data:`SUBTYPE_OF`), ``"by_source_categories"`` scores each source again with the sub-types
+        folded into their parents (no abstention: the thresholds belong to the unfolded probabilities) and
+        ``"folded_subtypes"`` names them.
     """
     out: dict[str, Any] = {"by_source": source_reports(probs, labels, sources, class_ids, risk_groups,
                                                        fitzpatrick, uncertain_thresholds)}
+    m_probs, m_labels, m_ids, m_risk, folded = merge_subtypes(probs, labels, class_ids, risk_groups)
+    if folded:
+        out["by_source_categories"] = source_reports(m_probs, m_labels, sources, m_ids, m_risk, fitzpatrick)
+        out["folded_subtypes"] = folded
     if all(c in class_ids for c in ECZEMA_PSORIASIS):
         names = np.asarray(class_ids, dtype=object)[np.asarray(labels, dtype=np.int64)]
         sources = np.asarray(sources, dtype=object)

@@ -51,6 +51,24 @@ def quantize_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+#: Stored precisions of a weights file; every one is expanded to float32 on loading.
+STORAGE_DTYPES = ("float32", "float16", "int8")
+
+
+def stored_state_dict(state: dict[str, torch.Tensor], dtype: str) -> dict[str, torch.Tensor]:
+    """A state dict in the precision it is to be stored in (``float32``, ``float16`` or ``int8``).
+
+    Raises:
+        ValueError: Unknown dtype.
+    """
+    if dtype == "int8":
+        return quantize_state_dict(state)
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(STORAGE_DTYPES)}, not '{dtype}'.")
+    target = torch.float16 if dtype == "float16" else torch.float32
+    return {k: (v.detach().to(target) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+
+
 def is_quantized(state: dict[str, torch.Tensor]) -> bool:
     """Whether a state dict read from disk holds int8 weights written by :func:`quantize_state_dict`."""
     return any(key.endswith(SCALE_SUFFIX) for key in state)

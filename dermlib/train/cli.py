@@ -95,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--dataset", choices=sorted(DATASETS), help="dataset adapter (default: detected)")
     c.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy,
                    help="accuracy the predictions it does not abstain on must reach on validation")
+    c.add_argument("--store-dtype", choices=("float32", "float16", "int8"),
+                   help="first rewrite the weights file in this precision (float16 halves it); the calibration and "
+                        "every figure are then measured on the stored weights")
     c.set_defaults(func=_cmd_calibrate)
 
     n = sub.add_parser("ensemble", help="combine trained models (same classes and split) into one calibrated model",
@@ -193,7 +196,8 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from dermlib.train.loop import recalibrate
 
-    calibration = recalibrate(args.model, args.data, args.dataset, args.target_accuracy)
+    calibration = recalibrate(args.model, args.data, args.dataset, args.target_accuracy,
+                              store_dtype=args.store_dtype)
     print(json.dumps(calibration, indent=2))
     return 0
 

@@ -16,20 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from safetensors.torch import save_file
 
 from dermlib.errors import ModelError
 from dermlib.models.card import ENSEMBLE_ARCHITECTURE, WEIGHTS_FILE, ModelCard, save_card
 from dermlib.models.loading import build_model, file_sha256, load_state_dict
-from dermlib.models.quantize import quantize_state_dict
+from dermlib.models.quantize import STORAGE_DTYPES, stored_state_dict
 from dermlib.models.registry import get_card
-
-#: Stored float precisions, applied by a plain cast.
-DTYPES = {"float32": torch.float32, "float16": torch.float16}
-#: Every stored precision: the casts above, and int8, which keeps weight matrices as int8 with per-channel
-#: scales (:mod:`dermlib.models.quantize`), a quarter of float32, and the rest as float16.
-STORAGE_DTYPES = (*DTYPES, "int8")
 
 
 def _split_map(card: ModelCard) -> dict[str, str]:
@@ -178,11 +171,7 @@ def build_ensemble(
     network = build_model(scratch)
     for member, card in zip(network.members, cards, strict=True):
         member.load_state_dict(load_state_dict(card), strict=True)
-    if dtype == "int8":
-        state = quantize_state_dict(network.state_dict())
-    else:
-        state = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v).contiguous()
-                 for k, v in network.state_dict().items()}
+    state = stored_state_dict(network.state_dict(), dtype)
     out.mkdir(parents=True, exist_ok=True)
     weights_file = out / WEIGHTS_FILE
     save_file(state, str(weights_file))

@@ -775,8 +775,15 @@ def attach_splits(index: pd.DataFrame, file: Path, data_root: str | Path) -> pd.
 
 
 def recalibrate(folder: str | Path, data_root: str | Path, dataset: str | None = None,
-                target_accuracy: float = 0.8) -> dict[str, Any]:
+                target_accuracy: float = 0.8, store_dtype: str | None = None) -> dict[str, Any]:
     """Refit temperature and abstention thresholds on the model's own validation split; re-evaluate test.
+
+    Args:
+        folder: The model folder.
+        data_root: The dataset folder it was trained on.
+        dataset: Adapter name (default: detected).
+        target_accuracy: Accuracy the answers it does not abstain on must reach on validation.
+        store_dtype: Rewrite the weights file in this precision first (:func:`store_weights`).
 
     Returns:
         The card's new ``calibration`` section.
@@ -784,11 +791,44 @@ def recalibrate(folder: str | Path, data_root: str | Path, dataset: str | None =
     from dermlib.models.card import load_card
 
     folder = Path(folder)
+    if store_dtype:
+        store_weights(folder, store_dtype)
     index = rows_from_splits(folder, data_root, dataset)
     val_rows = index[index["split"] == "val"].reset_index(drop=True)
     test_rows = index[index["split"] == "test"].reset_index(drop=True)
     finalize_model(folder, val_rows, test_rows, target_accuracy=target_accuracy)
     return load_card(folder).calibration
+
+
+def store_weights(folder: str | Path, dtype: str) -> int:
+    """Rewrite a single model's weights file in another precision and update the card's ``weights`` section.
+
+    The network still computes in float32 (the weights are expanded on loading), so only the file shrinks;
+    recalibrate afterwards so the card's figures are those of the stored weights.
+
+    Returns:
+        The new file size in bytes.
+
+    Raises:
+        ModelError: The folder holds an ensemble or its weights do not verify.
+        ValueError: Unknown dtype.
+    """
+    from dermlib.errors import ModelError
+    from dermlib.models.card import load_card
+    from dermlib.models.loading import load_state_dict
+    from dermlib.models.quantize import stored_state_dict
+
+    card = load_card(Path(folder))
+    if card.is_ensemble:
+        raise ModelError(f"{card.id} is an ensemble: `dermlib ensemble --dtype` sets its stored precision.")
+    state = stored_state_dict(load_state_dict(card), dtype)
+    file = Path(folder) / WEIGHTS_FILE
+    save_file(state, str(file))
+    raw = dict(card.raw)
+    raw["weights"] = {**dict(raw.get("weights") or {}), "file": WEIGHTS_FILE, "sha256": file_sha256(file),
+                      "bytes": file.stat().st_size, "dtype": dtype}
+    save_card(raw, Path(folder))
+    return int(raw["weights"]["bytes"])
 
 
 def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, target_accuracy: float = 0.8) -> None:

@@ -161,9 +161,35 @@ def init_from_model(
             raise ModelError(f"{card.id} did not fit {architecture}: missing {missing}, unexpected {unexpected}")
         return (f"all weights of {card.id} (same classes; {card.training.get('initial_weights', 'ImageNet')}, "
                 f"then trained {card.training.get('epochs_run', '?')} epochs on this training split)")
+    head_state = {k: v for k, v in state.items() if k.startswith(head)}
     state = {k: v for k, v in state.items() if not k.startswith(head)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith(head) for k in missing):
         raise ModelError(f"{card.id} did not fit {architecture}: missing {missing}, unexpected {unexpected}")
     _zero_head(model)
-    return f"backbone of {card.id} ({card.training.get('initial_weights', 'ImageNet')}, then fine-tuned on its data)"
+    note = f"backbone of {card.id} ({card.training.get('initial_weights', 'ImageNet')}, then fine-tuned on its data)"
+    shared = _copy_shared_head_rows(model, head_state, head, list(card.class_ids), list(class_ids or []))
+    if shared:
+        note += f"; its head rows for the {shared} classes both models share"
+    return note
+
+
+def _copy_shared_head_rows(model: torch.nn.Module, state: dict[str, torch.Tensor], head: str,
+                           source_ids: list[str], class_ids: list[str]) -> int:
+    """Start the head rows of classes the source also has from the source's rows (the rest stay zero).
+
+    A class the source already knows (say, the 21 Fitzpatrick17k conditions of a model that adds DermNet's)
+    then starts where the source left it instead of at a uniform guess. Returns how many rows were copied.
+    """
+    layer = model.get_classifier()
+    weight, bias = state.get(f"{head}.weight"), state.get(f"{head}.bias")
+    if not isinstance(layer, torch.nn.Linear) or weight is None or weight.shape[1] != layer.in_features:
+        return 0
+    row_of = {c: i for i, c in enumerate(source_ids)}
+    pairs = [(i, row_of[c]) for i, c in enumerate(class_ids) if c in row_of and row_of[c] < weight.shape[0]]
+    with torch.no_grad():
+        for new, old in pairs:
+            layer.weight[new] = weight[old]
+            if bias is not None and layer.bias is not None:
+                layer.bias[new] = bias[old]
+    return len(pairs)
