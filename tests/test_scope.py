@@ -333,7 +333,8 @@ def test_real_modality_swap_is_flagged_both_ways(shared_data: Path) -> None:
 
 
 @pytest.mark.parametrize("model_id", ["clinical-fitz21", "clinical-fitz21-ensemble", "clinical-fitz21-lite0",
-                                      "clinical-fitz21-lite2", "clinical-common38", "dermoscopy-melanoma"])
+                                      "clinical-fitz21-lite2", "clinical-common38", "clinical-common38-ensemble",
+                                      "dermoscopy-melanoma"])
 def test_shipped_scope_sidecars_load_and_match_their_figures(model_id: str) -> None:
     card = _shipped(model_id)
     checker = get_checker(card)

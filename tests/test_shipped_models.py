@@ -41,6 +41,13 @@ def test_registry_finds_every_shipped_model_and_one_default() -> None:
     common = next(c for c in cards if c.id == "clinical-common38")
     assert set(defaults[0].class_ids) <= set(common.class_ids)
     assert {"psoriasis", "fungal-infection", "scabies", "urticaria", "vitiligo"} <= set(common.class_ids)
+    # The common-conditions ensemble (the Lite0 above + a Lite2 on the same split) is the teacher for a
+    # single network: installed, measured, and kept off the Diagnose picker.
+    teacher = next(c for c in cards if c.id == "clinical-common38-ensemble")
+    assert len(teacher.members) == 2 and teacher.class_ids == common.class_ids
+    assert teacher.diagnose_withheld and not teacher.default
+    assert (WEIGHTS / "clinical-common38-ensemble" / "splits.csv").read_bytes() == (
+        WEIGHTS / "clinical-common38" / "splits.csv").read_bytes()
 
 
 @pytest.mark.parametrize("model_id", SHIPPED)
