@@ -14,7 +14,7 @@ import streamlit as st
 from dermlib.config import weights_dir
 from dermlib.errors import DermLensError
 from dermlib.evaluate import calibration_check_summary, ece_summary, limitation_notes, model_reports
-from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, training_facts
+from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, pair_line, source_rows, training_facts
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
 from dermlib.ui.lesion import outliner_summary
 from dermlib.viz import eval_charts
@@ -82,9 +82,13 @@ def _show_agreement(card: Any) -> None:
 
 def _show_report(report: dict[str, Any], names: dict[str, str], card: Any = None) -> None:
     _show_headline(report)
-    per_class, confusion, calibration, skin = st.tabs(
+    sources = source_rows(report)  # a model trained on several data sets is scored on each alone
+    per_class, confusion, calibration, skin, *by_source = st.tabs(
         ["Per class", "Confusion matrix", "Calibration and abstention", "By skin type"]
-    )
+        + (["By data source"] if sources else []))
+    for tab in by_source:
+        tab.table(display_table(pd.DataFrame(sources)), hide_index=True)
+        tab.caption(pair_line(report) or "")
     with per_class:
         st.table(display_table(eval_charts.per_class_table(report, names)), hide_index=True)
         if (two_class := eval_charts.two_class_figure(report, names)) is not None:

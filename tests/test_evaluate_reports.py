@@ -56,3 +56,23 @@ def test_facts() -> None:
     training, counts = training_facts(card)
     assert training == {"Dataset": "ham10000", "Tags": "x; y", "N images": "5"}
     assert counts == {"split counts": {"t": 5}}
+
+
+def test_source_rows_and_pair_line_read_a_combined_report() -> None:
+    from dermlib.evaluate.reports import pair_line, source_rows
+
+    def part(n: int, top1: float, f1s: list[tuple[float, int]]) -> dict:
+        return {"n": n, "top1_accuracy": top1, "top3_accuracy": 0.9, "weighted_f1": 0.5,
+                "per_class": [{"class_id": f"c{i}", "f1": f, "support": s} for i, (f, s) in enumerate(f1s)]}
+
+    report = {"by_source": {"a": part(10, 0.5, [(0.4, 5), (0.6, 5), (0.0, 0)]), "b": part(4, 0.25, [(1.0, 4)])},
+              "by_source_categories": {"a": {"top1_accuracy": 0.6}, "b": {"top1_accuracy": 0.25}},
+              "eczema_vs_psoriasis": {"all": {"n": 8, "correct": 6, "rate": 0.75, "rate_ci95": [0.41, 0.93],
+                                              "by_class": {"eczema": 1.0, "psoriasis": 0.5}}}}
+    rows = source_rows(report)
+    assert [r["source"] for r in rows] == ["a", "b"] and rows[0]["test photos"] == 10
+    # The class that source a never labels (support 0) is left out of its macro-F1.
+    assert rows[0]["macro-F1, own classes"] == "0.500" and rows[1]["macro-F1, own classes"] == "1.000"
+    assert rows[0]["top-1"] == "50.0%" and rows[0]["top-1, sub-types folded"] == "60.0%"
+    assert "6 (75.0%, 95% interval 41.0%-93.0%" in pair_line(report)
+    assert source_rows({"n": 5}) == [] and pair_line({"n": 5}) is None

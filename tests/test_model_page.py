@@ -371,3 +371,28 @@ def test_shipped_dermoscopy_model_page(monkeypatch: pytest.MonkeyPatch) -> None:
     at.run(timeout=120)
     assert not at.exception
     _assert_two_class_page(at)
+
+
+def test_combined_model_is_scored_per_data_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv(WEIGHTS_ENV, str(repo / "weights"))
+    at = _run()
+    select = at.selectbox(key="model_page_model")
+    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(clinical-common38-ensemble)")))
+    at.run(timeout=120)
+    assert not at.exception
+    assert "By data source" in [t.label for t in at.tabs]
+    metrics = json.loads((repo / "weights" / "clinical-common38-ensemble" / "card.json").read_text())["metrics"]
+    table = next(t.value for t in at.table if "source" in t.value.columns)
+    assert list(table["source"]) == sorted(metrics["by_source"])
+    dermnet = table[table["source"] == "dermnet-nz"].iloc[0]
+    assert dermnet["test photos"] == metrics["by_source"]["dermnet-nz"]["n"]
+    assert dermnet["top-1"] == f"{metrics['by_source']['dermnet-nz']['top1_accuracy']:.1%}"
+    folded = metrics["by_source_categories"]["dermnet-nz"]["top1_accuracy"]
+    assert dermnet["top-1, sub-types folded"] == f"{folded:.1%}"
+    assert "Eczema or psoriasis?" in _text(at) and "128 test photos" in _text(at)
+    # A single-source model has no such tab.
+    select = at.selectbox(key="model_page_model")
+    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(clinical-fitz21)")))
+    at.run(timeout=120)
+    assert "By data source" not in [t.label for t in at.tabs]

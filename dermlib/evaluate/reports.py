@@ -148,3 +148,49 @@ def training_facts(card: Any) -> tuple[dict[str, str], dict[str, dict[str, Any]]
             elif value is not None:
                 facts[key.replace("_", " ").capitalize()] = str(value)
     return facts, counts
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.1%}"
+
+
+def _own_macro_f1(report: dict[str, Any]) -> float | None:
+    """Macro-F1 over the classes that occur in this report's photos (a source labels only some classes)."""
+    rows = [r for r in report.get("per_class") or [] if isinstance(r, dict) and r.get("support")]
+    return sum(float(r["f1"]) for r in rows) / len(rows) if rows else None
+
+
+def source_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per data source of a combined model's test report (empty for a single-source model).
+
+    Each source is scored with all of the model's classes, so an answer naming another source's class is
+    wrong; "macro-F1, own classes" averages over the classes that source labels. "top-1, sub-types folded"
+    counts a sub-type class (e.g. acne vulgaris) as its parent (acne), see :data:`dermlib.evaluate.slices.SUBTYPE_OF`.
+    """
+    by_source = report.get("by_source") or {}
+    folded = report.get("by_source_categories") or {}
+    rows = []
+    for source, rep in by_source.items():
+        if not isinstance(rep, dict):
+            continue
+        row = {"source": source, "test photos": int(rep.get("n", 0)), "top-1": _pct(rep.get("top1_accuracy")),
+               "top-3": _pct(rep.get("top3_accuracy"))}
+        own = _own_macro_f1(rep)
+        row["macro-F1, own classes"] = "n/a" if own is None else f"{own:.3f}"
+        row["weighted F1"] = f"{float(rep.get('weighted_f1', 0.0)):.3f}"
+        if folded:
+            row["top-1, sub-types folded"] = _pct((folded.get(source) or {}).get("top1_accuracy"))
+        rows.append(row)
+    return rows
+
+
+def pair_line(report: dict[str, Any]) -> str | None:
+    """The eczema-versus-psoriasis slice as one sentence, or None when the report has none."""
+    pair = (report.get("eczema_vs_psoriasis") or {}).get("all")
+    if not isinstance(pair, dict) or not pair.get("n"):
+        return None
+    ci = pair.get("rate_ci95") or [None, None]
+    by_class = pair.get("by_class") or {}
+    return (f"Eczema or psoriasis? On the {pair['n']} test photos of either, the right one of the two is ranked "
+            f"higher on {pair.get('correct')} ({_pct(pair.get('rate'))}, 95% interval {_pct(ci[0])}-{_pct(ci[1])}; "
+            f"eczema {_pct(by_class.get('eczema'))}, psoriasis {_pct(by_class.get('psoriasis'))}).")
