@@ -360,16 +360,21 @@ def test_training_skin_types_are_written_in_roman_numerals(weights: Path) -> Non
     assert list(counts[""]) == ["I", "II", "VI"]  # the card stores "1", "2", "6"
 
 
+def _show_shipped(at: AppTest, model_id: str) -> None:
+    """Pick a shipped model in the page's selector and rerun the page."""
+    select = at.selectbox(key="model_page_model")
+    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith(f"({model_id})")))
+    at.run(timeout=120)
+    assert not at.exception
+
+
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "weights" / "dermoscopy-melanoma").is_dir(),
                     reason="the shipped dermoscopy model is not present")
 def test_shipped_dermoscopy_model_page(monkeypatch: pytest.MonkeyPatch) -> None:
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.setenv(WEIGHTS_ENV, str(repo / "weights"))
     at = _run()
-    select = at.selectbox(key="model_page_model")
-    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(dermoscopy-melanoma)")))
-    at.run(timeout=120)
-    assert not at.exception
+    _show_shipped(at, "dermoscopy-melanoma")
     _assert_two_class_page(at)
 
 
@@ -377,10 +382,7 @@ def test_combined_model_is_scored_per_data_source(monkeypatch: pytest.MonkeyPatc
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.setenv(WEIGHTS_ENV, str(repo / "weights"))
     at = _run()
-    select = at.selectbox(key="model_page_model")
-    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(clinical-common38-ensemble)")))
-    at.run(timeout=120)
-    assert not at.exception
+    _show_shipped(at, "clinical-common38-ensemble")
     assert "By data source" in [t.label for t in at.tabs]
     metrics = json.loads((repo / "weights" / "clinical-common38-ensemble" / "card.json").read_text())["metrics"]
     table = next(t.value for t in at.table if "source" in t.value.columns)
@@ -392,7 +394,5 @@ def test_combined_model_is_scored_per_data_source(monkeypatch: pytest.MonkeyPatc
     assert dermnet["top-1, sub-types folded"] == f"{folded:.1%}"
     assert "Eczema or psoriasis?" in _text(at) and "128 test photos" in _text(at)
     # A single-source model has no such tab.
-    select = at.selectbox(key="model_page_model")
-    select.select_index(next(i for i, o in enumerate(select.options) if o.endswith("(clinical-fitz21)")))
-    at.run(timeout=120)
+    _show_shipped(at, "clinical-fitz21")
     assert "By data source" not in [t.label for t in at.tabs]

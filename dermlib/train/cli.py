@@ -9,6 +9,9 @@ import os
 import sys
 from pathlib import Path
 
+#: dermlib.models.quantize.STORAGE_DTYPES, spelled out so that building the parser does not import torch.
+_STORAGE_DTYPES = ("float32", "float16", "int8")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train``, ``calibrate``, ``ensemble`` and ``evaluate`` commands."""
@@ -95,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--dataset", choices=sorted(DATASETS), help="dataset adapter (default: detected)")
     c.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy,
                    help="accuracy the predictions it does not abstain on must reach on validation")
-    c.add_argument("--store-dtype", choices=("float32", "float16", "int8"),
+    c.add_argument("--store-dtype", choices=_STORAGE_DTYPES,
                    help="first rewrite the weights file in this precision (float16 halves it); the calibration and "
                         "every figure are then measured on the stored weights")
     c.set_defaults(func=_cmd_calibrate)
@@ -109,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--model-id", help="card id (default: the out folder's name)")
     n.add_argument("--name", help="display name for the card")
     n.add_argument("--weights", type=float, nargs="+", help="one weight per member in the logit average")
-    n.add_argument("--dtype", default="float16", choices=["float16", "int8", "float32"],
+    n.add_argument("--dtype", default="float16", choices=_STORAGE_DTYPES,
                    help="stored weight precision (int8: per-channel int8 weight matrices, a quarter of float32)")
     n.add_argument("--shared-size", dest="native_sizes", action="store_false",
                    help="feed every member the first member's input size instead of its own")

@@ -31,7 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from dermlib.data import load_index, summarize_index, with_duplicate_groups
-from dermlib.errors import DatasetError, TrainingError
+from dermlib.errors import DatasetError, ModelError, TrainingError
 from dermlib.evaluate import (
     choose_uncertain_thresholds,
     evaluation_report,
@@ -45,7 +45,8 @@ from dermlib.evaluate.slices import slice_summary
 from dermlib.masking import MaskSpec
 from dermlib.models.card import WEIGHTS_FILE, save_card
 from dermlib.models.device import select_device
-from dermlib.models.loading import file_sha256, load_model
+from dermlib.models.loading import file_sha256, load_model, load_state_dict
+from dermlib.models.quantize import stored_state_dict
 from dermlib.train.data import (
     TensorImageDataset,
     class_weights,
@@ -813,10 +814,7 @@ def store_weights(folder: str | Path, dtype: str) -> int:
         ModelError: The folder holds an ensemble or its weights do not verify.
         ValueError: Unknown dtype.
     """
-    from dermlib.errors import ModelError
     from dermlib.models.card import load_card
-    from dermlib.models.loading import load_state_dict
-    from dermlib.models.quantize import stored_state_dict
 
     card = load_card(Path(folder))
     if card.is_ensemble:

@@ -186,7 +186,7 @@ def _copy_shared_head_rows(model: torch.nn.Module, state: dict[str, torch.Tensor
     if not isinstance(layer, torch.nn.Linear) or weight is None or weight.shape[1] != layer.in_features:
         return 0
     row_of = {c: i for i, c in enumerate(source_ids)}
-    pairs = [(i, row_of[c]) for i, c in enumerate(class_ids) if c in row_of and row_of[c] < weight.shape[0]]
+    pairs = [(i, row_of[c]) for i, c in enumerate(class_ids) if c in row_of]
     with torch.no_grad():
         for new, old in pairs:
             layer.weight[new] = weight[old]
