@@ -13,7 +13,8 @@ import streamlit as st
 
 from dermlib.config import weights_dir
 from dermlib.errors import DermLensError
-from dermlib.evaluate import calibration_check_summary, ece_summary, limitation_notes, model_reports
+from dermlib.evaluate import calibration_check_summary, ece_summary, limitation_notes, malignant_alert_line
+from dermlib.evaluate import model_reports as reports_of
 from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, pair_line, source_rows, training_facts
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
 from dermlib.ui.lesion import outliner_summary
@@ -117,6 +118,8 @@ def _show_report(report: dict[str, Any], names: dict[str, str], card: Any = None
                 f"{_fmt(selective.get('accuracy_abstained'))}."
             )
         _show_agreement(card)
+        if alert := malignant_alert_line(card, report):
+            st.markdown(alert)
     with skin:
         table = eval_charts.skin_type_table(report)
         if table.empty:
@@ -176,7 +179,7 @@ def main() -> None:
                 _table(count_table(name, mapping, names))
 
     st.header("How well it works")
-    reports, report_problems = model_reports(card)
+    reports, report_problems = reports_of(card)
     for problem in report_problems:
         st.warning(problem)
     report: dict[str, Any] | None = None

@@ -26,21 +26,24 @@ from paired_compare import pair_parser, split_rows
 
 from dermlib.evaluate.metrics import wilson_interval
 from dermlib.images import load_image
-from dermlib.knowledge.urgency import URGENCY_MIN_PROBABILITY
+from dermlib.knowledge.urgency import URGENCY_MIN_PROBABILITY, urgency_flags
 from dermlib.models import load_model
 
 
 def malignant_scores(model, rows) -> tuple[np.ndarray, np.ndarray]:
     """Per photo: the summed calibrated probability of the model's malignant classes, and whether the
-    Diagnose page's urgency rule names a malignant class (one in the top 3 with at least
-    ``URGENCY_MIN_PROBABILITY``)."""
+    Diagnose page's urgency line names a malignant class (one in the top 3 with at least
+    ``URGENCY_MIN_PROBABILITY``, or the card's malignant alert: :func:`dermlib.knowledge.urgency.urgency_flags`)."""
     images = [load_image(str(p)) for p in rows["image_path"]]
     probs = np.concatenate([model.predict_proba(images[i:i + 16]) for i in range(0, len(images), 16)])
     malignant = np.asarray([c.risk_group == "malignant" for c in model.card.classes])
-    top3 = np.argsort(-probs, axis=1)[:, :3]
-    named = np.array([any(malignant[c] and row[c] >= URGENCY_MIN_PROBABILITY for c in order)
-                      for row, order in zip(probs, top3, strict=True)])
+    named = urgency_flags(probs, malignant, alert_threshold(model))
     return probs[:, malignant].sum(axis=1), named
+
+
+def alert_threshold(model) -> float | None:
+    """The card's malignant-alert threshold, None when it has none."""
+    return (model.card.calibration.get("malignant_alert") or {}).get("threshold")
 
 
 def threshold_for(p: np.ndarray, truth: np.ndarray, sensitivity: float) -> float:
@@ -107,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = np.percentile(diffs[k], [2.5, 97.5])
         print(f"{k:14s} {full_a[k]:7.1%} {ca:>14s} {full_b[k]:7.1%} {cb:>14s} {full_b[k] - full_a[k]:+8.3f}   "
               f"[{lo:+.3f}, {hi:+.3f}]")
-    print(f"The page's urgency rule (a malignant class in the top 3 with at least {URGENCY_MIN_PROBABILITY:.0%}), "
-          "test photos:")
-    for name, named in (("A", named_a), ("B", named_b)):
-        print(f"  {name}: sensitivity {named[truth].mean():.1%} ({named[truth].sum()}/{truth.sum()}), "
+    print(f"The page's urgency rule (a malignant class in the top 3 with at least {URGENCY_MIN_PROBABILITY:.0%}, "
+          "or the malignant classes together at the card's alert threshold), test photos:")
+    for name, named, model in (("A", named_a, a), ("B", named_b, b)):
+        t = alert_threshold(model)
+        alert = "none" if t is None else f"{t:.3f}"
+        print(f"  {name} (alert {alert}): sensitivity {named[truth].mean():.1%} ({named[truth].sum()}/{truth.sum()}), "
               f"specificity {(~named[~truth]).mean():.1%} ({(~named[~truth]).sum()}/{(~truth).sum()})")
     return 0
 

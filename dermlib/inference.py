@@ -10,7 +10,7 @@ from PIL import Image
 
 from dermlib.evaluate.calibration import normalized_entropy as _normalized_entropy
 from dermlib.models.card import ModelCard
-from dermlib.scope.checker import UNCHECKED, ScopeResult, check_images
+from dermlib.scope.checker import UNCHECKED, ScopeResult, start_check
 
 if TYPE_CHECKING:  # torch and timm: imported where a model runs, so packaging a result needs neither
     from dermlib.models.loading import LoadedModel
@@ -196,6 +196,8 @@ def predict(loaded: LoadedModel, image: Image.Image, top_k: int = 3, check_scope
 def predict_batch(loaded: LoadedModel, images: list[Image.Image], top_k: int = 3,
                   check_scope: bool = True) -> list[Prediction]:
     """Classify several RGB images in batches; one :class:`Prediction` per image (see :func:`predict`)."""
+    # Started first: for one photo it runs beside the classifier on a second CPU (dermlib.scope.checker).
+    scope_job = start_check(loaded.card, list(images)) if check_scope else None
     if len(images) == 1:
         # Keep the target layers' activations of this pass: the top-k heatmaps that usually follow then
         # need no second pass through the network (see dermlib.explain.reuse).
@@ -205,12 +207,6 @@ def predict_batch(loaded: LoadedModel, images: list[Image.Image], top_k: int = 3
             probs, members = loaded.predict_proba_and_members(images)
     else:
         probs, members = loaded.predict_proba_and_members(images)
-    if check_scope:
-        from dermlib.models.slots import inference_slot
-
-        with inference_slot():
-            scopes = check_images(loaded.card, list(images))
-    else:
-        scopes = [UNCHECKED] * len(images)
+    scopes = scope_job.result() if scope_job is not None else [UNCHECKED] * len(images)
     return [build_prediction(loaded, row, top_k, None if members is None else members[i], scopes[i])
             for i, row in enumerate(probs)]

@@ -396,3 +396,22 @@ def test_combined_model_is_scored_per_data_source(monkeypatch: pytest.MonkeyPatc
     # A single-source model has no such tab.
     _show_shipped(at, "clinical-fitz21")
     assert "By data source" not in [t.label for t in at.tabs]
+
+
+def test_shipped_models_malignant_alert_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every clinical model with malignant classes carries an alert fitted on validation; the page shows it."""
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv(WEIGHTS_ENV, str(repo / "weights"))
+    at = _run()
+    for model_id in ("clinical-common38", "clinical-fitz21"):
+        card = json.loads((repo / "weights" / model_id / "card.json").read_text())
+        alert, scored = card["calibration"]["malignant_alert"], card["metrics"]["malignant_alert"]
+        assert alert["val_sensitivity"] >= alert["target_sensitivity"] == 0.95
+        assert scored["n_malignant"] + scored["n_other"] == card["metrics"]["n"]
+        _show_shipped(at, model_id)
+        text = _text(at)
+        assert f"reach {alert['threshold']:.1%}" in text, model_id
+        with_alert, without = scored["with_alert"], scored["top3_rule_only"]
+        assert (f"sensitivity {with_alert['sensitivity']:.1%}, specificity {with_alert['specificity']:.1%}"
+                in text)
+        assert f"sensitivity {without['sensitivity']:.1%}" in text

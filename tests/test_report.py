@@ -208,6 +208,50 @@ def test_urgency_is_the_most_urgent_likely_library_entry(tmp_path: Path) -> None
     assert urgency_for(pred, card) == (None, "Not given: the photo is outside what this model can read.")
 
 
+def test_malignant_alert_names_a_malignant_class_that_no_single_probability_would(tmp_path: Path) -> None:
+    from dermlib.knowledge.urgency import fit_malignant_alert, score_malignant_alert, urgency_flags
+
+    classes = [{"id": "melanoma", "name": "Melanoma", "risk_group": "malignant"},
+               {"id": "basal-cell-carcinoma", "name": "Basal cell carcinoma", "risk_group": "malignant"},
+               {"id": "acne", "name": "Acne", "risk_group": "non-neoplastic"},
+               {"id": "eczema", "name": "Eczema", "risk_group": "non-neoplastic"}]
+    malignant = np.array([True, True, False, False])
+    # Validation: 40 malignant photos, half of them with their probability split under 10% per class.
+    rng = np.random.default_rng(0)
+    clear = np.tile([0.6, 0.1, 0.2, 0.1], (20, 1))
+    spread = np.column_stack([np.full(20, 0.08), np.linspace(0.02, 0.09, 20), np.full(20, 0.5), np.zeros(20)])
+    spread[:, 3] = 1 - spread[:, :3].sum(axis=1)
+    benign = rng.dirichlet([0.3, 0.3, 5, 5], size=60)
+    probs = np.vstack([clear, spread, benign])
+    truth = np.r_[np.ones(40, bool), np.zeros(60, bool)]
+    assert urgency_flags(probs, malignant, None)[truth].mean() == 0.5  # the top-3 rule alone: half
+    alert = fit_malignant_alert(probs, truth, malignant, sensitivity=0.95)
+    flags = urgency_flags(probs, malignant, alert["threshold"])
+    assert flags[truth].mean() >= 0.95 and alert["val_sensitivity"] == pytest.approx(flags[truth].mean(), abs=1e-4)
+    assert alert["val_specificity"] == pytest.approx((~flags[~truth]).mean(), abs=1e-4)
+    # The highest such threshold: one step higher misses one more malignant photo.
+    assert urgency_flags(probs, malignant, alert["threshold"] + 1e-4)[truth].mean() < 0.95
+    assert fit_malignant_alert(probs[:30], truth[:30], malignant) is None  # too few malignant photos to fit on
+    assert fit_malignant_alert(probs, truth, np.zeros(4, bool)) is None  # no malignant class
+    report = score_malignant_alert(probs, truth, malignant, alert["threshold"])
+    assert report["top3_rule_only"]["sensitivity"] == 0.5 and report["with_alert"]["sensitivity"] >= 0.95
+    assert report["n_malignant"] == 40 and len(report["with_alert"]["sensitivity_ci95"]) == 2
+
+    card = load_card(write_tiny_model(tmp_path / "alert", extra={
+        "classes": classes, "calibration": {"temperature": 1.0, "malignant_alert": {"threshold": 0.15}}}))
+    holder = SimpleNamespace(card=card)
+    found, note = urgency_for(build_prediction(holder, np.array([0.08, 0.09, 0.5, 0.33]), top_k=3), card)
+    assert (found.condition_id, found.class_name, note) == ("basal-cell-carcinoma", "Basal cell carcinoma", "")
+    assert found.malignant_total == pytest.approx(0.17)
+    assert "malignant conditions together 17.0%, most likely Basal cell carcinoma" in found.sentence()
+    found, _ = urgency_for(build_prediction(holder, np.array([0.05, 0.05, 0.5, 0.4]), top_k=3), card)
+    assert found.condition_id == "acne" and found.malignant_total is None  # 10% together: under the threshold
+    no_alert = load_card(write_tiny_model(tmp_path / "plain", extra={"classes": classes}))
+    found, _ = urgency_for(build_prediction(SimpleNamespace(card=no_alert), np.array([0.08, 0.09, 0.5, 0.33]),
+                                            top_k=3), no_alert)
+    assert found.condition_id == "acne"
+
+
 def test_disclaimer_matches_the_pages() -> None:
     from dermlib.ui.common import DISCLAIMER
 

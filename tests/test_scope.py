@@ -199,6 +199,38 @@ def test_scope_decisions(scoped_root: Path) -> None:
     assert predict(dermoscopy, synthetic_scene_image(4)).scope.code == "not_skin"
 
 
+def test_scope_check_beside_the_classifier_answers_as_after_it(scoped_root: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker-thread scope check (one photo, a second CPU) gives exactly the in-line check's answer."""
+    import threading
+
+    from dermlib.scope import checker
+
+    clinical = load_model(scoped_root / "tiny-clinical", device="cpu")
+    photos = [synthetic_skin_image(7), synthetic_scene_image(3), synthetic_dermoscopy_image(40)]
+    ran_in: list[str] = []
+    real = checker.check_images
+
+    def recording(card, images):
+        ran_in.append(threading.current_thread().name)
+        return real(card, images)
+
+    monkeypatch.setattr(checker, "check_images", recording)
+    answers = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv(checker.PARALLEL_ENV, flag)
+        ran_in.clear()
+        answers[flag] = [predict(clinical, image).scope for image in photos]
+        assert len(ran_in) == 3
+        assert all(name.startswith("dermlens-scope") == (flag == "1") for name in ran_in), ran_in
+    assert answers["0"] == answers["1"]
+    assert [a.code for a in answers["1"]] == ["in_scope", "not_skin", "wrong_modality"]
+    # Several photos are checked in one batch, in the caller's thread.
+    ran_in.clear()
+    assert [r.code for r in checker.start_check(clinical.card, photos[:2]).result()] == ["in_scope", "not_skin"]
+    assert ran_in == [threading.current_thread().name]
+
+
 def test_prediction_json_always_has_scope_keys(scoped_root: Path) -> None:
     loaded = load_model(scoped_root / "tiny-clinical", device="cpu")
     for image in (synthetic_skin_image(9), synthetic_scene_image(5)):

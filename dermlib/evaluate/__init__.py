@@ -26,7 +26,7 @@ from dermlib.evaluate.metrics import (
     headline_metrics,
     limitation_notes,
 )
-from dermlib.evaluate.reports import EVALUATION_FILE, model_reports
+from dermlib.evaluate.reports import EVALUATION_FILE, malignant_alert_line, model_reports
 from dermlib.evaluate.splits import SPLIT_NAMES, stratified_group_split
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "held_out_calibration_check",
     "is_uncertain",
     "limitation_notes",
+    "malignant_alert_line",
     "model_reports",
     "normalized_entropy",
     "reliability_bins",

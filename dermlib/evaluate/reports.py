@@ -194,3 +194,27 @@ def pair_line(report: dict[str, Any]) -> str | None:
     return (f"Eczema or psoriasis? On the {pair['n']} test photos of either, the right one of the two is ranked "
             f"higher on {pair.get('correct')} ({_pct(pair.get('rate'))}, 95% interval {_pct(ci[0])}-{_pct(ci[1])}; "
             f"eczema {_pct(by_class.get('eczema'))}, psoriasis {_pct(by_class.get('psoriasis'))}).")
+
+
+def malignant_alert_line(card: Any, report: dict[str, Any]) -> str | None:
+    """The card's malignant alert and what the urgency line does on the test photos with it, or None.
+
+    The alert is fitted on validation (``calibration.malignant_alert``); the test figures are the report's
+    ``malignant_alert`` (:func:`dermlib.knowledge.urgency.score_malignant_alert`).
+    """
+    alert = (getattr(card, "calibration", None) or {}).get("malignant_alert")
+    scored = report.get("malignant_alert")
+    if not isinstance(alert, dict) or not isinstance(scored, dict):
+        return None
+
+    def rule(key: str) -> str:
+        part = scored.get(key) or {}
+        return f"sensitivity {_pct(part.get('sensitivity'))}, specificity {_pct(part.get('specificity'))}"
+
+    return (f"**Malignant alert.** The Diagnose page's urgency line also names the most likely malignant class "
+            f"when the malignant classes together reach {float(alert['threshold']):.1%}, a threshold chosen on "
+            f"the validation split so that the line names a malignant class for at least "
+            f"{float(alert['target_sensitivity']):.0%} of its {alert.get('n_malignant')} malignant photos. "
+            f"On the {scored.get('n_malignant')} malignant and {scored.get('n_other')} other test photos: "
+            f"{rule('with_alert')}; without the alert (a malignant class in the top 3 with at least 10%) "
+            f"{rule('top3_rule_only')}.")

@@ -2,12 +2,19 @@
 
 The Library's own urgency levels (``routine`` < ``soon`` < ``urgent``) and its "when to see a doctor" text
 decide; the Diagnose page's urgency line and the case report both read :func:`urgency_for`.
+
+A model that knows many conditions spreads a malignant lesion's probability over several malignant classes,
+none of which may reach :data:`URGENCY_MIN_PROBABILITY`. So a card may also carry a *malignant alert*
+(``calibration.malignant_alert``, fitted on the validation split by :func:`fit_malignant_alert`): when the
+malignant classes together reach its threshold, the most probable of them counts as well.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:
     from dermlib.inference import Prediction
@@ -16,6 +23,12 @@ if TYPE_CHECKING:
 
 #: A class takes part in the urgency line from this calibrated probability up.
 URGENCY_MIN_PROBABILITY = 0.10
+#: The malignant alert's threshold is the highest one that still flags this share of the validation split's
+#: malignant photos. 95%: what the top-3 rule above caught with the 21-condition default (95.5% of its
+#: malignant test photos), so that no model falls below it where a miss costs most.
+MALIGNANT_ALERT_SENSITIVITY = 0.95
+#: Fewer malignant validation photos than this give no alert: the threshold would be chosen on noise.
+MALIGNANT_ALERT_MIN_POSITIVES = 20
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class Urgency:
         class_name: The model class that led to the entry.
         probability: That class's calibrated probability.
         when_to_see_doctor: The entry's advice.
+        malignant_total: Set when the malignant alert raised it: the malignant classes' summed probability.
     """
 
     level: str
@@ -37,11 +51,18 @@ class Urgency:
     class_name: str
     probability: float
     when_to_see_doctor: str
+    malignant_total: float | None = None
+
+    def because(self, digits: int = 1) -> str:
+        """What raised it, e.g. ``Melanoma, 34.5%`` or ``malignant conditions together 23.0%, most likely
+        Melanoma``."""
+        if self.malignant_total is not None:
+            return f"malignant conditions together {self.malignant_total:.{digits}%}, most likely {self.condition_name}"
+        return f"{self.condition_name}, {self.probability:.{digits}%}"
 
     def sentence(self) -> str:
         """The urgency line, e.g. ``Soon (Melanoma, 34.5%): Seek care within days, ...``."""
-        return (f"{self.level.capitalize()} ({self.condition_name}, {self.probability:.1%}): "
-                f"{self.when_to_see_doctor}")
+        return f"{self.level.capitalize()} ({self.because()}): {self.when_to_see_doctor}"
 
 
 def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | None = None,
@@ -49,8 +70,9 @@ def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | Non
     """The urgency line: the most urgent Library entry among the top-k classes of at least ``min_probability``.
 
     Urgency levels are the Disease Library's own (``routine`` < ``soon`` < ``urgent``); of two entries equally
-    urgent the more probable class wins. No urgency is given for a photo out of the model's scope: its
-    probabilities mean nothing.
+    urgent the more probable class wins. When the card's malignant alert fires (the malignant classes together
+    reach its threshold), the most probable malignant class joins them. No urgency is given for a photo out
+    of the model's scope: its probabilities mean nothing.
 
     Args:
         prediction: The prediction.
@@ -63,7 +85,10 @@ def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | Non
     """
     if not prediction.in_scope:
         return None, "Not given: the photo is outside what this model can read."
-    likely = [s for s in prediction.top_k if s.probability >= min_probability]
+    likely = [(s.label, s.name, s.probability, None) for s in prediction.top_k if s.probability >= min_probability]
+    alert = malignant_alert_fires(prediction, card)
+    if alert is not None:
+        likely.append(alert)
     if not likely:
         return None, (f"Not given: no condition reaches {min_probability:.0%}. "
                       "If a spot is new, changing, bleeding or worrying you, see a doctor.")
@@ -72,15 +97,123 @@ def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | Non
     kb = kb or load_knowledge_base()
     by_id = {c.id: c for c in card.classes}
     best: Urgency | None = None
-    for score in likely:
-        info = by_id.get(score.label)
+    for label, name, probability, total in likely:
+        info = by_id.get(label)
         entry = resolve_card_class(kb, card, info) if info is not None else None
         if entry is None or entry.urgency not in URGENCIES:
             continue
         if best is None or URGENCIES.index(entry.urgency) > URGENCIES.index(best.level):
-            best = Urgency(entry.urgency, entry.id, entry.name, score.name, score.probability,
-                           entry.when_to_see_doctor)
+            best = Urgency(entry.urgency, entry.id, entry.name, name, probability, entry.when_to_see_doctor, total)
     if best is None:
         return None, ("Not given: the Disease Library has no entry for the likely conditions. "
                       "If a spot is new, changing, bleeding or worrying you, see a doctor.")
     return best, ""
+
+
+def malignant_alert_fires(prediction: Prediction, card: ModelCard) -> tuple[str, str, float, float] | None:
+    """The most probable malignant class when the card's malignant alert fires, else None.
+
+    Returns:
+        ``(class id, class name, its probability, the malignant classes' summed probability)``.
+    """
+    threshold = (card.calibration.get("malignant_alert") or {}).get("threshold")
+    total = float(prediction.risk.get("malignant", 0.0))
+    if threshold is None or total < float(threshold) or total <= 0.0:
+        return None
+    malignant = [(p, c) for c, p in zip(card.classes, prediction.probabilities, strict=True)
+                 if c.risk_group == "malignant"]
+    p, info = max(malignant, key=lambda pc: pc[0])
+    return info.id, info.name, float(p), total
+
+
+def urgency_flags(probs: np.ndarray, malignant: np.ndarray, threshold: float | None,
+                  min_probability: float = URGENCY_MIN_PROBABILITY, k: int = 3) -> np.ndarray:
+    """Per row of ``probs``: would the urgency line name a malignant class? (A malignant class in the top
+    ``k`` with at least ``min_probability``, or the malignant classes together at ``threshold`` or more.)
+
+    What the Diagnose page does, without the Disease Library: evaluation code scores the rule with it.
+
+    Args:
+        probs: Calibrated probabilities, shape (N, C).
+        malignant: Boolean mask of the malignant classes, shape (C,).
+        threshold: The card's malignant-alert threshold, or None for none.
+        min_probability: As :func:`urgency_for`.
+        k: How many classes the page lists.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    malignant = np.asarray(malignant, dtype=bool)
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    rows = np.arange(len(probs))[:, None]
+    named = (malignant[top] & (probs[rows, top] >= min_probability)).any(axis=1)
+    if threshold is not None:
+        named |= probs[:, malignant].sum(axis=1) >= float(threshold)
+    return named
+
+
+def fit_malignant_alert(probs: np.ndarray, truth_malignant: np.ndarray, malignant: np.ndarray,
+                        sensitivity: float = MALIGNANT_ALERT_SENSITIVITY,
+                        min_positives: int = MALIGNANT_ALERT_MIN_POSITIVES) -> dict | None:
+    """The malignant alert for a card, chosen on validation photos.
+
+    The threshold on the malignant classes' summed probability is the highest one at which the urgency
+    line (:func:`urgency_flags`, the top-3 rule included) still names a malignant class for at least
+    ``sensitivity`` of the malignant photos. A rule that already reaches it alone gets a threshold above
+    every photo's sum, so it changes nothing.
+
+    Args:
+        probs: Calibrated validation probabilities, shape (N, C).
+        truth_malignant: Whether each photo's true class is malignant, shape (N,).
+        malignant: Boolean mask of the malignant classes, shape (C,).
+        sensitivity: The share of malignant photos the line must name.
+        min_positives: Fewest malignant photos to fit on.
+
+    Returns:
+        ``threshold``, ``target_sensitivity``, ``val_sensitivity``, ``val_specificity``, ``n_malignant`` and
+        ``n``; None when the model has no malignant class or too few malignant photos.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    truth = np.asarray(truth_malignant, dtype=bool)
+    malignant = np.asarray(malignant, dtype=bool)
+    if not malignant.any() or truth.sum() < min_positives or (~truth).sum() == 0:
+        return None
+    base = urgency_flags(probs, malignant, None)
+    total = probs[:, malignant].sum(axis=1)
+    needed = int(np.ceil(sensitivity * truth.sum()))
+    missed_sums = np.sort(total[truth & ~base])[::-1]  # malignant photos the top-3 rule misses
+    still_needed = needed - int((truth & base).sum())
+    if still_needed <= 0:
+        threshold = float(min(1.0, total.max() + 1e-6))
+    else:
+        threshold = float(missed_sums[min(still_needed, len(missed_sums)) - 1])
+    flags = urgency_flags(probs, malignant, threshold)
+    return {"threshold": round(threshold, 6), "target_sensitivity": sensitivity,
+            "val_sensitivity": round(float(flags[truth].mean()), 4),
+            "val_specificity": round(float((~flags[~truth]).mean()), 4),
+            "n_malignant": int(truth.sum()), "n": len(truth)}
+
+
+def score_malignant_alert(probs: np.ndarray, truth_malignant: np.ndarray, malignant: np.ndarray,
+                          threshold: float) -> dict:
+    """How the urgency line does on held-out photos, with the malignant alert and without it.
+
+    Returns:
+        ``threshold``, ``n_malignant``, ``n_other`` and, for ``with_alert`` and ``top3_rule_only``,
+        ``sensitivity``, ``specificity`` and their 95% Wilson intervals.
+    """
+    from dermlib.evaluate.metrics import wilson_interval
+
+    def interval(k: int, n: int) -> list[float] | None:
+        ci = wilson_interval(k, n)
+        return None if ci is None else [round(float(v), 4) for v in ci]
+
+    truth = np.asarray(truth_malignant, dtype=bool)
+    out: dict = {"threshold": round(float(threshold), 6), "n_malignant": int(truth.sum()),
+                 "n_other": int((~truth).sum())}
+    for key, t in (("with_alert", threshold), ("top3_rule_only", None)):
+        flags = urgency_flags(probs, malignant, t)
+        hit, cleared = int(flags[truth].sum()), int((~flags[~truth]).sum())
+        out[key] = {"sensitivity": round(hit / max(1, truth.sum()), 4),
+                    "sensitivity_ci95": interval(hit, int(truth.sum())),
+                    "specificity": round(cleared / max(1, (~truth).sum()), 4),
+                    "specificity_ci95": interval(cleared, int((~truth).sum()))}
+    return out

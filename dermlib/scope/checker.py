@@ -9,7 +9,10 @@ thresholds and the measured figures). :func:`get_checker` loads them once per mo
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -296,3 +299,47 @@ def check_images(card: ModelCard, images: list[Image.Image]) -> list[ScopeResult
         return [UNCHECKED for _ in images]
     return checker.check(images)
 
+
+
+#: ``1`` (default where at least two CPUs are usable): the scope check of a single photo runs in a worker
+#: thread while the classifier computes; ``0``: after it, in the caller's thread.
+PARALLEL_ENV = "DERMLENS_SCOPE_PARALLEL"
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _parallel_wanted() -> bool:
+    raw = os.environ.get(PARALLEL_ENV, "").strip()
+    if raw:
+        return raw not in ("0", "false", "no", "off")
+    from dermlib.models.threads import usable_cpus
+
+    return usable_cpus() >= 2
+
+
+def start_check(card: ModelCard, images: list[Image.Image]) -> Future[list[ScopeResult]]:
+    """Start :func:`check_images`; its answer is the returned future's result.
+
+    For one photo on a machine with a second usable CPU it runs in a worker thread, so that the
+    extractor's single-threaded ONNX Runtime pass (about 10 ms) overlaps the classifier's instead of
+    following it; otherwise it runs here and the future is already done. Errors (missing or damaged
+    statistics: :class:`~dermlib.errors.ModelError`) are raised by ``result()``.
+    """
+    from dermlib.models.slots import inference_slot
+
+    def run() -> list[ScopeResult]:
+        with inference_slot():
+            return check_images(card, images)
+
+    if len(images) == 1 and get_checker(card) is not None and _parallel_wanted():
+        global _pool
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermlens-scope")
+            return _pool.submit(run)
+    done: Future[list[ScopeResult]] = Future()
+    try:
+        done.set_result(run())
+    except Exception as exc:  # handed to the caller by result(), as from the worker thread
+        done.set_exception(exc)
+    return done

@@ -42,6 +42,7 @@ from dermlib.evaluate import (
 )
 from dermlib.evaluate.metrics import confusion_matrix, precision_recall_f1, round_floats
 from dermlib.evaluate.slices import slice_summary
+from dermlib.knowledge.urgency import fit_malignant_alert, score_malignant_alert
 from dermlib.masking import MaskSpec
 from dermlib.models.card import WEIGHTS_FILE, save_card
 from dermlib.models.device import select_device
@@ -853,6 +854,10 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
     if val_members is not None:
         # Shown beside an ensemble's answer: how much its members' disagreement says, measured on validation.
         calibration["member_agreement"] = member_agreement_stats(val_logits, val_members, val_y)
+    malignant = np.array([group == "malignant" for group in risk], dtype=bool)
+    alert = fit_malignant_alert(val_probs, malignant[val_y], malignant)
+    if alert is not None:
+        calibration["malignant_alert"] = alert
     reports: dict[str, Any] = {
         "val": evaluation_report(val_probs, val_y, class_ids, risk, val_rows["fitzpatrick"].to_numpy(),
                                  uncertain_thresholds=calibration),
@@ -866,6 +871,9 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
         metrics = evaluation_report(softmax(test_logits, temperature), test_y, class_ids, risk,
                                     test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)
         metrics["split"] = "test"
+        if alert is not None:
+            metrics["malignant_alert"] = score_malignant_alert(softmax(test_logits, temperature),
+                                                               malignant[test_y], malignant, alert["threshold"])
         if "source" in test_rows and test_rows["source"].nunique() > 1:
             # A combined dataset: each source scored alone (skin types exist only in some), plus the
             # eczema-versus-psoriasis slice.

@@ -162,8 +162,9 @@ URGENCY_WORDS = {"urgent": "See a doctor urgently", "soon": "See a doctor soon",
 def urgency_line(prediction: Prediction, card: ModelCard) -> tuple[str, str] | None:
     """The result's one urgency line as (level, Markdown), from the Disease Library's "when to see a doctor".
 
-    The most urgent Library entry among the listed classes of at least 10% probability decides
-    (:func:`dermlib.knowledge.urgency.urgency_for`); None for a photo out of scope or with no such entry.
+    The most urgent Library entry among the listed classes of at least 10% probability, and the card's
+    malignant alert, decide (:func:`dermlib.knowledge.urgency.urgency_for`); None for a photo out of scope or
+    with no such entry.
     """
     from dermlib.knowledge.urgency import urgency_for
 
@@ -171,7 +172,7 @@ def urgency_line(prediction: Prediction, card: ModelCard) -> tuple[str, str] | N
     if urgency is None:
         return None
     return urgency.level, (f"**{URGENCY_WORDS.get(urgency.level, urgency.level)}** (because of "
-                           f"{urgency.condition_name}, {urgency.probability:.0%}): {urgency.when_to_see_doctor}")
+                           f"{urgency.because(0)}): {urgency.when_to_see_doctor}")
 
 
 def risk_notes(prediction: Prediction, card: ModelCard) -> list[str]:
