@@ -225,7 +225,7 @@ def test_shipped_ensemble_is_on_the_model_page_but_not_in_the_diagnose_picker(
     withheld = {"clinical-fitz21-ensemble", "clinical-common38-ensemble"}  # the two teachers
     assert withheld <= {c.id for c in cards}
     assert not withheld & set(offered)
-    assert offered[0] == next(c.id for c in cards if c.default) == "clinical-fitz21"
+    assert offered[0] == next(c.id for c in cards if c.default) == "clinical-common38"
     # Only a card that says so is withheld: every other shipped model stays in the picker.
     assert set(offered) == {c.id for c in cards if c.diagnose_withheld is None}
     assert len(offered) == len(cards) - len(withheld)

@@ -231,6 +231,7 @@ def test_malignant_alert_names_a_malignant_class_that_no_single_probability_woul
     assert alert["val_specificity"] == pytest.approx((~flags[~truth]).mean(), abs=1e-4)
     # The highest such threshold: one step higher misses one more malignant photo.
     assert urgency_flags(probs, malignant, alert["threshold"] + 1e-4)[truth].mean() < 0.95
+    assert fit_malignant_alert(probs, truth, malignant, sensitivity=0.5)["threshold"] is None  # the rule suffices
     assert fit_malignant_alert(probs[:30], truth[:30], malignant) is None  # too few malignant photos to fit on
     assert fit_malignant_alert(probs, truth, np.zeros(4, bool)) is None  # no malignant class
     report = score_malignant_alert(probs, truth, malignant, alert["threshold"])

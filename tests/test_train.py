@@ -195,9 +195,14 @@ def test_calibrate_refits_on_the_saved_validation_split(trained: tuple[Path, Pat
     for f in out.iterdir():
         (copy / f.name).write_bytes(f.read_bytes())
     before = json.loads((copy / "card.json").read_text())
+    # A section another step added (``scope fit`` adds its report) survives recalibration.
+    evaluation = json.loads((copy / "evaluation.json").read_text())
+    (copy / "evaluation.json").write_text(json.dumps({**evaluation, "scope": {"kept": 0.96}}))
     assert main(["calibrate", "--model", str(copy), "--data", str(data), "--dataset", "fitzpatrick17k",
                  "--target-accuracy", "0.99"]) == 0
     after = json.loads((copy / "card.json").read_text())
+    refitted = json.loads((copy / "evaluation.json").read_text())
+    assert refitted["scope"] == {"kept": 0.96} and refitted["test"]["n"] == evaluation["test"]["n"]
     assert after["calibration"]["target_accuracy"] == 0.99
     assert after["calibration"]["temperature"] == pytest.approx(before["calibration"]["temperature"], rel=1e-3)
     assert after["metrics"]["n"] == before["metrics"]["n"]  # the same test split, re-evaluated

@@ -211,6 +211,12 @@ def malignant_alert_line(card: Any, report: dict[str, Any]) -> str | None:
         part = scored.get(key) or {}
         return f"sensitivity {_pct(part.get('sensitivity'))}, specificity {_pct(part.get('specificity'))}"
 
+    if alert.get("threshold") is None:
+        return (f"**Malignant alert: not needed.** The Diagnose page's urgency line names a malignant class in the "
+                f"top 3 with at least 10% for {_pct(alert.get('val_sensitivity'))} of the validation split's "
+                f"{alert.get('n_malignant')} malignant photos, at least the {float(alert['target_sensitivity']):.0%} "
+                f"an alert would be fitted to reach. On the {scored.get('n_malignant')} malignant and "
+                f"{scored.get('n_other')} other test photos: {rule('top3_rule_only')}.")
     return (f"**Malignant alert.** The Diagnose page's urgency line also names the most likely malignant class "
             f"when the malignant classes together reach {float(alert['threshold']):.1%}, a threshold chosen on "
             f"the validation split so that the line names a malignant class for at least "

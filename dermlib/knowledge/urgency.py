@@ -11,6 +11,7 @@ malignant classes together reach its threshold, the most probable of them counts
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -157,8 +158,8 @@ def fit_malignant_alert(probs: np.ndarray, truth_malignant: np.ndarray, malignan
 
     The threshold on the malignant classes' summed probability is the highest one at which the urgency
     line (:func:`urgency_flags`, the top-3 rule included) still names a malignant class for at least
-    ``sensitivity`` of the malignant photos. A rule that already reaches it alone gets a threshold above
-    every photo's sum, so it changes nothing.
+    ``sensitivity`` of the malignant photos. Where the top-3 rule reaches that alone, the threshold is None:
+    no alert is needed.
 
     Args:
         probs: Calibrated validation probabilities, shape (N, C).
@@ -168,8 +169,8 @@ def fit_malignant_alert(probs: np.ndarray, truth_malignant: np.ndarray, malignan
         min_positives: Fewest malignant photos to fit on.
 
     Returns:
-        ``threshold``, ``target_sensitivity``, ``val_sensitivity``, ``val_specificity``, ``n_malignant`` and
-        ``n``; None when the model has no malignant class or too few malignant photos.
+        ``threshold`` (None: not needed), ``target_sensitivity``, ``val_sensitivity``, ``val_specificity``,
+        ``n_malignant`` and ``n``; None when the model has no malignant class or too few malignant photos.
     """
     probs = np.asarray(probs, dtype=np.float64)
     truth = np.asarray(truth_malignant, dtype=bool)
@@ -181,19 +182,19 @@ def fit_malignant_alert(probs: np.ndarray, truth_malignant: np.ndarray, malignan
     needed = int(np.ceil(sensitivity * truth.sum()))
     missed_sums = np.sort(total[truth & ~base])[::-1]  # malignant photos the top-3 rule misses
     still_needed = needed - int((truth & base).sum())
-    if still_needed <= 0:
-        threshold = float(min(1.0, total.max() + 1e-6))
-    else:
-        threshold = float(missed_sums[min(still_needed, len(missed_sums)) - 1])
+    threshold = None
+    if still_needed > 0:
+        # Rounded down for the card: rounding up could leave the photo that sets it just above the line.
+        threshold = math.floor(float(missed_sums[min(still_needed, len(missed_sums)) - 1]) * 1e6) / 1e6
     flags = urgency_flags(probs, malignant, threshold)
-    return {"threshold": round(threshold, 6), "target_sensitivity": sensitivity,
+    return {"threshold": threshold, "target_sensitivity": sensitivity,
             "val_sensitivity": round(float(flags[truth].mean()), 4),
             "val_specificity": round(float((~flags[~truth]).mean()), 4),
             "n_malignant": int(truth.sum()), "n": len(truth)}
 
 
 def score_malignant_alert(probs: np.ndarray, truth_malignant: np.ndarray, malignant: np.ndarray,
-                          threshold: float) -> dict:
+                          threshold: float | None) -> dict:
     """How the urgency line does on held-out photos, with the malignant alert and without it.
 
     Returns:
@@ -207,7 +208,7 @@ def score_malignant_alert(probs: np.ndarray, truth_malignant: np.ndarray, malign
         return None if ci is None else [round(float(v), 4) for v in ci]
 
     truth = np.asarray(truth_malignant, dtype=bool)
-    out: dict = {"threshold": round(float(threshold), 6), "n_malignant": int(truth.sum()),
+    out: dict = {"threshold": threshold, "n_malignant": int(truth.sum()),
                  "n_other": int((~truth).sum())}
     for key, t in (("with_alert", threshold), ("top3_rule_only", None)):
         flags = urgency_flags(probs, malignant, t)

@@ -890,4 +890,11 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
     raw["calibration"] = calibration
     raw["metrics"] = metrics
     save_card(raw, out)
-    (out / "evaluation.json").write_text(json.dumps(reports, indent=1) + "\n")
+    # Other steps add their own sections to this file (``scope fit`` its report): recalibrating keeps them.
+    file = out / "evaluation.json"
+    try:
+        previous = json.loads(file.read_text()) if file.is_file() else {}
+    except ValueError:
+        previous = {}
+    kept = {k: v for k, v in previous.items() if k not in reports} if isinstance(previous, dict) else {}
+    file.write_text(json.dumps({**reports, **kept}, indent=1) + "\n")
