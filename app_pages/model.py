@@ -13,8 +13,13 @@ import streamlit as st
 
 from dermlib.config import weights_dir
 from dermlib.errors import DermLensError
-from dermlib.evaluate import calibration_check_summary, ece_summary, limitation_notes, malignant_alert_line
-from dermlib.evaluate import model_reports as reports_of
+from dermlib.evaluate import (
+    calibration_check_summary,
+    ece_summary,
+    limitation_notes,
+    malignant_alert_line,
+    model_reports,
+)
 from dermlib.evaluate.reports import agreement_rows, class_rows, model_facts, pair_line, source_rows, training_facts
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
 from dermlib.ui.lesion import outliner_summary
@@ -179,7 +184,7 @@ def main() -> None:
                 _table(count_table(name, mapping, names))
 
     st.header("How well it works")
-    reports, report_problems = reports_of(card)
+    reports, report_problems = model_reports(card)
     for problem in report_problems:
         st.warning(problem)
     report: dict[str, Any] | None = None

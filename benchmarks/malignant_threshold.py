@@ -26,7 +26,7 @@ from paired_compare import pair_parser, split_rows
 
 from dermlib.evaluate.metrics import wilson_interval
 from dermlib.images import load_image
-from dermlib.knowledge.urgency import URGENCY_MIN_PROBABILITY, urgency_flags
+from dermlib.knowledge.urgency import URGENCY_MIN_PROBABILITY, alert_threshold, urgency_flags
 from dermlib.models import load_model
 
 
@@ -37,13 +37,8 @@ def malignant_scores(model, rows) -> tuple[np.ndarray, np.ndarray]:
     images = [load_image(str(p)) for p in rows["image_path"]]
     probs = np.concatenate([model.predict_proba(images[i:i + 16]) for i in range(0, len(images), 16)])
     malignant = np.asarray([c.risk_group == "malignant" for c in model.card.classes])
-    named = urgency_flags(probs, malignant, alert_threshold(model))
+    named = urgency_flags(probs, malignant, alert_threshold(model.card))
     return probs[:, malignant].sum(axis=1), named
-
-
-def alert_threshold(model) -> float | None:
-    """The card's malignant-alert threshold, None when it has none."""
-    return (model.card.calibration.get("malignant_alert") or {}).get("threshold")
 
 
 def threshold_for(p: np.ndarray, truth: np.ndarray, sensitivity: float) -> float:
@@ -113,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"The page's urgency rule (a malignant class in the top 3 with at least {URGENCY_MIN_PROBABILITY:.0%}, "
           "or the malignant classes together at the card's alert threshold), test photos:")
     for name, named, model in (("A", named_a, a), ("B", named_b, b)):
-        t = alert_threshold(model)
+        t = alert_threshold(model.card)
         alert = "none" if t is None else f"{t:.3f}"
         print(f"  {name} (alert {alert}): sensitivity {named[truth].mean():.1%} ({named[truth].sum()}/{truth.sum()}), "
               f"specificity {(~named[~truth]).mean():.1%} ({(~named[~truth]).sum()}/{(~truth).sum()})")

@@ -111,13 +111,18 @@ def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | Non
     return best, ""
 
 
+def alert_threshold(card: ModelCard) -> float | None:
+    """The card's malignant-alert threshold; None when it has no alert or needs none."""
+    return (card.calibration.get("malignant_alert") or {}).get("threshold")
+
+
 def malignant_alert_fires(prediction: Prediction, card: ModelCard) -> tuple[str, str, float, float] | None:
     """The most probable malignant class when the card's malignant alert fires, else None.
 
     Returns:
         ``(class id, class name, its probability, the malignant classes' summed probability)``.
     """
-    threshold = (card.calibration.get("malignant_alert") or {}).get("threshold")
+    threshold = alert_threshold(card)
     total = float(prediction.risk.get("malignant", 0.0))
     if threshold is None or total < float(threshold) or total <= 0.0:
         return None

@@ -300,7 +300,6 @@ def check_images(card: ModelCard, images: list[Image.Image]) -> list[ScopeResult
     return checker.check(images)
 
 
-
 #: ``1`` (default where at least two CPUs are usable): the scope check of a single photo runs in a worker
 #: thread while the classifier computes; ``0``: after it, in the caller's thread.
 PARALLEL_ENV = "DERMLENS_SCOPE_PARALLEL"
