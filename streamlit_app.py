@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from dermlib.ui.privacy import keep_uploads_in_memory
+from dermlib.ui.warmup import freeze_after_run
 
 # Before any upload arrives: the web server must not spool photos to temporary files (docs/RELIABILITY.md).
 # grad-cam, matplotlib and the ONNX export warm up once Diagnose is on screen (dermlib.ui.warmup), not here.
@@ -25,3 +26,6 @@ pages = [
     if (_ROOT / path).is_file()
 ]
 st.navigation(pages).run()
+# After a run that imported modules: Streamlit collects garbage fully after every run, and without this each
+# collection walks every object torch, timm and plotly left behind (0.4 s, twice per upload; RELIABILITY.md).
+freeze_after_run()

@@ -65,6 +65,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere; `tests` is 
 
 from dermlib.config import WEIGHTS_ENV  # noqa: E402
 from dermlib.models import ModelCard, load_model, scan_models  # noqa: E402
+from dermlib.scope.checker import check_images  # noqa: E402
 from dermlib.testing import image_bytes, synthetic_skin_image, write_tiny_model  # noqa: E402
 from tests.browser_helpers import (  # noqa: E402
     CHROMIUM,
@@ -270,7 +271,12 @@ def make_uploads(card: ModelCard, levels: Sequence[int], rounds: int, size: tupl
             raise OutOfTime(f"the deadline passed while choosing images ({len(seeds)} of {needed})")
         if seed > first_seed + 50 * needed:
             raise SystemExit(f"could not find {needed} synthetic images that look different enough")
-        view = loaded.model_view(picture(seed))
+        image = picture(seed)
+        # A real photo the model's scope check refuses gets a message and no heatmaps: not a timing.
+        if files and not check_images(card, [image])[0].in_scope:
+            seed += 1
+            continue
+        view = loaded.model_view(image)
         thumb = np.asarray(view.resize((48, 48), Image.BILINEAR), dtype=np.float32)
         if not len(seeds) or np.abs(thumbs - thumb).mean(axis=(1, 2, 3)).min() >= MIN_VIEW_SEPARATION:
             seeds.append(seed)

@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import tomllib
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -297,3 +298,34 @@ def test_release_freed_memory_returns_free_heap_pages() -> None:
     after = _rss_mb()
     assert keep[0] == ord("x")
     assert before - after > 100, (before, after)
+
+
+def test_freeze_long_lived_moves_module_state_out_of_the_collectors_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import types
+
+    from dermlib.runtime import memory
+
+    monkeypatch.delenv(memory.FREEZE_ENV, raising=False)
+    monkeypatch.setattr(memory, "_modules_when_frozen", 0)
+    try:
+        assert memory.freeze_long_lived() is True
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000  # every module's objects, not a handful
+        assert memory.freeze_long_lived() is False  # nothing imported since: no second collection
+        monkeypatch.setitem(sys.modules, "dermlens_test_new_module", types.ModuleType("dermlens_test_new_module"))
+        assert memory.freeze_long_lived() is True  # a new import: it freezes again
+        monkeypatch.setenv(memory.FREEZE_ENV, "0")
+        assert memory.freeze_long_lived(force=True) is False
+        # Garbage made after the freeze is still collected: a cycle dies at the next collection.
+        class Node:
+            pass
+
+        node = Node()
+        node.me = node
+        marker = weakref.ref(node)
+        del node
+        gc.collect()
+        assert marker() is None
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual

@@ -235,3 +235,24 @@ def test_a_retrained_model_does_not_grow_the_cache(tmp_path: Path, own_cache: Pa
     kept = sorted((own_cache / "models").iterdir())
     assert len(kept) == cache.KEEP_PER_NAME
     assert model_entry(load_card(folder)).folder in kept  # the newest is among them
+
+
+def test_model_view_is_computed_once_per_photo_and_never_keeps_it_alive(tiny_loaded) -> None:
+    import gc
+    import weakref
+
+    photo, other = _photos(2)
+    first = tiny_loaded.model_view(photo)
+    again = tiny_loaded.model_view(photo)
+    assert again is not first  # a copy each time: drawing on one view cannot change the next caller's
+    assert np.array_equal(np.asarray(again), np.asarray(first))
+    # Another photo gets its own view, not the cached one.
+    assert np.array_equal(np.asarray(tiny_loaded.model_view(other)),
+                          np.asarray(geometry.replay(geometry.describe(tiny_loaded.geometric.transforms),
+                                                     other.convert("RGB"))))
+    # The cache holds the photo only weakly: once the page drops it, it is gone.
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None
+    assert np.array_equal(np.asarray(tiny_loaded.model_view(photo)), np.asarray(first))

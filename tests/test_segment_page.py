@@ -94,3 +94,16 @@ def test_model_page_shows_the_outliners_dice_for_a_dermoscopy_model() -> None:
     text = "\n".join(m.value for m in at.markdown)
     assert "Dice on its 33 held-out test images: **0.937**" in text
     assert list(at.table[-1].value.index) == ["atypical nevus", "common nevus", "melanoma"]
+
+
+def test_lesion_section_does_not_scan_the_weights_for_a_clinical_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clinical path returns before the weights folder is read (it cost 15 ms on every upload)."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from dermlib.ui import lesion
+
+    monkeypatch.setattr(lesion, "segmentation_models", lambda: pytest.fail("the weights folder was scanned"))
+    photo = Image.new("RGB", (32, 24), (180, 120, 100))
+    assert lesion.lesion_section(SimpleNamespace(task="clinical"), photo, "digest") == (photo, "digest")

@@ -284,3 +284,20 @@ def test_skin_type_groups_without_images_are_left_out(report: dict) -> None:
     assert eval_charts.skin_types_without_images(partial) == ["V-VI"]
     fig = eval_charts.skin_type_figure(partial)
     assert all(len(t.x) == 2 and "no data" not in t.text for t in fig.data)
+
+
+def test_every_figure_is_drawn_with_the_trimmed_white_template(report: dict, two_class: dict) -> None:
+    import plotly.io as pio
+
+    full = pio.templates["plotly_white"].to_plotly_json()
+    trimmed = palette.white_template().to_plotly_json()
+    # Everything a 2-D chart takes from plotly_white is kept; only 3-D, map, polar and ternary defaults go.
+    assert {k: v for k, v in full["layout"].items() if k not in trimmed["layout"]}.keys() == {
+        "geo", "polar", "scene", "ternary"}
+    assert all(trimmed["layout"][k] == v for k, v in full["layout"].items() if k in trimmed["layout"])
+    for name, fig in _all_figures(report, two_class).items():
+        template = fig.layout.template.to_plotly_json()
+        assert template["layout"]["plot_bgcolor"] == "white", name
+        for trace in fig.data:  # each trace's own defaults are plotly_white's, unchanged
+            assert trace.type in palette.TRACE_TYPES, (name, trace.type)
+            assert template["data"].get(trace.type) == full["data"].get(trace.type), (name, trace.type)

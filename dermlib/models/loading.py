@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,9 @@ class LoadedModel:
     fast: Any = field(default=None, repr=False)
     _fast_tried: bool = field(default=False, repr=False)
     _fast_thread: threading.Thread | None = field(default=None, repr=False)
+    # The last image's model view: a page asks for the same photo's view three or four times per upload
+    # (prediction, page, heatmaps). A weak reference, so the cache never keeps a user's photo alive.
+    _last_view: tuple[weakref.ref, Image.Image] | None = field(default=None, repr=False)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -159,10 +163,15 @@ class LoadedModel:
         The card's mask (``preprocessing.mask``, see :mod:`dermlib.masking`) is applied to the full photo
         first, as in training, so a watermark box covers the same part of the photo in both.
         """
-        image = image.convert("RGB")
+        last = self._last_view
+        if last is not None and last[0]() is image:
+            return last[1].copy()  # a copy: callers may draw on what they get
+        view = image.convert("RGB")
         if self.mask is not None:
-            image = self.mask.apply(image)
-        return self.geometric(image)
+            view = self.mask.apply(view)
+        view = self.geometric(view)
+        self._last_view = (weakref.ref(image), view)  # one assignment: safe across sessions' threads
+        return view.copy()
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Turn RGB images into a normalised batch on the model's device."""

@@ -14,6 +14,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import os
+import sys
+import threading
+
+#: ``DERMLENS_GC_FREEZE=0`` turns :func:`freeze_long_lived` off.
+FREEZE_ENV = "DERMLENS_GC_FREEZE"
+
+_freeze_lock = threading.Lock()
+_modules_when_frozen = 0
 
 
 def release_freed_memory() -> None:
@@ -21,3 +30,37 @@ def release_freed_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def freeze_long_lived(force: bool = False) -> bool:
+    """Move the objects of every module imported so far out of reach of the cyclic garbage collector.
+
+    A full collection visits every tracked object, and a server that has imported torch, timm, grad-cam,
+    plotly and Streamlit holds a great many that live as long as the process. Streamlit collects fully after
+    every script run (``runner.postScriptGC``), and the Diagnose page reruns twice per upload (the uploader
+    first clears the previous file): each collection took 0.35-0.40 s on 2 cores, while the server could
+    read no message, which was most of an upload's time to result (docs/RELIABILITY.md). After a collection,
+    :func:`gc.freeze` moves every surviving object to the permanent generation, which later collections skip.
+
+    It acts only when modules were imported since the last time (or when ``force`` is set), so it costs one
+    collection per batch of new imports, a handful per process. Objects that are alive at that moment stay
+    out of later collections: one that becomes part of an unreachable cycle afterwards is not freed. That is
+    why it runs between script runs, when what is alive is mostly module state.
+
+    Args:
+        force: Collect and freeze even if no module was imported since the last time.
+
+    Returns:
+        True when it collected and froze.
+    """
+    global _modules_when_frozen
+    if os.environ.get(FREEZE_ENV, "1") == "0" or (not force and len(sys.modules) <= _modules_when_frozen):
+        return False
+    with _freeze_lock:
+        modules = len(sys.modules)
+        if not force and modules <= _modules_when_frozen:
+            return False
+        gc.collect()
+        gc.freeze()
+        _modules_when_frozen = modules
+    return True

@@ -64,8 +64,10 @@ def lesion_section(classifier: ModelCard, image: Image.Image, image_digest: str)
     Returns:
         The image to classify (the photo, or its lesion crop when the user asks for it) and its memo key.
     """
+    if classifier.task != "dermoscopy":  # before the weights folder is scanned: 15 ms on every clinical upload
+        return image, image_digest
     models = segmentation_models()
-    if classifier.task != "dermoscopy" or not models:
+    if not models:
         return image, image_digest
     from dermlib.segment.crop import crop_to_lesion
     from dermlib.segment.measure import measure_lesion
