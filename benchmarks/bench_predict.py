@@ -226,8 +226,9 @@ def headline_rows(args: argparse.Namespace, loaded: LoadedModel, image: Image.Im
     peer = naive_peer()
 
     def dermlens() -> None:
-        pred = predict(loaded, image, top_k=3)
-        explain(loaded, image, [loaded.card.class_ids.index(s.label) for s in pred.top_k], "gradcam")
+        photo = image.copy()  # a new photo each run: the model keeps the last photo's view (models.loading)
+        pred = predict(loaded, photo, top_k=3)
+        explain(loaded, photo, [loaded.card.class_ids.index(s.label) for s in pred.top_k], "gradcam")
 
     try:
         usable = len(os.sched_getaffinity(0))
@@ -313,10 +314,10 @@ def run(args: argparse.Namespace, model_ref: str) -> int:
     image = synthetic_skin_image(seed=0, size=(640, 480))
     prediction = predict(loaded, image, top_k=args.top_k)
     indices = [loaded.card.class_ids.index(s.label) for s in prediction.top_k]
-    times = timed(lambda: predict(loaded, image, top_k=args.top_k), args.runs, args.warmup, loaded.device)
+    times = timed(lambda: predict(loaded, image.copy(), top_k=args.top_k), args.runs, args.warmup, loaded.device)
     rows.append(("predict (1 image, scope check included)", f"{pct(times, 50):.1f} ms", f"{pct(times, 95):.1f} ms",
                  mem()))
-    bare = timed(lambda: predict(loaded, image, top_k=args.top_k, check_scope=False), args.runs, args.warmup,
+    bare = timed(lambda: predict(loaded, image.copy(), top_k=args.top_k, check_scope=False), args.runs, args.warmup,
                  loaded.device)
     rows.append(("predict without the scope check", f"{pct(bare, 50):.1f} ms", f"{pct(bare, 95):.1f} ms", mem()))
     checker = get_checker(loaded.card)
