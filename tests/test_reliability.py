@@ -329,3 +329,29 @@ def test_freeze_long_lived_moves_module_state_out_of_the_collectors_way(monkeypa
         assert marker() is None
     finally:
         gc.unfreeze()  # the rest of the test session collects as usual
+
+
+def test_page_end_freeze_waits_for_the_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the warm-up imports, a script run's end does not collect (the first page is not held up);
+    once it is done, a run that imported modules freezes them."""
+    import gc
+    import threading
+
+    from dermlib.runtime import memory
+    from dermlib.ui import warmup
+
+    monkeypatch.delenv(memory.FREEZE_ENV, raising=False)
+    monkeypatch.setattr(memory, "_modules_when_frozen", 0)
+    started, finished = threading.Event(), threading.Event()
+    monkeypatch.setattr(warmup, "_started", started)
+    monkeypatch.setattr(warmup, "_finished", finished)
+    try:
+        assert warmup.freeze_after_run() is True  # no warm-up in this process: the run's end freezes
+        monkeypatch.setattr(memory, "_modules_when_frozen", 0)
+        started.set()
+        assert warmup.freeze_after_run() is False  # the warm-up is importing: it will freeze itself
+        finished.set()
+        assert warmup.freeze_after_run() is True
+        assert warmup.freeze_after_run() is False  # nothing imported since
+    finally:
+        gc.unfreeze()
