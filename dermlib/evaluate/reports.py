@@ -202,6 +202,8 @@ def malignant_alert_line(card: Any, report: dict[str, Any]) -> str | None:
     The alert is fitted on validation (``calibration.malignant_alert``); the test figures are the report's
     ``malignant_alert`` (:func:`dermlib.knowledge.urgency.score_malignant_alert`).
     """
+    from dermlib.knowledge.urgency import URGENCY_MIN_PROBABILITY as least
+
     alert = (getattr(card, "calibration", None) or {}).get("malignant_alert")
     scored = report.get("malignant_alert")
     if not isinstance(alert, dict) or not isinstance(scored, dict):
@@ -213,7 +215,7 @@ def malignant_alert_line(card: Any, report: dict[str, Any]) -> str | None:
 
     if alert.get("threshold") is None:
         return (f"**Malignant alert: not needed.** The Diagnose page's urgency line names a malignant class in the "
-                f"top 3 with at least 10% for {_pct(alert.get('val_sensitivity'))} of the validation split's "
+                f"top 3 with at least {least:.0%} for {_pct(alert.get('val_sensitivity'))} of the validation split's "
                 f"{alert.get('n_malignant')} malignant photos, at least the {float(alert['target_sensitivity']):.0%} "
                 f"an alert would be fitted to reach. On the {scored.get('n_malignant')} malignant and "
                 f"{scored.get('n_other')} other test photos: {rule('top3_rule_only')}.")
@@ -222,5 +224,5 @@ def malignant_alert_line(card: Any, report: dict[str, Any]) -> str | None:
             f"the validation split so that the line names a malignant class for at least "
             f"{float(alert['target_sensitivity']):.0%} of its {alert.get('n_malignant')} malignant photos. "
             f"On the {scored.get('n_malignant')} malignant and {scored.get('n_other')} other test photos: "
-            f"{rule('with_alert')}; without the alert (a malignant class in the top 3 with at least 10%) "
+            f"{rule('with_alert')}; without the alert (a malignant class in the top 3 with at least {least:.0%}) "
             f"{rule('top3_rule_only')}.")

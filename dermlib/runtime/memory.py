@@ -54,7 +54,7 @@ def freeze_long_lived(force: bool = False) -> bool:
         True when it collected and froze.
     """
     global _modules_when_frozen
-    if os.environ.get(FREEZE_ENV, "1") == "0" or (not force and len(sys.modules) <= _modules_when_frozen):
+    if os.environ.get(FREEZE_ENV, "1") == "0":
         return False
     with _freeze_lock:
         modules = len(sys.modules)
