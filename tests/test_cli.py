@@ -103,8 +103,8 @@ def test_listing_models_and_refusing_a_non_image_load_no_heavy_library(tmp_path:
         "from dermlib.cli import main\n"
         "main(['models', '--json'])\n"
         f"rc = main({args!r})\n"
-        "heavy = sorted(m for m in ('torch', 'timm', 'pytorch_grad_cam', 'onnxruntime', 'fpdf', 'fhir',\n"
-        "               'segmentation_models_pytorch') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'pytorch_grad_cam', 'onnxruntime', 'openvino', 'fpdf',\n"
+        "               'fhir', 'segmentation_models_pytorch') if m in sys.modules)\n"
         "print('RC', rc, 'HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)

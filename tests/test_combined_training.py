@@ -39,6 +39,25 @@ def test_mask_fills_the_box_with_the_median_of_the_rest() -> None:
     assert MaskSpec(((0.0, 0.6, 0.5, 1.0),), fill="grey").apply_array(pixels)[99, 0].tolist() == [128] * 3
 
 
+@pytest.mark.parametrize("exact_limit", [None, 1])  # OpenCV's histograms, then numpy's (forced by a limit of 1)
+def test_median_fill_equals_numpys_median(exact_limit: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dermlib.masking as masking
+
+    if exact_limit is not None:
+        monkeypatch.setattr(masking, "EXACT_FLOAT_COUNTS", exact_limit)
+    rng = np.random.default_rng(3)
+    cases = [(57, 91, [(0.0, 0.64, 0.46, 1.0)]), (200, 120, [(0.1, 0.0, 0.3, 0.5), (0.6, 0.6, 1, 1)])]
+    for height, width, boxes in cases:
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        spec = MaskSpec(tuple(boxes))
+        keep = np.ones((height, width), dtype=bool)
+        for x0, y0, x1, y1 in spec.pixel_boxes(width, height):
+            keep[y0:y1, x0:x1] = False
+        expected = np.median(pixels[keep], axis=0).astype(np.uint8)
+        x0, y0, x1, y1 = spec.pixel_boxes(width, height)[0]
+        assert (spec.apply_array(pixels)[y0:y1, x0:x1] == expected).all()
+
+
 @pytest.mark.parametrize("box", [[0.5, 0.0, 0.2, 1.0], [0, 0, 1.2, 1], [0, 0, 1]])
 def test_bad_mask_boxes_are_refused(box: list[float], tmp_path: Path) -> None:
     with pytest.raises(ValueError):

@@ -178,7 +178,7 @@ def test_the_first_page_is_drawn_before_torch_is_imported() -> None:
         "from dermlib.errors import DermLensError\n"
         "seen = {}\n"
         "def load(card):\n"
-        "    seen['heavy'] = sorted(m for m in ('torch', 'timm', 'pytorch_grad_cam', 'onnxruntime')\n"
+        "    seen['heavy'] = sorted(m for m in ('torch', 'timm', 'pytorch_grad_cam', 'onnxruntime', 'openvino')\n"
         "                           if m in sys.modules)\n"
         "    raise DermLensError('stopped before loading')\n"
         "common.load_model = load\n"

@@ -93,8 +93,8 @@ def export_onnx(module: torch.nn.Module, input_size: tuple[int, int], output_nam
 
 def onnx_session(module: torch.nn.Module, input_size: tuple[int, int], threads: int = 1,
                  output_names: list[str] | None = None):
-    """Export ``module`` in memory (nothing is written, :func:`export_onnx`) and open an ONNX Runtime CPU
-    session of it (:func:`dermlib.runtime.ort.cpu_session`).
+    """Export ``module`` in memory (nothing is written, :func:`export_onnx`) and open a CPU session of it
+    (:func:`dermlib.runtime.engines.cpu_session`: OpenVINO when installed, else ONNX Runtime).
 
     Args:
         module: The network (or a wrapper) to export, in eval mode.
@@ -102,7 +102,7 @@ def onnx_session(module: torch.nn.Module, input_size: tuple[int, int], threads: 
         threads: Intra-op threads of the session.
         output_names: Names of the outputs whose first axis is the batch (default: unnamed).
     """
-    from dermlib.runtime.ort import cpu_session
+    from dermlib.runtime.engines import cpu_session
 
     return cpu_session(export_onnx(module, input_size, output_names), threads)
 

@@ -32,6 +32,7 @@ GRAPH_FILE = "graph.onnx"
 #: Entries kept per model id (or extractor): a retrained model's older graphs beyond this are deleted.
 KEEP_PER_NAME = 2
 MANIFEST_FILE = "manifest.json"
+COMPILED_FOLDER = "openvino"
 
 
 def cache_dir() -> Path:
@@ -51,7 +52,8 @@ def entry_key(parts: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One cached graph: ``folder/graph.onnx`` and ``folder/manifest.json``."""
+    """One cached graph: ``folder/graph.onnx``, ``folder/manifest.json`` and, once OpenVINO has opened it,
+    ``folder/openvino/`` with its compiled form."""
 
     folder: Path
 
@@ -59,6 +61,11 @@ class Entry:
     def graph(self) -> Path:
         """The ONNX file."""
         return self.folder / GRAPH_FILE
+
+    @property
+    def compiled(self) -> Path:
+        """Where OpenVINO keeps its compiled form of the graph (0.05 s to open instead of 0.25 s to compile)."""
+        return self.folder / COMPILED_FOLDER
 
     def read(self) -> dict[str, Any] | None:
         """The manifest, when the entry is complete and its graph matches the recorded SHA-256; else None."""
@@ -110,8 +117,8 @@ def entries(root: Path | None = None) -> list[tuple[Entry, dict[str, Any] | None
 
 
 def folder_bytes(folder: Path) -> int:
-    """Total size of the files in a folder (not recursive: an entry holds two files)."""
-    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    """Total size of the files in a folder and its subfolders (the graph, its manifest, OpenVINO's blobs)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def entry(kind: str, name: str, parts: dict[str, Any], root: Path | None = None) -> Entry:

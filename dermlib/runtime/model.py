@@ -22,7 +22,7 @@ from dermlib.masking import MaskSpec
 from dermlib.models.card import ModelCard
 from dermlib.models.verify import check_file, file_sha256
 from dermlib.runtime import cache, geometry
-from dermlib.runtime.ort import cpu_session
+from dermlib.runtime.engines import cpu_session
 from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
 from dermlib.scope.pixels import extractor_input
 
@@ -133,7 +133,7 @@ def _session_of(target: cache.Entry, build, what: str, threads: int):
         _say(f"preparing the fast CPU path for {what} (once on this machine; the first run takes longer).")
         manifest = build()
         logger.info("Cached %s in %s (%.1f s).", what, target.folder, time.perf_counter() - started)
-    return cpu_session(target.graph, threads), manifest
+    return cpu_session(target.graph, threads, compiled_dir=target.compiled), manifest
 
 
 def open_model(card: ModelCard, threads: int | None = None) -> OnnxModel:

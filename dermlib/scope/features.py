@@ -104,6 +104,8 @@ class FeatureExtractor:
         """Resize each image to ``size`` x ``size`` (the whole frame: nothing cropped) and normalise
         (:func:`~dermlib.scope.pixels.extractor_input`)."""
         batch = torch.from_numpy(extractor_input(images, self.size))
+        if self._session is not None:  # the exported graph takes the plain layout: no conversion to copy
+            return batch
         return batch.contiguous(memory_format=torch.channels_last)
 
     def __call__(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:

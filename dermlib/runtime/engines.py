@@ -1,0 +1,142 @@
+"""Running an exported ONNX graph on the CPU: OpenVINO when it is installed, else ONNX Runtime.
+
+Every small-batch forward pass DermLens makes on a CPU (a prediction and its flip, the scope check's
+extractor, the lesion outline) runs a graph that torch exported once (:mod:`dermlib.models.fast`,
+:mod:`dermlib.runtime.export`). Which library runs that graph is chosen here, in one place.
+
+Measured on the 2-core Xeon (Sapphire Rapids) this project is developed on, 2026-12-06, on the default
+model's graph (EfficientNet-Lite0, 224 px, the photo and its flip): ONNX Runtime 21.8 ms with 2 threads
+and 29.2 ms with 1; OpenVINO in float32 13.2 ms and 28.6 ms, with logits equal to ONNX Runtime's within
+5e-6. OpenVINO is therefore the default. It runs in float32 on purpose: on CPUs with AMX or AVX-512 BF16
+it would otherwise pick bfloat16, which moved the same logits by up to 0.03 and so could change a top-k.
+
+``DERMLENS_GRAPH_ENGINE=onnxruntime`` (or ``openvino``) overrides the choice; when OpenVINO is missing or
+cannot compile a graph, ONNX Runtime runs it and the log says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import io
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+ENGINE_ENV = "DERMLENS_GRAPH_ENGINE"
+ENGINES = ("openvino", "onnxruntime")
+MAX_IDLE_REQUESTS = 4
+"""Inference requests an OpenVINO session keeps between calls (one per photo being classified at once)."""
+
+
+def engine_choice() -> str:
+    """The engine that runs exported graphs: ``DERMLENS_GRAPH_ENGINE``, else OpenVINO when installed.
+
+    Raises:
+        ValueError: The environment variable names another engine.
+    """
+    value = (os.environ.get(ENGINE_ENV) or "").strip().lower()
+    if not value:
+        return "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
+    if value not in ENGINES:
+        raise ValueError(f"{ENGINE_ENV} must be one of {', '.join(ENGINES)}, got {value!r}.")
+    return value
+
+
+def cpu_session(model: bytes | str | Path, threads: int = 1, engine: str | None = None,
+                compiled_dir: Path | None = None) -> Any:
+    """A session of a serialised ONNX graph (bytes) or a graph file, run on the CPU.
+
+    Whatever the engine, the session answers ``session.run(None, {"x": batch})`` with the list of the
+    graph's outputs as float32 arrays the caller owns, may be called from several threads at once, and
+    names its engine in ``session.engine``.
+
+    Args:
+        model: The graph, serialised, or the path of an ``.onnx`` file.
+        threads: Intra-op threads of the session.
+        engine: ``openvino`` or ``onnxruntime`` (default: :func:`engine_choice`).
+        compiled_dir: A folder where OpenVINO may keep the compiled graph for the next process (the command
+            line's cache, :mod:`dermlib.runtime.cache`); none by default.
+    """
+    engine = engine or engine_choice()
+    if engine == "openvino":
+        try:
+            return OpenVinoSession(model, threads, compiled_dir)
+        except Exception as exc:  # not installed, or a graph it cannot compile: the other engine runs it
+            logger.warning("OpenVINO cannot run this graph (%s); using ONNX Runtime.", exc)
+    from dermlib.runtime.ort import cpu_session as ort_session
+
+    session = ort_session(model, threads)
+    session.engine = "onnxruntime"
+    return session
+
+
+@functools.cache
+def _core() -> Any:
+    import openvino
+
+    return openvino.Core()
+
+
+class OpenVinoSession:
+    """A graph compiled by OpenVINO's CPU plugin, with ONNX Runtime's ``run`` interface.
+
+    The compiled graph is shared; each call borrows an inference request (they are not thread-safe) from a
+    small pool, so sessions of several users can classify at once.
+
+    Args:
+        model: The graph, serialised, or the path of an ``.onnx`` file.
+        threads: Inference threads.
+        compiled_dir: Where to keep (and find) the compiled graph of a graph file; ignored when it cannot be
+            created.
+    """
+
+    engine = "openvino"
+
+    def __init__(self, model: bytes | str | Path, threads: int = 1, compiled_dir: Path | None = None) -> None:
+        core = _core()
+        config: dict[str, Any] = {}
+        if compiled_dir is not None and not isinstance(model, bytes):
+            try:
+                compiled_dir.mkdir(parents=True, exist_ok=True)
+                config["CACHE_DIR"] = str(compiled_dir)
+                source: Any = str(model)  # from a path, OpenVINO can find its compiled form without reading it
+            except OSError:
+                source = core.read_model(str(model))
+        else:
+            source = core.read_model(io.BytesIO(model) if isinstance(model, bytes) else str(model))
+        self._compiled = core.compile_model(source, "CPU", {
+            **config,
+            "INFERENCE_NUM_THREADS": max(1, int(threads)),
+            "INFERENCE_PRECISION_HINT": "f32",  # bfloat16 could change a top-k (module docstring)
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            # Threads are not pinned to cores: another process may be busy on any of them (the busy
+            # neighbour of benchmarks/bench_predict.py), and pinned threads would wait for it.
+            "ENABLE_CPU_PINNING": False,
+        })
+        self._outputs = list(self._compiled.outputs)
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Every output of the graph for ``feeds`` (``output_names`` must be None: all outputs, in order)."""
+        if output_names is not None:
+            raise ValueError("OpenVinoSession.run returns every output; pass None.")
+        with self._lock:
+            request = self._idle.pop() if self._idle else self._compiled.create_infer_request()
+        try:
+            # share_outputs=False: the arrays are copies, so the request can serve another call at once.
+            result = request.infer({name: np.ascontiguousarray(value, dtype=np.float32)
+                                    for name, value in feeds.items()}, share_outputs=False)
+            return [result[output] for output in self._outputs]
+        finally:
+            with self._lock:
+                if len(self._idle) < MAX_IDLE_REQUESTS:
+                    self._idle.append(request)
