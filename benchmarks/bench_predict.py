@@ -165,6 +165,7 @@ def environment_lines(loaded: LoadedModel | None) -> list[str]:
             f"model {loaded.card.id}: {loaded.card.architecture_label}, {h}x{w}, {loaded.card.num_classes} classes, "
             f"CAM layer {', '.join(loaded.card.cam_layers)}, device {loaded.device}, prediction backend "
             f"{engine_name(loaded)}"
+            + (f" ({loaded.fast.threads} thread(s) unless a row says otherwise)" if loaded.fast is not None else "")
         )
     return lines
 
@@ -254,7 +255,7 @@ def headline_rows(args: argparse.Namespace, loaded: LoadedModel, image: Image.Im
                 torch.set_num_threads(threads)
                 if graph_before is not None:  # the graph's threads are fixed when it is built: one per count
                     if threads not in graphs:
-                        graphs[threads] = fast.build(loaded.model, loaded.input_size, loaded.device)
+                        graphs[threads] = fast.build(loaded.model, loaded.input_size, loaded.device, threads)
                     loaded.fast = graphs[threads]
                 if neighbour == "idle":
                     ours = pct(timed(dermlens, args.runs, args.warmup, loaded.device), 50)

@@ -50,3 +50,18 @@ def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(threads.THREADS_ENV, "many")
     with pytest.raises(ValueError, match="DERMLENS_THREADS"):
         threads.default_threads(quota)
+
+
+def test_prediction_graph_leaves_a_cpu_to_the_scope_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (threads.THREADS_ENV, "OMP_NUM_THREADS", threads.SCOPE_PARALLEL_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(threads, "affinity_cpus", lambda: 4)
+    none = _v2(tmp_path / "none", "max 100000")
+    assert threads.scope_check_beside(none) and threads.prediction_threads(none) == 3
+    one = _v2(tmp_path / "one", "100000 100000")  # one CPU: the check runs in line, the graph takes it all
+    assert not threads.scope_check_beside(one) and threads.prediction_threads(one) == 1
+    monkeypatch.setenv(threads.SCOPE_PARALLEL_ENV, "0")
+    assert threads.prediction_threads(none) == 4
+    monkeypatch.setenv(threads.SCOPE_PARALLEL_ENV, "1")
+    monkeypatch.setenv(threads.THREADS_ENV, "2")  # a count set by hand is used as it is
+    assert threads.prediction_threads(none) == 2

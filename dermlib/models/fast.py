@@ -114,8 +114,11 @@ class OnnxForward:
     list of feature maps (one per network).
     """
 
-    def __init__(self, network: torch.nn.Module, input_size: tuple[int, int]) -> None:
-        self.session = onnx_session(_WithFeatures(network), input_size, max(1, torch.get_num_threads()))
+    def __init__(self, network: torch.nn.Module, input_size: tuple[int, int], threads: int | None = None) -> None:
+        from dermlib.models.threads import prediction_threads
+
+        self.threads = int(threads or prediction_threads())
+        self.session = onnx_session(_WithFeatures(network), input_size, self.threads)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         outputs = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})
@@ -148,8 +151,11 @@ def _join_exports() -> None:
         thread.join()
 
 
-def build(network: torch.nn.Module, input_size: tuple[int, int], device: torch.device) -> OnnxForward | None:
+def build(network: torch.nn.Module, input_size: tuple[int, int], device: torch.device,
+          threads: int | None = None) -> OnnxForward | None:
     """An :class:`OnnxForward` for a CPU model; None on another device.
+
+    ``threads`` defaults to :func:`dermlib.models.threads.prediction_threads`.
 
     The caller checks :func:`backend_choice` first. A network the exporter cannot handle is logged and left
     to torch.
@@ -159,7 +165,7 @@ def build(network: torch.nn.Module, input_size: tuple[int, int], device: torch.d
     from dermlib.runtime.memory import release_freed_memory
 
     try:
-        return OnnxForward(network, input_size)
+        return OnnxForward(network, input_size, threads)
     except Exception as exc:
         logger.warning("ONNX Runtime export failed (%s); predictions use torch.", exc)
         return None

@@ -9,7 +9,6 @@ thresholds and the measured figures). :func:`get_checker` loads them once per mo
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +21,7 @@ from PIL import Image
 
 from dermlib.errors import ModelError
 from dermlib.models.card import ModelCard
+from dermlib.models.threads import SCOPE_PARALLEL_ENV, scope_check_beside
 from dermlib.scope.detectors import OODScore, create_score
 from dermlib.scope.names import DEFAULT_EXTRACTOR, DEFAULT_EXTRACTOR_SIZE
 from dermlib.scope.quality import QualityWarning, measure, quality_warnings
@@ -300,20 +300,9 @@ def check_images(card: ModelCard, images: list[Image.Image]) -> list[ScopeResult
     return checker.check(images)
 
 
-#: ``1`` (default where at least two CPUs are usable): the scope check of a single photo runs in a worker
-#: thread while the classifier computes; ``0``: after it, in the caller's thread.
-PARALLEL_ENV = "DERMLENS_SCOPE_PARALLEL"
+PARALLEL_ENV = SCOPE_PARALLEL_ENV  # ``0`` runs the check after the classifier (models.threads)
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
-
-
-def _parallel_wanted() -> bool:
-    raw = os.environ.get(PARALLEL_ENV, "").strip()
-    if raw:
-        return raw not in ("0", "false", "no", "off")
-    from dermlib.models.threads import usable_cpus
-
-    return usable_cpus() >= 2
 
 
 def start_check(card: ModelCard, images: list[Image.Image]) -> Future[list[ScopeResult]]:
@@ -330,7 +319,7 @@ def start_check(card: ModelCard, images: list[Image.Image]) -> Future[list[Scope
         with inference_slot():
             return check_images(card, images)
 
-    if len(images) == 1 and get_checker(card) is not None and _parallel_wanted():
+    if len(images) == 1 and get_checker(card) is not None and scope_check_beside():
         global _pool
         with _pool_lock:
             if _pool is None:
