@@ -76,7 +76,6 @@ def test_openvino_session_serves_several_threads_at_once(graph: bytes) -> None:
         t.join()
     for i, want in enumerate(expected):
         np.testing.assert_array_equal(got[i], want)  # no request's outputs were overwritten by another's
-    assert len(session._idle) <= engines.MAX_IDLE_REQUESTS
     with pytest.raises(ValueError, match="pass None"):
         session.run(["logits"], {"x": inputs[0]})
 
