@@ -24,6 +24,8 @@ def test_package_dependencies_equal_the_requirements_file() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert _pins(project["dependencies"]) == _pins((ROOT / "requirements.txt").read_text().splitlines())
     assert project["scripts"]["dermlens"] == "dermlib.cli:main"
+    dev = _pins((ROOT / "requirements-dev.txt").read_text().splitlines())
+    assert set(project["optional-dependencies"]["openvino"]) <= dev  # the optional engine is tested in CI
 
 
 @pytest.mark.slow

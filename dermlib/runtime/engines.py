@@ -1,4 +1,4 @@
-"""Running an exported ONNX graph on the CPU: OpenVINO when it is installed, else ONNX Runtime.
+"""Running an exported ONNX graph on the CPU: ONNX Runtime by default, OpenVINO on request.
 
 Every small-batch forward pass DermLens makes on a CPU (a prediction and its flip, the scope check's
 extractor, the lesion outline) runs a graph that torch exported once (:mod:`dermlib.models.fast`,
@@ -7,17 +7,19 @@ extractor, the lesion outline) runs a graph that torch exported once (:mod:`derm
 Measured on the 2-core Xeon (Sapphire Rapids) this project is developed on, 2026-12-06, on the default
 model's graph (EfficientNet-Lite0, 224 px, the photo and its flip): ONNX Runtime 21.8 ms with 2 threads
 and 29.2 ms with 1; OpenVINO in float32 13.2 ms and 28.6 ms, with logits equal to ONNX Runtime's within
-5e-6. OpenVINO is therefore the default. It runs in float32 on purpose: on CPUs with AMX or AVX-512 BF16
-it would otherwise pick bfloat16, which moved the same logits by up to 0.03 and so could change a top-k.
-
-``DERMLENS_GRAPH_ENGINE=onnxruntime`` (or ``openvino``) overrides the choice; when OpenVINO is missing or
-cannot compile a graph, ONNX Runtime runs it and the log says why.
+5e-6; a whole diagnosis about 10 ms faster (``benchmarks/bench_predict.py``). But OpenVINO holds more
+memory: 20-50 MB more per loaded model and about 60 MB once, which took the 4-session tour of every page
+in a fresh environment to 2,198 MB, over the free demo server's 2.0 GB budget (``tests/test_memory_budget.py``).
+So ONNX Runtime stays the default, and ``DERMLENS_GRAPH_ENGINE=openvino`` (with the ``openvino`` package
+installed, ``pip install .[openvino]``) trades that memory for the speed on a server that has it.
+OpenVINO runs in float32 on purpose: on CPUs with AMX or AVX-512 BF16 it would otherwise pick bfloat16,
+which moved the same logits by up to 0.03 and so could change a top-k. When OpenVINO is missing or cannot
+compile a graph, ONNX Runtime runs it and the log says why.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import io
 import logging
 import os
@@ -29,18 +31,16 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 ENGINE_ENV = "DERMLENS_GRAPH_ENGINE"
-ENGINES = ("openvino", "onnxruntime")
+ENGINES = ("onnxruntime", "openvino")
 
 
 def engine_choice() -> str:
-    """The engine that runs exported graphs: ``DERMLENS_GRAPH_ENGINE``, else OpenVINO when installed.
+    """The engine that runs exported graphs: ``DERMLENS_GRAPH_ENGINE``, else ONNX Runtime.
 
     Raises:
         ValueError: The environment variable names another engine.
     """
-    value = (os.environ.get(ENGINE_ENV) or "").strip().lower()
-    if not value:
-        return "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
+    value = (os.environ.get(ENGINE_ENV) or "onnxruntime").strip().lower()
     if value not in ENGINES:
         raise ValueError(f"{ENGINE_ENV} must be one of {', '.join(ENGINES)}, got {value!r}.")
     return value
