@@ -35,6 +35,18 @@ def offer_all_models() -> bool:
     return os.environ.get(OFFER_ALL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    """The value of environment variable ``name`` (trimmed, lower case), or ``default`` when it is unset.
+
+    Raises:
+        ValueError: The variable holds something other than one of ``choices``.
+    """
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
+
+
 def data_root() -> Path:
     """Return the configured data root (it may not exist on a fresh clone)."""
     return Path(os.environ.get(DATA_ROOT_ENV) or PROJECT_ROOT / "data")

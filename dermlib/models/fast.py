@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import io
 import logging
-import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -47,10 +46,9 @@ def backend_choice() -> str:
     Raises:
         ValueError: The environment variable names another backend.
     """
-    value = (os.environ.get(BACKEND_ENV) or "onnxruntime").strip().lower()
-    if value not in BACKENDS:
-        raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {value!r}.")
-    return value
+    from dermlib.config import env_choice
+
+    return env_choice(BACKEND_ENV, BACKENDS, "onnxruntime")
 
 
 class _WithFeatures(torch.nn.Module):

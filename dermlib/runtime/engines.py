@@ -22,11 +22,12 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dermlib.config import env_choice
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,7 @@ def engine_choice() -> str:
     Raises:
         ValueError: The environment variable names another engine.
     """
-    value = (os.environ.get(ENGINE_ENV) or "onnxruntime").strip().lower()
-    if value not in ENGINES:
-        raise ValueError(f"{ENGINE_ENV} must be one of {', '.join(ENGINES)}, got {value!r}.")
-    return value
+    return env_choice(ENGINE_ENV, ENGINES, "onnxruntime")
 
 
 def cpu_session(model: bytes | str | Path, threads: int = 1, engine: str | None = None,
