@@ -92,7 +92,7 @@ def export_onnx(module: torch.nn.Module, input_size: tuple[int, int], output_nam
 def onnx_session(module: torch.nn.Module, input_size: tuple[int, int], threads: int = 1,
                  output_names: list[str] | None = None):
     """Export ``module`` in memory (nothing is written, :func:`export_onnx`) and open a CPU session of it
-    (:func:`dermlib.runtime.engines.cpu_session`: OpenVINO when installed, else ONNX Runtime).
+    (:func:`dermlib.runtime.engines.cpu_session`: ONNX Runtime, or OpenVINO on request).
 
     Args:
         module: The network (or a wrapper) to export, in eval mode.
