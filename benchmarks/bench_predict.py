@@ -170,13 +170,10 @@ def environment_lines(loaded: LoadedModel | None) -> list[str]:
     return lines
 
 
-def engine_name(owner: object) -> str:
-    """What runs a model's or an extractor's forward pass: the graph's engine, or torch."""
-    if isinstance(owner, LoadedModel):
-        graph = owner.fast_forward()
-        return "torch" if graph is None else graph.session.engine
-    session = getattr(owner, "_session", None)
-    return "torch" if session is None else getattr(session, "engine", "onnxruntime")
+def engine_name(loaded: LoadedModel) -> str:
+    """What runs a model's forward pass: the exported graph's engine, or torch."""
+    graph = loaded.fast_forward()
+    return "torch" if graph is None else graph.session.engine
 
 
 def _spin() -> None:  # the busy neighbour: one core kept at 100 %
@@ -340,7 +337,7 @@ def run(args: argparse.Namespace, model_ref: str) -> int:
     checker = get_checker(loaded.card)
     if checker is not None:
         scope_times = timed(lambda: checker.check([image]), args.runs, args.warmup, loaded.device)
-        rows.append((f"scope check alone ({engine_name(checker.extractor)} extractor + score + quality)",
+        rows.append((f"scope check alone ({checker.extractor.engine} extractor + score + quality)",
                      f"{pct(scope_times, 50):.1f} ms", f"{pct(scope_times, 95):.1f} ms", mem()))
         rows.append(("scope check: extra cost per prediction (p50 difference)",
                      f"{pct(times, 50) - pct(bare, 50):.1f} ms", "", ""))

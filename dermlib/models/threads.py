@@ -65,8 +65,8 @@ def usable_cpus(root: Path = _CGROUP_ROOT) -> float:
     return min(cpus, quota) if quota else cpus
 
 
-def default_threads(root: Path = _CGROUP_ROOT) -> int:
-    """Threads for inference: ``DERMLENS_THREADS``, else ``OMP_NUM_THREADS``, else the usable whole CPUs.
+def _explicit_threads() -> int | None:
+    """The count set in ``DERMLENS_THREADS``, else ``OMP_NUM_THREADS``; None when neither is set.
 
     Raises:
         ValueError: One of the two variables is set but not a positive integer.
@@ -82,7 +82,16 @@ def default_threads(root: Path = _CGROUP_ROOT) -> int:
         if value < 1:
             raise ValueError(f"{name} must be a positive whole number of threads, got {raw!r}.")
         return value
-    return max(1, math.floor(usable_cpus(root)))
+    return None
+
+
+def default_threads(root: Path = _CGROUP_ROOT) -> int:
+    """Threads for inference: ``DERMLENS_THREADS``, else ``OMP_NUM_THREADS``, else the usable whole CPUs.
+
+    Raises:
+        ValueError: One of the two variables is set but not a positive integer.
+    """
+    return _explicit_threads() or max(1, math.floor(usable_cpus(root)))
 
 
 def scope_check_beside(root: Path = _CGROUP_ROOT) -> bool:
@@ -102,11 +111,11 @@ def prediction_threads(root: Path = _CGROUP_ROOT) -> int:
     graph against 67 / 148 ms with two (2026-12-06), because two threads on two busy cores wait for each
     other at every layer. A count set in ``DERMLENS_THREADS`` or ``OMP_NUM_THREADS`` is used as it is.
     """
+    explicit = _explicit_threads()
+    if explicit:
+        return explicit
     total = default_threads(root)
-    explicit = any(os.environ.get(name, "").strip() for name in (THREADS_ENV, "OMP_NUM_THREADS"))
-    if explicit or not scope_check_beside(root):
-        return total
-    return max(1, total - 1)
+    return max(1, total - 1) if scope_check_beside(root) else total
 
 
 def configure_threads(threads: int | None = None) -> int:

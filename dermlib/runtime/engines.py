@@ -5,9 +5,10 @@ extractor, the lesion outline) runs a graph that torch exported once (:mod:`derm
 :mod:`dermlib.runtime.export`). Which library runs that graph is chosen here, in one place.
 
 Measured on the 2-core Xeon (Sapphire Rapids) this project is developed on, 2026-12-06, on the default
-model's graph (EfficientNet-Lite0, 224 px, the photo and its flip): ONNX Runtime 21.8 ms with 2 threads
-and 29.2 ms with 1; OpenVINO in float32 13.2 ms and 28.6 ms, with logits equal to ONNX Runtime's within
-5e-6; a whole diagnosis about 10 ms faster (``benchmarks/bench_predict.py``). But OpenVINO holds more
+model's graph (EfficientNet-Lite0, 224 px, the photo and its flip, the two engines interleaved in one
+process): ONNX Runtime 32.4 ms with 1 thread and 28.0 ms with 2; OpenVINO in float32 19.1 and 16.2 ms,
+with logits equal to ONNX Runtime's within 5e-6; a whole diagnosis about 10 ms faster
+(``benchmarks/bench_predict.py``). But OpenVINO holds more
 memory: 20-50 MB more per loaded model and about 60 MB once, which took the 4-session tour of every page
 in a fresh environment to 2,198 MB, over the free demo server's 2.0 GB budget (``tests/test_memory_budget.py``).
 So ONNX Runtime stays the default, and ``DERMLENS_GRAPH_ENGINE=openvino`` (with the ``openvino`` package

@@ -100,6 +100,11 @@ class FeatureExtractor:
             except Exception as exc:  # a missing or broken runtime must not cost the check itself
                 logger.warning("Scope extractor: ONNX Runtime unavailable (%s); using torch.", exc)
 
+    @property
+    def engine(self) -> str:
+        """What runs the forward pass: the exported graph's engine (``runtime.engines``), or torch."""
+        return "torch" if self._session is None else str(getattr(self._session, "engine", "onnxruntime"))
+
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Resize each image to ``size`` x ``size`` (the whole frame: nothing cropped) and normalise
         (:func:`~dermlib.scope.pixels.extractor_input`)."""
