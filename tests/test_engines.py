@@ -43,18 +43,37 @@ def test_engine_choice_follows_the_environment(monkeypatch: pytest.MonkeyPatch) 
         engines.engine_choice()
 
 
-@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("batch", [1, 2, 5])
 def test_both_engines_give_torchs_outputs(graph: bytes, batch: int) -> None:
+    """The graph is exported for one image; a batch of any size runs one image at a time (OneAtATime)."""
     x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
     with torch.no_grad():
         expected = [t.numpy() for t in _Tiny().eval()(torch.from_numpy(x))]
     for name in engines.ENGINES:
         session = engines.cpu_session(graph, threads=2, engine=name)
-        assert session.engine == name
+        assert session.engine == name and isinstance(session, engines.OneAtATime)
         outputs = session.run(None, {"x": x})
         assert [o.shape for o in outputs] == [(batch, 5), (batch, 8, 32, 32)]
         for got, want in zip(outputs, expected, strict=True):
             np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_an_empty_batch_gets_empty_outputs_and_a_dynamic_graph_runs_whole(graph: bytes) -> None:
+    for name in engines.ENGINES:
+        outputs = engines.cpu_session(graph, engine=name).run(None, {"x": np.zeros((0, 3, 32, 32), np.float32)})
+        assert [o.shape for o in outputs] == [(0, 5), (0, 8, 32, 32)]
+    import io
+
+    buffer = io.BytesIO()  # a graph with a dynamic batch axis (as exported before 2026-12-06) is run as it is
+    torch.onnx.export(_Tiny().eval(), (torch.zeros(1, 3, 32, 32),), buffer, input_names=["x"],
+                      dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+    x = np.random.default_rng(3).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    fixed = engines.cpu_session(graph, engine="onnxruntime").run(None, {"x": x})
+    for name in engines.ENGINES:
+        dynamic = engines.cpu_session(buffer.getvalue(), engine=name)
+        assert not isinstance(dynamic, engines.OneAtATime)
+        for a, b in zip(dynamic.run(None, {"x": x}), fixed, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_openvino_session_serves_several_threads_at_once(graph: bytes) -> None:

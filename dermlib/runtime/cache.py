@@ -27,7 +27,7 @@ from dermlib.models.verify import file_sha256
 
 CACHE_ENV = "DERMLENS_CACHE_DIR"
 #: Bumped whenever what is exported or how it is preprocessed changes: older entries are then ignored.
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2
 GRAPH_FILE = "graph.onnx"
 #: Entries kept per model id (or extractor): a retrained model's older graphs beyond this are deleted.
 KEEP_PER_NAME = 2
