@@ -118,6 +118,15 @@ def load_image(
     return rgb
 
 
+def rgb_for_reading(img: Image.Image) -> Image.Image:
+    """``img`` itself when it is already RGB, else ``img.convert("RGB")``: for code that only reads the pixels.
+
+    ``convert`` copies even an RGB photo, and one diagnosis used to read the same upload through four such
+    copies (the classifier's view, its mask, the scope check's input and its quality measures).
+    """
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB the way a person would expect it to look.
 

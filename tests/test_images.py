@@ -539,3 +539,13 @@ def test_refusal_messages_are_written_for_a_person() -> None:
         message = str(info.value)
         assert message[0].isupper() and message.rstrip().endswith("."), message
         assert "Traceback" not in message and "PIL" not in message, message
+
+
+def test_rgb_for_reading_copies_only_what_is_not_rgb() -> None:
+    from dermlib.images import rgb_for_reading
+
+    rgb = Image.new("RGB", (40, 30), (10, 20, 30))
+    assert rgb_for_reading(rgb) is rgb  # read-only callers skip the copy that convert() makes
+    grey = Image.new("L", (40, 30), 77)
+    converted = rgb_for_reading(grey)
+    assert converted.mode == "RGB" and converted.getpixel((0, 0)) == (77, 77, 77) and grey.mode == "L"

@@ -23,6 +23,7 @@ from timm.data import create_transform, resolve_data_config
 from torchvision import transforms as T
 
 from dermlib.errors import CardError, ModelError
+from dermlib.images import rgb_for_reading
 from dermlib.masking import MaskSpec
 from dermlib.models import fast
 from dermlib.models.card import ModelCard
@@ -168,7 +169,7 @@ class LoadedModel:
         last = self._last_view
         if last is not None and last[0]() is image:
             return last[1].copy()  # a copy: callers may draw on what they get
-        view = image.convert("RGB")
+        view = rgb_for_reading(image)  # the mask and the resize below make new images
         if self.mask is not None:
             view = self.mask.apply(view)
         view = self.geometric(view)
