@@ -27,8 +27,11 @@ What is measured (wall clock, after ``--warmup`` untimed runs):
   Grad-CAM maps, against the *naive peer*: one ``tf_efficientnet_lite0`` at 224 px classified with a plain
   torch forward and explained with three ordinary grad-cam calls, the plainest app anyone would write.
   Both run with 1 thread and with every usable CPU, idle and with a *busy neighbour*: a process this
-  script starts, pinned to the last usable CPU and spinning, stopped afterwards. The last column is the
-  busy time over the idle time of the same thread count: graceful degradation, measured.
+  script starts, pinned to the last usable CPU and spinning, stopped afterwards. With every usable CPU,
+  DermLens runs as the app does by default (its prediction graph leaves a CPU to the scope check,
+  :func:`dermlib.models.threads.prediction_threads`) and, in a row of its own, with the graph on every CPU
+  too (``DERMLENS_THREADS=N``). The last column is the busy time over the idle time of the same row:
+  graceful degradation, measured.
 
 On a machine shared with other CPU-heavy work (a training run), pass ``--threads 1``: with more torch
 threads than free cores, OpenMP's threads wait for each other and single runs take 10-50x longer, so
@@ -59,6 +62,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, explain
 from dermlib.inference import predict
 from dermlib.models import LoadedModel, default_model_id, fast, load_model
+from dermlib.models.threads import prediction_threads
 from dermlib.scope.checker import get_checker
 from dermlib.testing import synthetic_skin_image, write_tiny_model
 
@@ -241,29 +245,37 @@ def headline_rows(args: argparse.Namespace, loaded: LoadedModel, image: Image.Im
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 1
-    counts = sorted({1, usable})
+    # (label, torch threads, graph threads): one thread; every usable CPU as the app uses them by default
+    # (the graph leaves a CPU to the scope check, models.threads.prediction_threads); and every CPU in the
+    # graph too, as DERMLENS_THREADS=N would set it.
+    configs = [("1", 1, 1)]
+    if usable > 1:
+        configs.append((f"{usable} (default)", usable, prediction_threads()))
+        if prediction_threads() != usable:
+            configs.append((f"{usable}, graph {usable}", usable, usable))
     before, graph_before = torch.get_num_threads(), loaded.fast
     graphs: dict[int, object] = {}
-    idle: dict[int, float] = {}
+    idle: dict[str, float] = {}
     rows = []
     try:
         for neighbour in ("idle", "busy neighbour"):
-            for threads in counts:
+            for label, threads, graph_threads in configs:
                 torch.set_num_threads(threads)
                 if graph_before is not None:  # the graph's threads are fixed when it is built: one per count
-                    if threads not in graphs:
-                        graphs[threads] = fast.build(loaded.model, loaded.input_size, loaded.device, threads)
-                    loaded.fast = graphs[threads]
+                    if graph_threads not in graphs:
+                        graphs[graph_threads] = fast.build(loaded.model, loaded.input_size, loaded.device,
+                                                           graph_threads)
+                    loaded.fast = graphs[graph_threads]
                 if neighbour == "idle":
                     ours = pct(timed(dermlens, args.runs, args.warmup, loaded.device), 50)
                     theirs = pct(timed(lambda: peer(image), args.runs, args.warmup, loaded.device), 50)
-                    idle[threads] = ours
+                    idle[label] = ours
                 else:
                     with BusyNeighbour():
                         ours = pct(timed(dermlens, args.runs, args.warmup, loaded.device), 50)
                         theirs = pct(timed(lambda: peer(image), args.runs, args.warmup, loaded.device), 50)
-                ratio = f"{ours / idle[threads]:.2f}x" if neighbour != "idle" else ""
-                rows.append((f"{threads}", neighbour, f"{ours:.1f} ms", f"{theirs:.1f} ms", f"{theirs / ours:.1f}x",
+                ratio = f"{ours / idle[label]:.2f}x" if neighbour != "idle" else ""
+                rows.append((label, neighbour, f"{ours:.1f} ms", f"{theirs:.1f} ms", f"{theirs / ours:.1f}x",
                              ratio))
     finally:
         torch.set_num_threads(before)
@@ -393,6 +405,8 @@ def run(args: argparse.Namespace, model_ref: str) -> int:
         print(f"\nOne diagnosis (predict + top-3 Grad-CAM) vs the naive peer (Lite0 224 px, grad-cam x3), p50 of "
               f"{args.runs}")
         header = ("threads", "neighbour", "DermLens", "naive peer", "DermLens faster by", "busy / idle")
+        print("(threads: torch's, and the prediction graph's where a row names them; the naive peer runs with "
+              "torch's)")
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         for row in [header, tuple("-" * w for w in widths), *rows]:
             print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
