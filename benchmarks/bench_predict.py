@@ -30,8 +30,9 @@ What is measured (wall clock, after ``--warmup`` untimed runs):
   script starts, pinned to the last usable CPU and spinning, stopped afterwards. With every usable CPU,
   DermLens runs as the app does by default (its prediction graph leaves a CPU to the scope check,
   :func:`dermlib.models.threads.prediction_threads`) and, in a row of its own, with the graph on every CPU
-  too (``DERMLENS_THREADS=N``). The last column is the busy time over the idle time of the same row:
-  graceful degradation, measured.
+  too (``DERMLENS_THREADS=N``). The rows are interleaved run by run (every row once, then again), so a
+  machine whose speed drifts affects them alike. The last column is the busy time over the idle time of
+  the same row: graceful degradation, measured.
 
 On a machine shared with other CPU-heavy work (a training run), pass ``--threads 1``: with more torch
 threads than free cores, OpenMP's threads wait for each other and single runs take 10-50x longer, so
@@ -41,6 +42,7 @@ the percentiles measure the neighbours rather than DermLens.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import platform
@@ -255,25 +257,38 @@ def headline_rows(args: argparse.Namespace, loaded: LoadedModel, image: Image.Im
             configs.append((f"{usable}, graph {usable}", usable, usable))
     before, graph_before = torch.get_num_threads(), loaded.fast
     graphs: dict[int, object] = {}
+    if graph_before is not None:  # the graph's threads are fixed when it is built: one per count
+        for _, _, graph_threads in configs:
+            if graph_threads not in graphs:
+                graphs[graph_threads] = fast.build(loaded.model, loaded.input_size, loaded.device, graph_threads)
+
+    def one_round(samples: dict[str, list[float]] | None) -> None:
+        """Every row once, DermLens then the peer: rows interleaved, so a machine whose speed drifts over
+        seconds (a shared host) slows every row alike instead of whichever ran during a slow spell."""
+        for label, threads, graph_threads in configs:
+            torch.set_num_threads(threads)
+            if graph_before is not None:
+                loaded.fast = graphs[graph_threads]
+            for who, fn in (("ours", dermlens), ("peer", lambda: peer(image))):
+                start = time.perf_counter()
+                fn()
+                if samples is not None:
+                    samples.setdefault(f"{label}/{who}", []).append(time.perf_counter() - start)
+
     idle: dict[str, float] = {}
     rows = []
     try:
         for neighbour in ("idle", "busy neighbour"):
-            for label, threads, graph_threads in configs:
-                torch.set_num_threads(threads)
-                if graph_before is not None:  # the graph's threads are fixed when it is built: one per count
-                    if graph_threads not in graphs:
-                        graphs[graph_threads] = fast.build(loaded.model, loaded.input_size, loaded.device,
-                                                           graph_threads)
-                    loaded.fast = graphs[graph_threads]
+            with BusyNeighbour() if neighbour != "idle" else contextlib.nullcontext():
+                for _ in range(args.warmup):
+                    one_round(None)
+                samples: dict[str, list[float]] = {}
+                for _ in range(args.runs):
+                    one_round(samples)
+            for label, _, _ in configs:
+                ours, theirs = pct(samples[f"{label}/ours"], 50), pct(samples[f"{label}/peer"], 50)
                 if neighbour == "idle":
-                    ours = pct(timed(dermlens, args.runs, args.warmup, loaded.device), 50)
-                    theirs = pct(timed(lambda: peer(image), args.runs, args.warmup, loaded.device), 50)
                     idle[label] = ours
-                else:
-                    with BusyNeighbour():
-                        ours = pct(timed(dermlens, args.runs, args.warmup, loaded.device), 50)
-                        theirs = pct(timed(lambda: peer(image), args.runs, args.warmup, loaded.device), 50)
                 ratio = f"{ours / idle[label]:.2f}x" if neighbour != "idle" else ""
                 rows.append((label, neighbour, f"{ours:.1f} ms", f"{theirs:.1f} ms", f"{theirs / ours:.1f}x",
                              ratio))
