@@ -75,7 +75,7 @@ def cpu_session(model: bytes | str | Path, threads: int = 1, engine: str | None 
 
         session = ort_session(model, threads)
         session.engine = "onnxruntime"
-        fixed = isinstance(session.get_inputs()[0].shape[0], int)
+        fixed = session.get_inputs()[0].shape[0] == 1  # a dynamic axis has a name here, not a number
     else:
         fixed = session.batch_fixed
     return OneAtATime(session) if fixed else session
@@ -156,7 +156,8 @@ class OpenVinoSession:
             "ENABLE_CPU_PINNING": False,
         })
         self._outputs = list(self._compiled.outputs)
-        self.batch_fixed = self._compiled.inputs[0].get_partial_shape()[0].is_static
+        batch = self._compiled.inputs[0].get_partial_shape()[0]
+        self.batch_fixed = batch.is_static and batch.get_length() == 1
 
     def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Every output of the graph for ``feeds`` (``output_names`` must be None: all outputs, in order)."""
