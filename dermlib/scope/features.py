@@ -42,9 +42,9 @@ class _Pooled(torch.nn.Module):
 def _onnx_session(network: torch.nn.Module, size: int):
     """An ONNX Runtime session of the network's pooled features, exported in memory (nothing is written).
 
-    Measured on 2 CPU cores: 9 ms a photo at 160 px against 15-22 ms for eager torch (6.4 ms at 128 px), whose per-layer
-    overhead dominates a network this small; the features agree to 1e-5 (tests). The export takes about
-    1.5 s, once per process.
+    Measured on 2 CPU cores: 9 ms a photo at 160 px against 15-22 ms for eager torch, whose per-layer
+    overhead dominates a network this small (6.4 ms at 128 px; 5.4 ms since graphs are exported for one
+    image, 2026-12-06); the features agree to 1e-5 (tests). The export takes about 1.5 s, once per process.
     """
     from dermlib.models.fast import onnx_session
 
@@ -103,7 +103,7 @@ class FeatureExtractor:
     @property
     def engine(self) -> str:
         """What runs the forward pass: the exported graph's engine (``runtime.engines``), or torch."""
-        return "torch" if self._session is None else str(getattr(self._session, "engine", "onnxruntime"))
+        return "torch" if self._session is None else str(self._session.engine)
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Resize each image to ``size`` x ``size`` (the whole frame: nothing cropped) and normalise
