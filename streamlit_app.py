@@ -11,11 +11,12 @@ from dermlib.ui.warmup import freeze_after_run
 # grad-cam, matplotlib and the ONNX export warm up once Diagnose is on screen (dermlib.ui.warmup), not here.
 keep_uploads_in_memory()
 
+# Material icons ship inside Streamlit as a font, so they render on any browser; emoji need an emoji font.
 _PAGES = [
-    ("app_pages/diagnose.py", "Diagnose", "🔬", "diagnose"),
-    ("app_pages/disease_library.py", "Disease Library", "📚", "disease_library"),
-    ("app_pages/dataset_explorer.py", "Dataset Explorer", "🗂️", "dataset_explorer"),
-    ("app_pages/model.py", "Model", "📈", "model"),
+    ("app_pages/diagnose.py", "Diagnose", ":material/biotech:", "diagnose"),
+    ("app_pages/disease_library.py", "Disease Library", ":material/menu_book:", "disease_library"),
+    ("app_pages/dataset_explorer.py", "Dataset Explorer", ":material/dataset:", "dataset_explorer"),
+    ("app_pages/model.py", "Model", ":material/monitoring:", "model"),
 ]
 
 st.set_page_config(page_title="DermLens", page_icon="🔬", layout="wide")

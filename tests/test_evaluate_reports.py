@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from dermlib.evaluate import model_reports
-from dermlib.evaluate.reports import class_rows, model_facts, training_facts
+from dermlib.evaluate.reports import class_rows, model_facts, training_commands, training_facts
 
 REPORT = {"n": 10, "top1_accuracy": 0.5}
 
@@ -51,11 +51,40 @@ def test_facts() -> None:
     assert facts["Centre crop"] == "90% of the image"
     assert facts["Normalisation mean"] == "0.100, 0.200, 0.300"
     assert facts["Preprocessing extra"] == "1"
+    assert "Preprocessing crop_mode" not in facts
     assert facts["Calibration temperature"] == "1.250"
     assert class_rows(card) == [{"id": "a", "name": "A", "risk group": "benign"}]
     training, counts = training_facts(card)
     assert training == {"Dataset": "ham10000", "Tags": "x; y", "N images": "5"}
     assert counts == {"split counts": {"t": 5}}
+    assert training_commands(card) is None
+
+
+def test_training_commands_and_structured_facts() -> None:
+    card = _card(None, REPORT)
+    card.training = {"teacher": {"id": "big", "temperature": 2.0}, "args": {"epochs": 3},
+                     "command": "python -m dermlib train --epochs 3"}
+    facts, _ = training_facts(card)
+    assert facts == {"Teacher": "id: big; temperature: 2.0"}  # commands are not squeezed into the table
+    assert training_commands(card) == "python -m dermlib train --epochs 3"
+    card.training["lineage"] = ["python -m dermlib train --epochs 2", "(then recalibrated)"]
+    assert training_commands(card) == "python -m dermlib train --epochs 2\n\n# (then recalibrated)"
+    card.training = {"args": {"epochs": 3}}
+    assert training_commands(card).splitlines()[1:] == ["{", '  "epochs": 3', "}"]
+
+
+def test_facts_describe_a_mask_in_words() -> None:
+    card = _card(None, REPORT)
+    card.preprocessing = {"crop_mode": "center", "extra_key": "x",
+                          "mask": {"boxes": [[0.0, 0.64, 0.46, 1.0]], "fill": "median", "reason": "A logo."}}
+    facts = model_facts(card)
+    assert facts["Masked before the model"] == (
+        "0%-46% of the width, 64%-100% of the height (from the top left), filled with the photo's median "
+        "colour in training and at inference. A logo.")
+    assert "Preprocessing mask" not in facts and "Preprocessing crop_mode" not in facts
+    assert facts["Preprocessing extra key"] == "x"
+    card.preprocessing = {"mask": {"boxes": [["a"]], "fill": "grey"}}  # broken: shown as it is, no error
+    assert "boxes" in model_facts(card)["Masked before the model"]
 
 
 def test_source_rows_and_pair_line_read_a_combined_report() -> None:

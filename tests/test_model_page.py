@@ -64,6 +64,7 @@ def _card(report: dict[str, Any]) -> dict[str, Any]:
             "licence": "CC BY-NC-SA 3.0",
             "citation": "Groh et al., CVPR 2021",
             "epochs": 3,
+            "command": "python -m dermlib train --dataset fitzpatrick17k --epochs 3 --out weights/test-lite0",
             "data_summary": {
                 "n_images": 1000,
                 "class_counts": {"melanoma": 300, "nevus": 400, "eczema": 300},
@@ -158,6 +159,7 @@ def test_model_card_is_shown(weights: Path) -> None:
     assert "224 x 224 pixels, 3 channels" in set(facts["value"])
     training = at.dataframe[2].value
     assert "CC BY-NC-SA 3.0" in set(training["value"])
+    assert [c.value for c in at.code] == [_card(report)["training"]["command"]]  # whole, not in a cell
 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Top-1 accuracy"] == f"{report['top1_accuracy']:.1%}"

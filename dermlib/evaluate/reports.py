@@ -82,8 +82,12 @@ def model_facts(card: Any) -> dict[str, str]:
     for key in ("mean", "std"):
         if key in pre:
             facts[f"Normalisation {key}"] = ", ".join(f"{float(v):.3f}" for v in pre.pop(key))
+    if pre.get("crop_mode") == "center":
+        pre.pop("crop_mode")  # timm's default: "Centre crop" above already says it
+    if isinstance(pre.get("mask"), dict):
+        facts["Masked before the model"] = _mask_text(pre.pop("mask"))
     for key, value in pre.items():
-        facts[f"Preprocessing {key}"] = str(value)
+        facts[f"Preprocessing {key.replace('_', ' ')}"] = str(value)
     if "temperature" in calibration:
         facts["Calibration temperature"] = f"{float(calibration['temperature']):.3f}"
     if calibration.get("min_top1_probability") is not None:
@@ -91,6 +95,21 @@ def model_facts(card: Any) -> dict[str, str]:
     if calibration.get("max_normalized_entropy") is not None:
         facts["Uncertain above normalised entropy"] = f"{float(calibration['max_normalized_entropy']):.2f}"
     return facts
+
+
+def _mask_text(mask: dict[str, Any]) -> str:
+    """A card's preprocessing mask in words: each box as ranges of the width and height, the fill, why."""
+    boxes = []
+    for box in mask.get("boxes") or []:
+        try:
+            x0, y0, x1, y1 = (float(v) for v in box)
+        except (TypeError, ValueError):
+            return str(mask)  # not a valid card (load_card refuses it), but this page must not fail on it
+        boxes.append(f"{x0:.0%}-{x1:.0%} of the width, {y0:.0%}-{y1:.0%} of the height")
+    fill = {"median": "the photo's median colour", "grey": "mid grey"}.get(str(mask.get("fill")),
+                                                                          str(mask.get("fill")))
+    text = "; ".join(boxes) + f" (from the top left), filled with {fill} in training and at inference"
+    return text + (f". {mask['reason']}" if mask.get("reason") else "")
 
 
 def class_rows(card: Any) -> list[dict[str, str]]:
@@ -121,6 +140,30 @@ def agreement_rows(card: Any) -> list[dict[str, Any]]:
             for r in sorted(rows, key=lambda r: -int(r["agreeing"]))]
 
 
+#: Training entries that reproduce the model: shown in full as commands, not as table cells.
+_COMMAND_KEYS = ("args", "command", "lineage")
+
+
+def training_commands(card: Any) -> str | None:
+    """The commands that trained the model, in order, as one copyable listing (None if the card has none).
+
+    A card's ``training.lineage`` (every step, for a model trained in several runs) wins over its single
+    ``training.command``; a card with only ``training.args`` gets those arguments as JSON. A lineage entry
+    that is a note rather than a command becomes a comment.
+    """
+    training = dict(getattr(card, "training", None) or {})
+    steps = [str(step) for step in training.get("lineage") or []]
+    if not steps and training.get("command"):
+        steps = [str(training["command"])]
+    if steps:
+        return "\n\n".join(step if step.startswith(("python", "dermlens", "bash", "#")) else f"# {step}"
+                           for step in steps)
+    if isinstance(training.get("args"), dict):
+        return "# the training arguments (also in args.json)\n" + json.dumps(training["args"], indent=2,
+                                                                            ensure_ascii=False)
+    return None
+
+
 def training_facts(card: Any) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """How the model was trained: scalar facts (label -> text) and count tables (name -> {key: count}).
 
@@ -129,6 +172,8 @@ def training_facts(card: Any) -> tuple[dict[str, str], dict[str, dict[str, Any]]
     """
     training = dict(getattr(card, "training", None) or {})
     summary = training.pop("data_summary", None) or {}
+    for key in _COMMAND_KEYS:  # shown whole by training_commands: a table cell would cut them off
+        training.pop(key, None)
     facts: dict[str, str] = {}
     counts: dict[str, dict[str, Any]] = {}
     for key, value in training.items():
@@ -136,7 +181,8 @@ def training_facts(card: Any) -> tuple[dict[str, str], dict[str, dict[str, Any]]
             if value and all(isinstance(v, int | float) for v in value.values()):
                 counts[key.replace("_", " ")] = value
             else:
-                facts[key.replace("_", " ").capitalize()] = json.dumps(value, ensure_ascii=False)
+                facts[key.replace("_", " ").capitalize()] = "; ".join(
+                    f"{k.replace('_', ' ')}: {v}" for k, v in value.items())
         elif isinstance(value, list):
             facts[key.replace("_", " ").capitalize()] = "; ".join(str(v) for v in value)
         elif value is not None:
