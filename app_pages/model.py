@@ -17,7 +17,7 @@ from dermlib.evaluate import limitation_notes, model_reports
 from dermlib.evaluate.reports import class_rows, model_facts, training_commands, training_facts
 from dermlib.ui.evaluation import show_report, show_scope, show_table
 from dermlib.ui.lesion import outliner_summary
-from dermlib.viz.tables import count_table
+from dermlib.viz.tables import count_table, display_table
 
 NO_MODEL_HELP = """
 DermLens reads each model from its own folder under the weights directory (`{weights}`):
@@ -48,8 +48,9 @@ def _installed_models() -> tuple[list[Any], list[str]]:
 
 
 def _facts_table(facts: dict[str, str]) -> None:
-    if facts:
-        show_table(pd.DataFrame({"": list(facts.keys()), "value": list(facts.values())}))
+    if facts:  # st.table wraps long values (a lineage, a mask's reason); st.dataframe would cut them off
+        st.table(display_table(pd.DataFrame({"": list(facts.keys()), "value": list(facts.values())})),
+                 hide_index=True)
 
 
 def main() -> None:

@@ -78,9 +78,11 @@ def test_facts_describe_a_mask_in_words() -> None:
     card.preprocessing = {"crop_mode": "center", "extra_key": "x",
                           "mask": {"boxes": [[0.0, 0.64, 0.46, 1.0]], "fill": "median", "reason": "A logo."}}
     facts = model_facts(card)
-    assert facts["Masked before the model"] == (
-        "0%-46% of the width, 64%-100% of the height (from the top left), filled with the photo's median "
-        "colour in training and at inference. A logo.")
+    where = "0%-46% of the width, 64%-100% of the height (from the top left)"
+    assert facts["Masked before the model"] == f"{where}. A logo."
+    del card.preprocessing["mask"]["reason"]
+    assert model_facts(card)["Masked before the model"] == (
+        f"{where}, filled with the photo's median colour in training and at inference")
     assert "Preprocessing mask" not in facts and "Preprocessing crop_mode" not in facts
     assert facts["Preprocessing extra key"] == "x"
     card.preprocessing = {"mask": {"boxes": [["a"]], "fill": "grey"}}  # broken: shown as it is, no error

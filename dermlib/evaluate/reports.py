@@ -108,8 +108,10 @@ def _mask_text(mask: dict[str, Any]) -> str:
         boxes.append(f"{x0:.0%}-{x1:.0%} of the width, {y0:.0%}-{y1:.0%} of the height")
     fill = {"median": "the photo's median colour", "grey": "mid grey"}.get(str(mask.get("fill")),
                                                                           str(mask.get("fill")))
-    text = "; ".join(boxes) + f" (from the top left), filled with {fill} in training and at inference"
-    return text + (f". {mask['reason']}" if mask.get("reason") else "")
+    where = "; ".join(boxes) + " (from the top left)"
+    if mask.get("reason"):  # the card's reason says how and why it is filled, in its trainer's words
+        return f"{where}. {mask['reason']}"
+    return f"{where}, filled with {fill} in training and at inference"
 
 
 def class_rows(card: Any) -> list[dict[str, str]]:
