@@ -61,7 +61,7 @@ def load_model(card: ModelCard) -> LoadedModel:
     """:func:`dermlib.models.load_model`, imported on the first call.
 
     torch and timm take about 4 s to import; the Diagnose page draws its uploader first and only then asks
-    for the model, so a new server's first page does not wait for them (README, "Speed and memory").
+    for the model, so a new server's first page does not wait for them (docs/PERFORMANCE.md).
     """
     from dermlib.models.loading import load_model as load
 
