@@ -193,6 +193,29 @@ def test_no_checkpoint_read_can_unpickle_code() -> None:
     assert not offenders, offenders
 
 
+def test_every_streamlit_cache_is_bounded() -> None:
+    """A process-wide cache without max_entries grows with every distinct input a visitor tries (each dataset,
+    sample and projection of the Dataset Explorer), so every st.cache_data / st.cache_resource names one."""
+    import ast
+
+    caches, offenders = 0, []
+    for path in [*ROOT.joinpath("dermlib").rglob("*.py"), *ROOT.joinpath("app_pages").glob("*.py"),
+                 ROOT / "streamlit_app.py"]:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for decorator in node.decorator_list:
+                call = decorator if isinstance(decorator, ast.Call) else None
+                name = ast.unparse(call.func if call else decorator)
+                if name.endswith(("cache_data", "cache_resource")):
+                    caches += 1
+                    limit = next((k.value for k in (call.keywords if call else []) if k.arg == "max_entries"), None)
+                    if not (isinstance(limit, ast.Constant) and isinstance(limit.value, int) and limit.value > 0):
+                        offenders.append(f"{path.name}:{node.lineno} {node.name}")
+    assert caches >= 10, caches  # the scan found the app's caches
+    assert not offenders, offenders
+
+
 @pytest.mark.parametrize("slots", [1, 2])
 def test_inference_slots_bound_concurrent_model_work(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                      slots: int) -> None:

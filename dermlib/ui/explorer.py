@@ -39,12 +39,14 @@ def developer_note(markdown: str, title: str = "For developers: where DermLens r
 # --- cached library calls -------------------------------------------------------------------------
 
 
-@st.cache_data(show_spinner=False, ttl=60)
+# Every cache is bounded (docs/RELIABILITY.md): a student clicking through every dataset and setting must not
+# grow the server without limit. The shared data holds 7 datasets, so 8 indexes keep them all.
+@st.cache_data(show_spinner=False, ttl=60, max_entries=4)
 def cached_discover(root: str) -> dict[str, tuple[str, str]]:
     return {name: (str(folder), adapter) for name, (folder, adapter) in discover(root).items()}
 
 
-@st.cache_data(show_spinner="Indexing the dataset…")
+@st.cache_data(show_spinner="Indexing the dataset…", max_entries=8)
 def cached_index(folder: str, adapter: str) -> pd.DataFrame:
     return load_index(adapter, folder)
 
@@ -54,12 +56,12 @@ def cached_thumbnail(path: str, size: int = 224) -> bytes:
     return explore.thumbnail_jpeg(path, size)
 
 
-@st.cache_data(show_spinner="Measuring images…")
+@st.cache_data(show_spinner="Measuring images…", max_entries=8)
 def cached_stats(paths: tuple[str, ...]) -> pd.DataFrame:
     return explore.image_statistics(paths)
 
 
-@st.cache_data(show_spinner="Hashing images…")
+@st.cache_data(show_spinner="Hashing images…", max_entries=8)
 def cached_hashes(paths: tuple[str, ...]) -> np.ndarray:
     return compute_hashes(paths)
 
@@ -80,7 +82,7 @@ def cached_embed_batch(model_id: str, paths: tuple[str, ...]) -> np.ndarray:
     return explore.embed_paths(cached_model(model_id), paths)
 
 
-@st.cache_data(show_spinner="Projecting to 2-D…")
+@st.cache_data(show_spinner="Projecting to 2-D…", max_entries=16)
 def cached_projection(features: np.ndarray, method: str) -> np.ndarray:
     return explore.project_2d(features, method)
 
