@@ -98,6 +98,8 @@ def main() -> None:
     for tab, show in zip(tabs, TABS.values(), strict=False):
         with tab:
             show(index)
+    with tabs[0]:
+        sections.show_sub_labels(index, folder, adapter_name)  # DermNet NZ: the topics in each category
     with tabs[-1]:
         sections.show_embedding_map(index, dataset)
 

@@ -34,6 +34,14 @@ def test_dermnet_nz_synthetic(tmp_path: Path) -> None:
     assert index.loc[0, "display_name"] == DERMNET_NZ_CATEGORIES[index.loc[0, "label"]].display_name
     adapter = DermNetNZ()
     assert adapter.copies(root) == {meta.loc[0, "md5"]}
+    # Each photo was shown on two topic pages ("Eczema topic|Other topic"): two rows, one per topic.
+    sub = adapter.sub_labels(root)
+    assert len(sub) == 24 and sub["record"].value_counts().eq(2).all()
+    assert set(sub.loc[sub["label"] == "eczema", "sub_label"]) == {"Eczema topic", "Other topic"}
+    meta.drop(columns="dermnet_topic").to_csv(root / "metadata.csv", index=False)
+    assert adapter.sub_labels(root) is None
+    assert DATASETS["fitzpatrick17k"].sub_labels(root) is None and not DATASETS["fitzpatrick17k"].sub_label_title
+    meta.to_csv(root / "metadata.csv", index=False)
     assert adapter.metadata(root)["eczema_psoriasis"].dropna().isin(["eczema", "psoriasis"]).all()
 
 
@@ -102,6 +110,11 @@ def test_dermnet_nz_real(shared_data: Path) -> None:
     flagged = meta["eczema_psoriasis"].notna()
     assert (meta.loc[flagged, "eczema_psoriasis"] == meta.loc[flagged, "category"]).all()
     assert set(meta.loc[~flagged, "category"]).isdisjoint({"eczema", "psoriasis"})
+    # Every photo names at least one DermNet topic, and a category groups several.
+    sub = DermNetNZ().sub_labels(root)
+    assert sub["record"].nunique() == len(meta) and set(sub["label"]) == set(DERMNET_NZ_CATEGORIES)
+    eczema = set(sub.loc[sub["label"] == "eczema", "sub_label"])
+    assert {"Atopic dermatitis", "Hand dermatitis"} <= eczema and len(eczema) >= 10
 
 
 @pytest.mark.data

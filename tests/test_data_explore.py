@@ -132,3 +132,19 @@ def test_imagenet_embedder_gives_one_feature_row_per_image() -> None:
     assert np.isfinite(feats).all()
     skin = np.linalg.norm(feats[0] - feats[1])
     assert skin < np.linalg.norm(feats[0] - feats[2])  # two skin photos are closer than skin and a scene
+
+
+def test_sub_label_table_counts_photos_per_class_and_names_the_commonest() -> None:
+    sub = pd.DataFrame({"record": [0, 0, 1, 2, 3, 4, 5, 6],
+                        "label": ["ecz", "ecz", "ecz", "ecz", "ecz", "pso", "pso", "acne"],
+                        "sub_label": ["Atopic", "Hand", "Atopic", "Hand", "Discoid", "Plaque", "Plaque", "Acne"]})
+    table = explore.sub_label_table(sub, {"ecz": "Eczema", "pso": "Psoriasis"}, top=2)
+    assert list(table.columns) == ["class", "records", "sub-labels", "most common"]
+    # A photo under two sub-labels counts once among the class's records and once under each sub-label.
+    assert table.to_dict("records") == [
+        {"class": "Eczema", "records": 4, "sub-labels": 3, "most common": "Atopic (2), Hand (2), and 1 more"},
+        {"class": "Psoriasis", "records": 2, "sub-labels": 1, "most common": "Plaque (2)"},
+        {"class": "acne", "records": 1, "sub-labels": 1, "most common": "Acne (1)"},  # no name: the id
+    ]
+    assert explore.sub_label_table(sub.iloc[:0]).empty
+

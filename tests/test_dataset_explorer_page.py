@@ -177,3 +177,22 @@ def test_no_file_paths_outside_the_developer_expanders(
         developer = [e for e in at.expander if e.label.startswith("For developers")]
         assert any(str(root) in m.value for e in developer for m in [*e.markdown, *e.code])
     assert any("None is installed yet" in i.value for i in at.info)  # the embedding tab, in plain words
+
+
+def test_dermnet_topics_are_shown_for_each_category(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_shared: None, without_models: None
+) -> None:
+    syn.make_dermnet_nz(tmp_path / "dermnet", per_class=3)
+    syn.make_fitzpatrick17k(tmp_path / "fitzpatrick17k", n_images=6, n_metadata_only=0)
+    at = run_page(monkeypatch, tmp_path)
+    assert at.selectbox(key=KEY + "dataset").value == "fitzpatrick17k"
+    assert not any("topic" in h.value.lower() for h in at.subheader)  # no sub-labels in that layout
+    at.selectbox(key=KEY + "dataset").set_value("dermnet").run()
+    assert not at.exception, at.exception
+    assert "What each class holds: DermNet topics" in [h.value for h in at.subheader]
+    table = next(d.value for d in at.dataframe if "DermNet topics" in d.value.columns)
+    assert list(table["class"]) == ["Eczema", "Melanoma", "Psoriasis"]
+    assert list(table["photos"]) == [3, 3, 3] and list(table["DermNet topics"]) == [2, 2, 2]
+    assert table.loc[0, "most common"] == "Eczema topic (3), Other topic (3)"
+    assert any("4 DermNet topics in all" in c.value for c in at.caption)
+

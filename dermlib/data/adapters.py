@@ -81,6 +81,9 @@ class Adapter(ABC):
     citation: ClassVar[str] = ""
     homepage: ClassVar[str] = ""
     layout: ClassVar[str] = ""  # the expected files, shown in errors and the page
+    #: What a finer label inside one class is called (DermNet NZ: the topic page a photo was shown on); empty
+    #: when the layout has none.
+    sub_label_title: ClassVar[str] = ""
 
     @abstractmethod
     def detect(self, root: Path) -> bool:
@@ -117,6 +120,19 @@ class Adapter(ABC):
     def source_name(self, root: Path) -> str:
         """Return the value of the ``source`` column for a dataset in ``root``."""
         return self.name
+
+    def sub_labels(self, root: str | os.PathLike[str]) -> pd.DataFrame | None:
+        """Finer labels inside each class, or None when the layout has none (the default).
+
+        Returns:
+            One row per record and sub-label: ``record`` (the record's position in the dataset's metadata),
+            ``label`` (its class, as in the index) and ``sub_label``. A record with several sub-labels has
+            several rows.
+
+        Raises:
+            DatasetError: The metadata cannot be read.
+        """
+        return None
 
 
 class ImageFolder(Adapter):
@@ -461,6 +477,7 @@ class DermNetNZ(Adapter):
     optional_columns = ("dermnet_topic", "eczema_psoriasis", "width", "height")
     #: Photos also present in another set (Fitzpatrick17k), listed by md5.
     copies_file = "copies_in_other_sets.csv"
+    sub_label_title = "DermNet topic"
 
     def detect(self, root: Path) -> bool:
         header = _csv_header(root / "metadata.csv")
@@ -479,6 +496,22 @@ class DermNetNZ(Adapter):
         files = images_by_stem(base, max_depth=1)
         meta["image_path"] = meta["md5"].str.strip().map(files)
         return meta
+
+    def sub_labels(self, root: str | os.PathLike[str]) -> pd.DataFrame | None:
+        """The DermNet topic pages each photo was shown on (``dermnet_topic``, several joined by ``|``).
+
+        A category groups several topics (eczema holds atopic, hand and discoid dermatitis, ...), so this is
+        what the coarse label means. None when the csv has no ``dermnet_topic`` column.
+        """
+        meta = self.metadata(root)
+        if "dermnet_topic" not in meta.columns:
+            return None
+        rows = pd.DataFrame({"record": np.arange(len(meta)),
+                             "label": meta["category"].str.strip().str.lower(),
+                             "sub_label": meta["dermnet_topic"].astype("string").str.split("|")})
+        rows = rows.explode("sub_label")
+        rows["sub_label"] = rows["sub_label"].astype("string").str.strip()
+        return rows[rows["sub_label"].fillna("") != ""].reset_index(drop=True)
 
     def copies(self, root: str | os.PathLike[str]) -> set[str]:
         """md5s of the photos listed in ``copies_in_other_sets.csv`` (empty when there is no such file)."""

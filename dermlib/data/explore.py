@@ -61,6 +61,32 @@ def filter_index(
     return index[mask]
 
 
+def sub_label_table(sub: pd.DataFrame, names: dict[str, str] | None = None, top: int = 4) -> pd.DataFrame:
+    """One row per class: its records, how many sub-labels it groups, and the most common ones.
+
+    Args:
+        sub: An adapter's :meth:`~dermlib.data.adapters.Adapter.sub_labels` (``record``, ``label``,
+            ``sub_label``; a record shown under two sub-labels has two rows and counts under each).
+        names: Class id -> display name (ids are shown where a name is missing).
+        top: How many sub-labels to name per class, most records first (ties alphabetically).
+
+    Returns:
+        Columns ``class``, ``records``, ``sub-labels`` and ``most common`` (``"Atopic dermatitis (115),
+        ..."``), classes with the most records first.
+    """
+    names = names or {}
+    rows = []
+    for label, part in sub.groupby("label", sort=True):
+        counts = part.groupby("sub_label")["record"].nunique()
+        counts = counts.sort_index().sort_values(ascending=False, kind="stable")
+        shown = ", ".join(f"{name} ({n})" for name, n in counts.head(top).items())
+        more = len(counts) - min(top, len(counts))
+        rows.append({"class": names.get(str(label), str(label)), "records": int(part["record"].nunique()),
+                     "sub-labels": len(counts), "most common": shown + (f", and {more} more" if more else "")})
+    table = pd.DataFrame(rows, columns=["class", "records", "sub-labels", "most common"])
+    return table.sort_values(["records", "class"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
 def sample_images(index: pd.DataFrame, n: int, *, seed: int = 0) -> pd.DataFrame:
     """Return at most ``n`` rows with images, stratified by label so small classes still appear.
 

@@ -51,6 +51,11 @@ def cached_index(folder: str, adapter: str) -> pd.DataFrame:
     return load_index(adapter, folder)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_sub_labels(folder: str, adapter: str) -> pd.DataFrame | None:
+    return DATASETS[adapter].sub_labels(folder)
+
+
 @st.cache_data(show_spinner=False, max_entries=4000)
 def cached_thumbnail(path: str, size: int = 224) -> bytes:
     return explore.thumbnail_jpeg(path, size)
@@ -179,6 +184,31 @@ def show_overview(index: pd.DataFrame) -> None:
             "This dataset records no Fitzpatrick skin type, so its skin-tone balance cannot be shown; "
             "that is itself a limitation worth stating wherever a model trained on it is used."
         )
+
+
+def show_sub_labels(index: pd.DataFrame, folder: str, adapter_name: str) -> None:
+    """What each class groups, for a layout with finer labels (DermNet NZ's topic pages); nothing otherwise."""
+    adapter = DATASETS[adapter_name]
+    if not adapter.sub_label_title:
+        return
+    try:
+        sub = cached_sub_labels(folder, adapter_name)
+    except DermLensError as error:
+        st.warning(f"The {adapter.sub_label_title}s could not be read: {error}")
+        return
+    if sub is None or sub.empty:
+        return
+    title = adapter.sub_label_title
+    st.subheader(f"What each class holds: {title}s")
+    names = dict(zip(index["label"], index["display_name"], strict=True))
+    table = explore.sub_label_table(sub, names).rename(
+        columns={"sub-labels": f"{title}s", "records": "photos"})
+    st.dataframe(table, hide_index=True, height="content")
+    st.caption(
+        f"A class here is a coarse group of {title}s, not a diagnosis made for each photo: a model "
+        f"trained on it learns the group. A photo shown under two {title}s counts under both; "
+        f"{sub['sub_label'].nunique()} {title}s in all."
+    )
 
 
 def show_demographics(index: pd.DataFrame) -> None:
