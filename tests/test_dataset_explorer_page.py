@@ -190,7 +190,7 @@ def test_dermnet_topics_are_shown_for_each_category(
     at.selectbox(key=KEY + "dataset").set_value("dermnet").run()
     assert not at.exception, at.exception
     assert "What each class holds: DermNet topics" in [h.value for h in at.subheader]
-    table = next(d.value for d in at.dataframe if "DermNet topics" in d.value.columns)
+    table = next(t.value for t in at.table if "DermNet topics" in t.value.columns)
     assert list(table["class"]) == ["Eczema", "Melanoma", "Psoriasis"]
     assert list(table["photos"]) == [3, 3, 3] and list(table["DermNet topics"]) == [2, 2, 2]
     assert table.loc[0, "most common"] == "Eczema topic (3), Other topic (3)"

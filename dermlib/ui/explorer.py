@@ -203,7 +203,7 @@ def show_sub_labels(index: pd.DataFrame, folder: str, adapter_name: str) -> None
     names = dict(zip(index["label"], index["display_name"], strict=True))
     table = explore.sub_label_table(sub, names).rename(
         columns={"sub-labels": f"{title}s", "records": "photos"})
-    st.dataframe(table, hide_index=True, height="content")
+    st.table(table, hide_index=True)  # wraps the long lists of topics instead of cutting them off
     st.caption(
         f"A class here is a coarse group of {title}s, not a diagnosis made for each photo: a model "
         f"trained on it learns the group. A photo shown under two {title}s counts under both; "
