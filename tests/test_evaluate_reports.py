@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from dermlib.evaluate import model_reports
-from dermlib.evaluate.reports import class_rows, model_facts, training_commands, training_facts
+from dermlib.evaluate.reports import class_rows, model_facts, selective_line, training_commands, training_facts
 
 REPORT = {"n": 10, "top1_accuracy": 0.5}
 
@@ -107,3 +107,12 @@ def test_source_rows_and_pair_line_read_a_combined_report() -> None:
     assert rows[0]["top-1"] == "50.0%" and rows[0]["top-1, sub-types folded"] == "60.0%"
     assert "6 (75.0%, 95% interval 41.0%-93.0%" in pair_line(report)
     assert source_rows({"n": 5}) == [] and pair_line({"n": 5}) is None
+
+
+def test_selective_line() -> None:
+    report = {"selective": {"coverage": 0.1753, "accuracy": 0.8235, "accuracy_abstained": None}}
+    assert selective_line(report) == (
+        "With the app's uncertainty thresholds the model answers **17.5%** of test images with **82.3%** "
+        "accuracy; on the images it flags as uncertain its accuracy is n/a.")
+    assert selective_line({"n": 5}) is None
+

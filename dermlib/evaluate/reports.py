@@ -202,6 +202,16 @@ def _pct(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.1%}"
 
 
+def selective_line(report: dict[str, Any]) -> str | None:
+    """How often the model answers with the app's uncertainty thresholds, and how well (None without them)."""
+    selective = report.get("selective")
+    if not selective:
+        return None
+    return (f"With the app's uncertainty thresholds the model answers **{_pct(selective.get('coverage'))}** of "
+            f"test images with **{_pct(selective.get('accuracy'))}** accuracy; on the images it flags as "
+            f"uncertain its accuracy is {_pct(selective.get('accuracy_abstained'))}.")
+
+
 def _own_macro_f1(report: dict[str, Any]) -> float | None:
     """Macro-F1 over the classes that occur in this report's photos (a source labels only some classes)."""
     rows = [r for r in report.get("per_class") or [] if isinstance(r, dict) and r.get("support")]

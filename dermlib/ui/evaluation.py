@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dermlib.evaluate import calibration_check_summary, ece_summary, malignant_alert_line
-from dermlib.evaluate.reports import agreement_rows, pair_line, source_rows
+from dermlib.evaluate.reports import agreement_rows, pair_line, selective_line, source_rows
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
 from dermlib.viz import eval_charts
 from dermlib.viz.scope_charts import scope_roc_figure
@@ -21,10 +21,6 @@ from dermlib.viz.tables import display_table
 def show_table(frame: pd.DataFrame) -> None:
     """A table showing every row (no scrolling inside it), missing values as a dash."""
     st.dataframe(display_table(frame), hide_index=True, height="content")
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _show_headline(report: dict[str, Any]) -> None:
@@ -80,14 +76,8 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
                 st.plotly_chart(figure)
             st.caption(check)
         st.plotly_chart(eval_charts.coverage_accuracy_figure(report))
-        selective = report.get("selective")
-        if selective:
-            coverage, accuracy = _fmt(selective.get("coverage")), _fmt(selective.get("accuracy"))
-            st.markdown(
-                f"With the app's uncertainty thresholds the model answers **{coverage}** of test images "
-                f"with **{accuracy}** accuracy; on the images it flags as uncertain its accuracy is "
-                f"{_fmt(selective.get('accuracy_abstained'))}."
-            )
+        if selective := selective_line(report):
+            st.markdown(selective)
         _show_agreement(card)
         if alert := malignant_alert_line(card, report):
             st.markdown(alert)
