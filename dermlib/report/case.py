@@ -89,6 +89,8 @@ class CaseReport:
         urgency_note: Why there is no urgency (out of scope, no Library entry); empty when there is one.
         measured_limits: Plain-language lines on what the model was measured to do and cannot do.
         member_agreement: For an ensemble, what its networks answer on their own (plain text), else None.
+        track_record: How often the model was right on test photos when its first answer was this one's
+            (plain text), None when its card has no per-class figures.
     """
 
     image: Image.Image
@@ -104,6 +106,7 @@ class CaseReport:
     urgency_note: str = ""
     measured_limits: tuple[str, ...] = ()
     member_agreement: str | None = None
+    track_record: str | None = None
 
     @property
     def model_version(self) -> str:
@@ -205,7 +208,7 @@ def build_case(
     from dermlib.explain.methods import DEFAULT_CAM_METHOD, get_cam_method
     from dermlib.explain.overlay import overlay_heatmap
     from dermlib.inference import predict
-    from dermlib.ui.model_summary import measured_limits, member_agreement
+    from dermlib.ui.model_summary import measured_limits, member_agreement, track_record
 
     method = get_cam_method(cam_method or DEFAULT_CAM_METHOD).name
     if prediction is None:
@@ -243,4 +246,5 @@ def build_case(
         urgency_note=note,
         measured_limits=tuple(plain(line) for line in measured_limits(card)),
         member_agreement=plain(agreement[0]) if agreement else None,
+        track_record=plain(record) if (record := track_record(prediction, card)) else None,
     )

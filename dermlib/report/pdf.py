@@ -147,6 +147,8 @@ def _results(pdf: FPDF, case: CaseReport) -> None:
     pdf.ln(1)
     totals = ", ".join(f"{group} {format_probability(p)}" for group, p in pred.risk.items())
     _text(pdf, f"Risk groups (probability summed over all classes): {totals}.", size=8)
+    if case.track_record:
+        _text(pdf, case.track_record, size=7.5)
     if case.member_agreement:
         _text(pdf, case.member_agreement, size=7.5)
     pdf.ln(1.5)

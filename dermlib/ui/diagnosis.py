@@ -23,6 +23,7 @@ from dermlib.ui.model_summary import (
     plain_uncertainty,
     risk_notes,
     scope_details,
+    track_record,
     urgency_line,
 )
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
@@ -89,6 +90,8 @@ def _result(card: ModelCard, prediction, view) -> None:
             level, text = urgency
             (st.info if level == "routine" else st.warning)(text, icon="🚨" if level == "urgent" else None)
         st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
+        if record := track_record(prediction, card):
+            st.caption(record)
         if agreement := member_agreement(prediction, card):
             text, disagree = agreement
             (st.info if disagree else st.caption)(agreement_headline(prediction))

@@ -13,7 +13,10 @@ if TYPE_CHECKING:  # the Diagnose page reads the notes before torch is imported 
     from dermlib.inference import Prediction
 
 __all__ = ["agreement_headline", "condition_links", "diagnose_models", "measured_limits", "member_agreement",
-           "plain_uncertainty", "scope_details", "withheld_line"]
+           "plain_uncertainty", "scope_details", "track_record", "withheld_line"]
+
+# Below this many test photos of a class, its per-class figures swing by 10+ points with one photo.
+FEW_TEST_PHOTOS = 20
 
 
 def diagnose_models(cards: Sequence[ModelCard]) -> list[ModelCard]:
@@ -84,6 +87,46 @@ def measured_limits(card: ModelCard) -> list[str]:
     if not lines:
         lines.append("This model's card holds no measured metrics: treat its output with extra caution.")
     return lines
+
+
+def track_record(prediction: Prediction, card: ModelCard) -> str | None:
+    """How often the model was right on held-out test photos when its first answer was this one's.
+
+    Read from the card's per-class test figures: precision (of the photos it named this class first, how
+    many were) and recall (of the photos of this class, how many it named first), given as counts so that a
+    class with five test photos is not read like one with two hundred.
+
+    Args:
+        prediction: A prediction of this model.
+        card: The model's card.
+
+    Returns:
+        One sentence (Markdown), or None when the card holds no per-class test figures for the first answer.
+    """
+    if not prediction.top_k:
+        return None
+    top = prediction.top_k[0]
+    metrics = card.metrics or {}
+    row = next((r for r in metrics.get("per_class") or []
+                if isinstance(r, dict) and r.get("class_id") == top.label), None)
+    if row is None or row.get("support") is None or row.get("n_predicted") is None:
+        return None
+    split = metrics["split"] if isinstance(metrics.get("split"), str) else "test"
+    support, named = int(row["support"]), int(row["n_predicted"])
+    head = f"**Its record for {top.name}** on {split} photos it never trained on: "
+    if support == 0:
+        return head + f"none of them were {top.name}, so this was not measured."
+    right = round(float(row.get("precision") or 0.0) * named)
+    found = round(float(row.get("recall") or 0.0) * support)
+    if named == 0:
+        said = f"it never answered {top.name} first"
+    else:
+        said = f"when it answered {top.name} first, it was right {right} of {named} times ({right / named:.0%})"
+    caught = f"for {found} ({found / support:.0%})" if found else "for none of them"
+    text = f"{said}; of the {support} photos that were {top.name}, it answered {top.name} first {caught}."
+    if support < FEW_TEST_PHOTOS:
+        text += f" With only {support} test photos of this condition, these figures are rough."
+    return head + text
 
 
 def condition_links(prediction: Prediction, card: ModelCard) -> list[str]:
