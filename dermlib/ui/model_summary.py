@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the Diagnose page reads the notes before torch is imported 
 __all__ = ["agreement_headline", "condition_links", "diagnose_models", "measured_limits", "member_agreement",
            "plain_uncertainty", "scope_details", "track_record", "withheld_line"]
 
-# Below this many test photos of a class, its per-class figures swing by 10+ points with one photo.
+# Below this many test photos of a class, one photo more or less moves its figures by over 5 points.
 FEW_TEST_PHOTOS = 20
 
 
