@@ -273,12 +273,23 @@ def _predict_images(args: argparse.Namespace, model_id: str) -> int:
             print(f"note: {notice_shown}", file=sys.stderr)
         pred = predict_one(image)
         record = {"image": path, **pred.to_dict()}
+        if line := _track_record(pred, loaded.card):
+            record["track_record"] = line
         if args.cam:
             record["cams"] = _save_cams(loaded, image, pred, args.cam, Path(args.cam_dir), Path(path).stem)
         print(json.dumps(record) if args.json else _human(record))
     if loaded is not None and loaded.fallback_notice and loaded.fallback_notice != notice_shown:
         print(f"note: {loaded.fallback_notice}", file=sys.stderr)  # the accelerator failed during the last image
     return 1 if files.failures else 0
+
+
+def _track_record(pred, card) -> str | None:
+    """The first answer's record on the test split in plain text, as the Diagnose page words it (torch-free)."""
+    from dermlib.report.text import plain
+    from dermlib.ui.model_summary import track_record
+
+    line = track_record(pred, card)
+    return plain(line) if line else None
 
 
 def _human(record: dict) -> str:
@@ -294,6 +305,8 @@ def _human(record: dict) -> str:
     lines.append(f"  risk groups: {risk}")
     if record["uncertain"]:
         lines.append("  UNCERTAIN: " + "; ".join(record["uncertain_reasons"]) + ". Do not rely on this result.")
+    if record.get("track_record"):
+        lines.append(f"  {record['track_record']}")
     for path in record.get("cams", []):
         lines.append(f"  heatmap: {path}")
     return "\n".join(lines)

@@ -121,3 +121,30 @@ def test_the_case_report_carries_it(tmp_path: Path) -> None:
     text = " ".join(subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True,
                                    text=True, timeout=60).stdout.split())
     assert f"Its record for {top.name}" in text
+
+
+def test_an_out_of_scope_photo_gets_no_record(card) -> None:
+    from dermlib.scope.checker import ScopeResult
+
+    pred = Prediction(model_id="m", probabilities=(), top_k=(ClassScore("class-0", "Class 0", 0.6, "benign"),),
+                      risk={"benign": 0.6}, uncertain=False,
+                      scope=ScopeResult(False, "not_skin", 9.0, 2.0, message="Not skin."))
+    assert track_record(pred, card) is None
+
+
+def test_the_command_line_prints_the_same_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    from dermlib.cli import main
+
+    root = tmp_path / "weights"
+    write_tiny_model(root / "rec", model_id="rec", extra={"metrics": METRICS, "default": True})
+    monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(root))
+    img = tmp_path / "a.png"
+    img.write_bytes(image_bytes(synthetic_skin_image(4)))
+    assert main(["predict", str(img), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    top = record["top_k"][0]["name"]
+    assert record["track_record"].startswith(f"Its record for {top} on test photos it never trained on: ")
+    assert "**" not in record["track_record"]
+    assert main(["predict", str(img)]) == 0
+    assert f"  Its record for {top} on test photos" in capsys.readouterr().out

@@ -101,9 +101,10 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
         card: The model's card.
 
     Returns:
-        One sentence (Markdown), or None when the card holds no per-class test figures for the first answer.
+        One sentence (Markdown), or None when the card holds no per-class test figures for the first answer
+        or the photo is out of the model's scope (its record says nothing about such a photo).
     """
-    if not prediction.top_k:
+    if not prediction.top_k or not prediction.in_scope:
         return None
     top = prediction.top_k[0]
     metrics = card.metrics or {}
