@@ -117,13 +117,13 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
     head = f"**Its record for {top.name}** on {split} photos it never trained on: "
     if support == 0:
         return head + f"none of them were {top.name}, so this was not measured."
-    right = round(float(row.get("precision") or 0.0) * named)
-    found = round(float(row.get("recall") or 0.0) * support)
+    # The photos it was right on are the ones it found: one count (recall x support), read both ways.
+    right = round(float(row.get("recall") or 0.0) * support)
     if named == 0:
         said = f"it never answered {top.name} first"
     else:
         said = f"when it answered {top.name} first, it was right {right} of {named} times ({right / named:.0%})"
-    caught = f"for {found} ({found / support:.0%})" if found else "for none of them"
+    caught = f"for {right} ({right / support:.0%})" if right else "for none of them"
     text = f"{said}; of the {support} photos that were {top.name}, it answered {top.name} first {caught}."
     if support < FEW_TEST_PHOTOS:
         text += f" With only {support} test photos of this condition, these figures are rough."
