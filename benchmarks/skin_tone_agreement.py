@@ -5,6 +5,9 @@ Writes ``<model folder>/skin_tone.json`` with
 * ``agreement``: the estimate on every Fitzpatrick17k photo with a known type (confusion table of
   groups, Spearman correlation, group accuracy, weighted kappa, and whether it passes the reliability
   rule of :mod:`dermlib.skintone.agreement`);
+* ``agreement_phone_photos`` (when ``pad-ufes-20/`` is under the data root): the same measures on the
+  PAD-UFES-20 smartphone photos with a type, the photos nearest to what users upload (nearly all types
+  I-IV, so it tests the light/intermediate boundary far more than dark skin);
 * ``top1_by_estimated_group``: the model's top-1 accuracy on its own test split (every source), grouped
   by the estimated group, which :func:`dermlib.skintone.estimate_group` quotes for a new photo.
 
@@ -31,6 +34,26 @@ from dermlib.skintone.agreement import SKIN_TONE_FILE, exclusion_boxes, measure_
 from dermlib.train.loop import model_logits, rows_from_splits
 
 
+def phone_agreement(root: Path, boxes: list[tuple[float, float, float, float]]) -> dict | None:
+    """The ITA agreement on PAD-UFES-20's smartphone photos under ``root``, or None when the set is absent.
+
+    Args:
+        root: The data root that may hold ``pad-ufes-20/``.
+        boxes: The boxes ITA leaves out (:func:`~dermlib.skintone.agreement.exclusion_boxes`).
+
+    Returns:
+        :func:`~dermlib.skintone.agreement.measure_agreement`'s dict plus ``data``, naming the photos.
+    """
+    if not (root / "pad-ufes-20" / "metadata.csv").is_file():
+        return None
+    pad = load_index("pad-ufes-20", root / "pad-ufes-20")
+    pad = pad[pad["image_path"].notna()]
+    out = measure_agreement(pad["image_path"].tolist(), pad["fitzpatrick"].tolist(), boxes)
+    typed = out["n"] + out["n_no_estimate"]
+    out["data"] = f"pad-ufes-20, {len(pad)} smartphone photos with an image ({typed} with a type)"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model id or folder")
@@ -47,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     fitz = fitz[fitz["image_path"].notna()]
     agreement = measure_agreement(fitz["image_path"].tolist(), fitz["fitzpatrick"].tolist(), boxes)
     print("agreement", json.dumps(agreement), flush=True)
+    phone = phone_agreement(root, boxes)
+    if phone is not None:
+        print("agreement_phone_photos", json.dumps(phone), flush=True)
 
     test = rows_from_splits(card.path, args.model_data or root, args.dataset)
     test = test[(test["split"] == "test") & test["label"].isin(card.class_ids)].reset_index(drop=True)
@@ -57,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": card.id, "method": "ITA (Chardon et al. 1991) of YCrCb skin pixels outside the centre and "
               "the card's mask boxes; median over pixels", "excluded_boxes": [list(b) for b in boxes],
               "agreement_data": f"fitzpatrick17k, all {len(fitz)} photos with an image (annotated types)",
-              "agreement": agreement, "top1_by_estimated_group": by_group,
+              "agreement": agreement, "agreement_phone_photos": phone, "top1_by_estimated_group": by_group,
               "top1_data": f"the model's test split ({len(test)} photos, every source)"}
     (card.path / SKIN_TONE_FILE).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

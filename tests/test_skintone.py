@@ -14,6 +14,7 @@ from PIL import Image
 from dermlib.models.card import load_card
 from dermlib.skintone import estimate_group, estimate_ita, ita_category, measure_agreement, top1_by_estimated_group
 from dermlib.skintone.agreement import SKIN_TONE_FILE, exclusion_boxes
+from dermlib.skintone.ita import CENTRE_BOX
 from dermlib.testing import write_tiny_model
 
 LIGHT, MEDIUM, DARK = (236, 204, 184), (198, 144, 110), (92, 60, 44)
@@ -96,3 +97,23 @@ def test_exclusion_boxes_add_the_card_mask() -> None:
 
     assert exclusion_boxes(Card())[1] == (0.0, 0.64, 0.46, 1.0)
     assert len(exclusion_boxes(None)) == 1
+
+
+def test_phone_photo_agreement_reads_pad_ufes_20_and_is_none_without_it(tmp_path: Path) -> None:
+    import sys
+
+    from dermlib.data.synthetic import make_pad_ufes_20
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import skin_tone_agreement as bench
+    finally:
+        sys.path.pop(0)
+    assert bench.phone_agreement(tmp_path, [CENTRE_BOX]) is None  # no pad-ufes-20/ under the root
+    make_pad_ufes_20(tmp_path / "pad-ufes-20", n_images=6, n_metadata_only=2)
+    out = bench.phone_agreement(tmp_path, [CENTRE_BOX])
+    # Types cycle 1, 2, none, 6 over the rows: 5 of the 6 photos with an image have one; the 2 rows
+    # without an image are not counted.
+    assert out["n"] + out["n_no_estimate"] == 5
+    assert out["data"] == "pad-ufes-20, 6 smartphone photos with an image (5 with a type)"
+    assert sum(map(sum, out["confusion"]["matrix"])) == out["n"]
