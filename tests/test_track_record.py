@@ -148,3 +148,33 @@ def test_the_command_line_prints_the_same_record(tmp_path: Path, monkeypatch: py
     assert "**" not in record["track_record"]
     assert main(["predict", str(img)]) == 0
     assert f"  Its record for {top} on test photos" in capsys.readouterr().out
+
+
+def test_eczema_or_psoriasis_first_adds_the_head_to_head_slice(tmp_path: Path) -> None:
+    pair = {"all": {"pair": ["class-0", "class-1"], "n": 60, "correct": 48, "rate": 0.8,
+                    "by_class": {"class-0": 0.9, "class-1": 0.6}, "n_by_class": {"class-0": 40, "class-1": 20}}}
+    folder = write_tiny_model(tmp_path / "pair", model_id="pair",
+                              extra={"metrics": {**METRICS, "eczema_vs_psoriasis": pair}})
+    card = load_card(folder)
+    names = {c.id: c.name for c in card.classes}
+    first, second = names["class-0"], names["class-1"]
+    line = track_record(_first("class-1", second), card)
+    assert f"**{first} or {second.lower()}?** On the 60 test photos of either" in line
+    assert "higher on 48 (80%)" in line and f"{first} photos 90% (n=40), {second} photos 60% (n=20)" in line
+    assert f"It mistakes {second.lower()} for {first.lower()} more often than the reverse." in line
+    assert "test photos of either" not in track_record(_first("class-2", names["class-2"]), card)  # not in the pair
+    pair["all"]["by_class"]["class-1"] = 0.85  # five points apart: no lean is claimed
+    card = load_card(write_tiny_model(tmp_path / "even", model_id="even",
+                                      extra={"metrics": {**METRICS, "eczema_vs_psoriasis": pair}}))
+    assert "mistakes" not in track_record(_first("class-0", first), card)
+
+
+def test_the_default_quotes_its_eczema_psoriasis_slice() -> None:
+    card = get_card("clinical-common38")
+    pair = card.metrics["eczema_vs_psoriasis"]["all"]
+    for label in ("eczema", "psoriasis"):
+        name = next(c.name for c in card.classes if c.id == label)
+        line = track_record(_first(label, name), card)
+        assert f"On the {pair['n']} test photos of either" in line
+        assert f"higher on {pair['correct']} ({pair['rate']:.0%})" in line
+    assert "test photos of either" not in track_record(_first("acne", "Acne"), card)

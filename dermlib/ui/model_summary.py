@@ -100,9 +100,13 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
         prediction: A prediction of this model.
         card: The model's card.
 
+    When the first answer is one of a pair the card scores head to head (eczema versus psoriasis, two
+    look-alikes treated differently), a second sentence gives that slice: how often the right one of the two
+    was ranked higher, for photos of each.
+
     Returns:
-        One sentence (Markdown), or None when the card holds no per-class test figures for the first answer
-        or the photo is out of the model's scope (its record says nothing about such a photo).
+        One or two sentences (Markdown), or None when the card holds no per-class test figures for the first
+        answer or the photo is out of the model's scope (its record says nothing about such a photo).
     """
     if not prediction.top_k or not prediction.in_scope:
         return None
@@ -127,7 +131,33 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
     text = f"{said}; of the {support} photos that were {top.name}, it answered {top.name} first {caught}."
     if support < FEW_TEST_PHOTOS:
         text += f" With only {support} test photos of this condition, these figures are rough."
+    if pair := _pair_record(top.label, card):
+        text += " " + pair
     return head + text
+
+
+def _pair_record(label: str, card: ModelCard) -> str | None:
+    """The head-to-head slice of the pair holding ``label`` (see :func:`track_record`), or None."""
+    slices = (card.metrics or {}).get("eczema_vs_psoriasis") or {}
+    pair = slices.get("all") if isinstance(slices, dict) else None
+    if not isinstance(pair, dict) or not pair.get("n") or label not in (pair.get("pair") or ()):
+        return None
+    names = {c.id: c.name for c in card.classes}
+    first, second = (names.get(c, c) for c in pair["pair"])
+    rates, counts = pair.get("by_class") or {}, pair.get("n_by_class") or {}
+    parts = [f"{names.get(c, c)} photos {rates[c]:.0%} (n={counts.get(c)})" for c in pair["pair"]
+             if rates.get(c) is not None]
+    text = (f"**{first} or {second.lower()}?** On the {pair['n']} test photos of either, it ranked the right one "
+            f"of the two higher on {pair.get('correct')} ({float(pair.get('rate') or 0):.0%})")
+    text += f": {', '.join(parts)}." if parts else "."
+    if len(parts) == 2:
+        (a, ra), (b, rb) = ((c, rates[c]) for c in pair["pair"])
+        # Only a clear lean is worth a sentence; a few points either way is noise on these counts.
+        if abs(ra - rb) >= 0.10:
+            weak, strong = (a, b) if ra < rb else (b, a)
+            text += (f" It mistakes {names.get(weak, weak).lower()} for {names.get(strong, strong).lower()} more "
+                     "often than the reverse.")
+    return text
 
 
 def condition_links(prediction: Prediction, card: ModelCard) -> list[str]:
