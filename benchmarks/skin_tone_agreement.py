@@ -9,7 +9,10 @@ Writes ``<model folder>/skin_tone.json`` with
   PAD-UFES-20 smartphone photos with a type, the photos nearest to what users upload (nearly all types
   I-IV, so it tests the light/intermediate boundary far more than dark skin);
 * ``top1_by_estimated_group``: the model's top-1 accuracy on its own test split (every source), grouped
-  by the estimated group, which :func:`dermlib.skintone.estimate_group` quotes for a new photo.
+  by the estimated group, which :func:`dermlib.skintone.estimate_group` quotes for a new photo;
+* ``top1_by_source_and_estimated_group`` and ``eczema_vs_psoriasis_by_estimated_group``: the same split per
+  data source (DermNet NZ has no type labels, so the estimate is its only window onto skin tone) and the
+  eczema-versus-psoriasis slice, per estimated group.
 
 Usage::
 
@@ -30,7 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from dermlib.data import load_index
 from dermlib.models import get_card
-from dermlib.skintone.agreement import SKIN_TONE_FILE, exclusion_boxes, measure_agreement, top1_by_estimated_group
+from dermlib.skintone.agreement import (
+    SKIN_TONE_FILE,
+    estimated_groups,
+    exclusion_boxes,
+    measure_agreement,
+    slices_by_estimated_group,
+    top1_by_estimated_group,
+)
 from dermlib.train.loop import model_logits, rows_from_splits
 
 
@@ -79,12 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     logits = model_logits(card.path, test)
     label_of = {c: i for i, c in enumerate(card.class_ids)}
     correct = logits.argmax(1) == test["label"].map(label_of).to_numpy(np.int64)
-    by_group = top1_by_estimated_group(test["image_path"].tolist(), correct.tolist(), boxes)
+    groups = estimated_groups(test["image_path"].tolist(), boxes)
+    by_group = top1_by_estimated_group(test["image_path"].tolist(), correct.tolist(), boxes, groups=groups)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    slices = slices_by_estimated_group(groups, correct.tolist(), test["source"].astype(str).tolist(),
+                                       probs / probs.sum(1, keepdims=True), test["label"].tolist(), card.class_ids)
     result = {"model": card.id, "method": "ITA (Chardon et al. 1991) of YCrCb skin pixels outside the centre and "
               "the card's mask boxes; median over pixels", "excluded_boxes": [list(b) for b in boxes],
               "agreement_data": f"fitzpatrick17k, all {len(fitz)} photos with an image (annotated types)",
               "agreement": agreement, "agreement_phone_photos": phone, "top1_by_estimated_group": by_group,
-              "top1_data": f"the model's test split ({len(test)} photos, every source)"}
+              "top1_data": f"the model's test split ({len(test)} photos, every source)",
+              "top1_by_source_and_estimated_group": slices["top1_by_source"],
+              "eczema_vs_psoriasis_by_estimated_group": slices["eczema_vs_psoriasis"],
+              "caution": "groups are ITA estimates" + ("" if agreement["reliable"] else ", which agree poorly with "
+                         "annotated types (see agreement): these slices show how the test photos' colour spreads, not "
+                         "accuracy by skin type")}
     (card.path / SKIN_TONE_FILE).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
     return 0

@@ -117,3 +117,30 @@ def test_phone_photo_agreement_reads_pad_ufes_20_and_is_none_without_it(tmp_path
     assert out["n"] + out["n_no_estimate"] == 5
     assert out["data"] == "pad-ufes-20, 6 smartphone photos with an image (5 with a type)"
     assert sum(map(sum, out["confusion"]["matrix"])) == out["n"]
+
+
+def test_slices_by_estimated_group_split_by_source_and_score_the_pair() -> None:
+    from dermlib.skintone import slices_by_estimated_group
+
+    classes = ["eczema", "psoriasis", "acne"]
+    groups = ["I-II", "I-II", "V-VI", "V-VI", "no estimate"]
+    sources = ["dermnet-nz", "fitzpatrick17k", "dermnet-nz", "dermnet-nz", "fitzpatrick17k"]
+    labels = ["eczema", "psoriasis", "psoriasis", "acne", "eczema"]
+    probs = np.array([[0.7, 0.2, 0.1],   # eczema, ranked above psoriasis: right
+                      [0.6, 0.3, 0.1],   # psoriasis taken for eczema: wrong
+                      [0.2, 0.5, 0.3],   # psoriasis: right
+                      [0.1, 0.2, 0.7],   # acne: not in the pair
+                      [0.3, 0.6, 0.1]])  # eczema taken for psoriasis: wrong
+    correct = probs.argmax(1) == np.array([classes.index(label) for label in labels])
+    out = slices_by_estimated_group(groups, correct.tolist(), sources, probs, labels, classes)
+    dermnet = out["top1_by_source"]["dermnet-nz"]
+    assert (dermnet["I-II"]["n"], dermnet["I-II"]["top1_accuracy"]) == (1, 1.0)
+    assert (dermnet["V-VI"]["n"], dermnet["V-VI"]["top1_accuracy"]) == (2, 1.0)
+    assert dermnet["III-IV"]["n"] == 0 and dermnet["III-IV"]["top1_accuracy"] is None
+    assert out["top1_by_source"]["fitzpatrick17k"]["I-II"]["top1_accuracy"] == 0.0
+    pair = out["eczema_vs_psoriasis"]
+    assert (pair["I-II"]["n"], pair["I-II"]["correct"]) == (2, 1)
+    assert (pair["V-VI"]["n"], pair["V-VI"]["correct"]) == (1, 1)  # the acne photo is left out
+    assert (pair["no estimate"]["n"], pair["no estimate"]["correct"]) == (1, 0)
+    assert slices_by_estimated_group(groups, correct.tolist(), sources, probs[:, [2, 1, 0]], labels,
+                                     ["acne", "psoriasis", "other"])["eczema_vs_psoriasis"] == {}

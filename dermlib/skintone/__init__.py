@@ -9,7 +9,14 @@ reliable enough to lean on.
 
 from __future__ import annotations
 
-from dermlib.skintone.agreement import SKIN_TONE_FILE, estimate_group, measure_agreement, top1_by_estimated_group
+from dermlib.skintone.agreement import (
+    SKIN_TONE_FILE,
+    estimate_group,
+    estimated_groups,
+    measure_agreement,
+    slices_by_estimated_group,
+    top1_by_estimated_group,
+)
 from dermlib.skintone.ita import CHARDON_CATEGORIES, ItaEstimate, estimate_ita, ita_category
 
 __all__ = [
@@ -18,7 +25,9 @@ __all__ = [
     "ItaEstimate",
     "estimate_group",
     "estimate_ita",
+    "estimated_groups",
     "ita_category",
     "measure_agreement",
+    "slices_by_estimated_group",
     "top1_by_estimated_group",
 ]

@@ -116,25 +116,85 @@ def _weighted_kappa(matrix: np.ndarray) -> float | None:
     return float((observed - expected) / (1 - expected)) if expected < 1 else None
 
 
+#: The group of a photo with too little visible skin for an estimate.
+NO_ESTIMATE = "no estimate"
+
+
+def estimated_groups(images: Sequence[str | Path],
+                     exclude: Sequence[tuple[float, float, float, float]] = (CENTRE_BOX,)) -> list[str]:
+    """The ITA group of each image (``I-II``, ``III-IV``, ``V-VI``; ``"no estimate"`` where too little skin shows)."""
+    groups = []
+    for path in images:
+        with Image.open(path) as img:
+            estimate = estimate_ita(img, exclude)
+        groups.append(NO_ESTIMATE if estimate is None else estimate.group)
+    return groups
+
+
 def top1_by_estimated_group(images: Sequence[str | Path], correct: Sequence[bool],
-                            exclude: Sequence[tuple[float, float, float, float]] = (CENTRE_BOX,)) -> dict[str, Any]:
+                            exclude: Sequence[tuple[float, float, float, float]] = (CENTRE_BOX,),
+                            groups: Sequence[str] | None = None) -> dict[str, Any]:
     """A model's top-1 accuracy on test photos grouped by their *estimated* skin-type group.
+
+    Args:
+        images: Image files.
+        correct: Whether the model's first answer was right, per image.
+        exclude: Boxes ITA leaves out.
+        groups: The images' groups from :func:`estimated_groups`, when already worked out (else estimated here).
 
     Returns:
         ``{group: {"n", "top1_accuracy", "top1_accuracy_ci95"}}`` plus ``"no estimate"`` for photos with
         too little visible skin.
     """
-    buckets: dict[str, list[bool]] = {g: [] for g in (*GROUPS, "no estimate")}
-    for path, right in zip(images, correct, strict=True):
-        with Image.open(path) as img:
-            estimate = estimate_ita(img, exclude)
-        buckets["no estimate" if estimate is None else estimate.group].append(bool(right))
+    return _top1_by_group(estimated_groups(images, exclude) if groups is None else groups, correct)
+
+
+def _top1_by_group(groups: Sequence[str], correct: Sequence[bool]) -> dict[str, Any]:
+    """Top-1 accuracy (with a Wilson interval) per group label."""
+    buckets: dict[str, list[bool]] = {g: [] for g in (*GROUPS, NO_ESTIMATE)}
+    for group, right in zip(groups, correct, strict=True):
+        buckets[group].append(bool(right))
     out = {}
     for group, values in buckets.items():
         k, n = int(sum(values)), len(values)
         ci = wilson_interval(k, n)
         out[group] = {"n": n, "top1_accuracy": k / n if n else None, "top1_accuracy_ci95": list(ci) if ci else None}
     return round_floats(out)
+
+
+def slices_by_estimated_group(groups: Sequence[str], correct: Sequence[bool], sources: Sequence[str],
+                              probs: np.ndarray, labels: Sequence[str], class_ids: Sequence[str]) -> dict[str, Any]:
+    """Per estimated group: top-1 for each data source, and the eczema-versus-psoriasis slice.
+
+    For a source with no skin-type labels (DermNet NZ) the estimate is the only window onto skin tone, so
+    these figures are reported, always beside the estimate's own agreement, never as a measurement by type.
+
+    Args:
+        groups: Each test photo's group from :func:`estimated_groups`.
+        correct: Whether the model's first answer was right, per photo.
+        sources: Each photo's data source.
+        probs: The model's probabilities (N, C), for the pair slice.
+        labels: True class id per photo.
+        class_ids: The model's class ids (columns of ``probs``).
+
+    Returns:
+        ``{"top1_by_source": {source: {group: {"n", "top1_accuracy", "top1_accuracy_ci95"}}},
+        "eczema_vs_psoriasis": {group: pair slice}}``; the second is empty when the model lacks either class.
+    """
+    from dermlib.evaluate.slices import ECZEMA_PSORIASIS, pair_ranking
+
+    groups_a, correct_a, sources_a = np.asarray(groups), np.asarray(correct, bool), np.asarray(sources)
+    labels_a, probs = np.asarray(labels, dtype=object), np.asarray(probs)
+    by_source: dict[str, Any] = {}
+    for source in sorted(set(sources_a.tolist())):
+        rows = sources_a == source
+        by_source[source] = _top1_by_group(groups_a[rows].tolist(), correct_a[rows].tolist())
+    pairs: dict[str, Any] = {}
+    if all(c in class_ids for c in ECZEMA_PSORIASIS):
+        for group in (*GROUPS, NO_ESTIMATE):
+            rows = groups_a == group
+            pairs[group] = pair_ranking(probs[rows], labels_a[rows], class_ids)
+    return {"top1_by_source": by_source, "eczema_vs_psoriasis": pairs}
 
 
 def estimate_group(image: Image.Image, card: Any) -> dict[str, Any]:
