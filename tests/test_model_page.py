@@ -421,3 +421,37 @@ def test_shipped_models_malignant_alert_is_explained(monkeypatch: pytest.MonkeyP
         assert f"reach {alert['threshold']:.1%}" in text, model_id
         assert (f"sensitivity {with_alert['sensitivity']:.1%}, specificity {with_alert['specificity']:.1%}"
                 in text)
+
+
+def test_skin_type_tab_says_which_photos_have_no_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default's skin-type table covers the Fitzpatrick17k photos only; the tab says so, with the ITA verdict."""
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv(WEIGHTS_ENV, str(repo / "weights"))
+    at = _run()
+    _show_shipped(at, "clinical-common38")
+    metrics = json.loads((repo / "weights" / "clinical-common38" / "card.json").read_text())["metrics"]
+    stored = json.loads((repo / "weights" / "clinical-common38" / "skin_tone.json").read_text())
+    unknown = metrics["by_skin_type"]["n_unknown"]
+    line = next(c.value for c in at.caption if c.value.startswith("Skin type is known for"))
+    assert f"{metrics['n'] - unknown} of the {metrics['n']} test photos; the other {unknown} have none" in line
+    assert "(every DermNet NZ photo among them)" in line and "covers none of the DermNet NZ photos" in line
+    rate = stored["agreement"]["group_accuracy"]
+    assert f"failed its reliability rule: it matched the annotated group on {rate:.0%}" in line
+    _show_shipped(at, "clinical-fitz21")  # 15 photos without a type, no untyped source, no skin_tone.json
+    line = next(c.value for c in at.caption if c.value.startswith("Skin type is known for"))
+    assert line == "Skin type is known for 414 of the 429 test photos; the other 15 have none."
+
+
+def test_skin_type_coverage_line_edge_cases() -> None:
+    from dermlib.evaluate.reports import skin_type_coverage_line
+
+    assert skin_type_coverage_line({"n": 10, "by_skin_type": {"n_unknown": 0}}) is None  # every photo typed
+    assert skin_type_coverage_line({"n": 10, "by_skin_type": {"n_unknown": 10}}) is None  # none: the tab says so
+    report = {"n": 30, "by_skin_type": {"n_unknown": 12},
+              "by_source": {"fitzpatrick17k": {"n": 20, "by_skin_type": {"n_unknown": 2}},
+                            "somewhere-else": {"n": 10, "by_skin_type": {"n_unknown": 10}}}}
+    line = skin_type_coverage_line(report, {"agreement": {"group_accuracy": 0.7, "n": 1000, "reliable": True}})
+    assert line.startswith("Skin type is known for 18 of the 30 test photos; the other 12 have none "
+                           "(every somewhere-else photo among them).")
+    assert "passed its reliability rule: it matched the annotated group on 70% of 1,000 Fitzpatrick17k photos." in line
+    assert "PAD-UFES-20" not in line

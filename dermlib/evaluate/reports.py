@@ -242,6 +242,49 @@ def source_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def skin_type_coverage_line(report: dict[str, Any], skin_tone: dict[str, Any] | None = None) -> str | None:
+    """Which test photos carry a skin type, for a report whose photos are not all typed; None when all are.
+
+    A combined model's skin-type table covers only the sources that label skin type, so the table alone
+    would let a reader take it for the whole model. The line names what is missing and, when the model
+    folder's ``skin_tone.json`` is given, what the colour estimate tried as a stand-in measured.
+
+    Args:
+        report: One split's evaluation report.
+        skin_tone: The model folder's ``skin_tone.json`` (see ``benchmarks/skin_tone_agreement.py``), if any.
+    """
+    by_type = report.get("by_skin_type") or {}
+    unknown, total = int(by_type.get("n_unknown") or 0), int(report.get("n") or 0)
+    if not unknown or unknown >= total:  # all typed, or none (the page then says so on its own)
+        return None
+    untyped = [_source_title(name) for name, rep in (report.get("by_source") or {}).items()
+               if isinstance(rep, dict) and rep.get("n")
+               and int((rep.get("by_skin_type") or {}).get("n_unknown") or 0) == int(rep["n"])]
+    line = f"Skin type is known for {total - unknown:,} of the {total:,} test photos; the other {unknown:,} have none"
+    line += f" (every {' and '.join(untyped)} photo among them)." if untyped else "."
+    if untyped:
+        line += f" The table below covers none of the {' and '.join(untyped)} photos."
+    agreement = (skin_tone or {}).get("agreement") or {}
+    if agreement.get("group_accuracy") is not None:
+        phone = (skin_tone or {}).get("agreement_phone_photos") or {}
+        verdict = "passed" if agreement.get("reliable") else "failed"
+        line += (f" A skin tone estimated from the photo's colour (ITA) was measured as a stand-in and {verdict} "
+                 f"its reliability rule: it matched the annotated group on {agreement['group_accuracy']:.0%} of "
+                 f"{int(agreement.get('n') or 0):,} Fitzpatrick17k photos")
+        if phone.get("group_accuracy") is not None:
+            line += f" and {phone['group_accuracy']:.0%} of {int(phone.get('n') or 0):,} PAD-UFES-20 smartphone photos"
+        line += "."
+    return line
+
+
+def _source_title(name: str) -> str:
+    """A data source's short title ("DermNet NZ" for ``dermnet-nz``), or its id when it is not registered."""
+    from dermlib.data.registry import DATASETS
+
+    adapter = DATASETS.get(name)
+    return adapter.title.split(" (")[0] if adapter is not None else name
+
+
 def pair_line(report: dict[str, Any]) -> str | None:
     """The eczema-versus-psoriasis slice as one sentence, or None when the report has none."""
     pair = (report.get("eczema_vs_psoriasis") or {}).get("all")

@@ -197,6 +197,17 @@ def slices_by_estimated_group(groups: Sequence[str], correct: Sequence[bool], so
     return {"top1_by_source": by_source, "eczema_vs_psoriasis": pairs}
 
 
+def load_skin_tone(folder: str | Path | None) -> dict[str, Any]:
+    """A model folder's stored ``skin_tone.json``, or ``{}`` when it has none or the file cannot be read."""
+    if folder is None or not (Path(folder) / SKIN_TONE_FILE).is_file():
+        return {}
+    try:
+        stored = json.loads((Path(folder) / SKIN_TONE_FILE).read_text())
+    except (OSError, ValueError):  # a damaged side file must not take a page down; the card still stands
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
 def estimate_group(image: Image.Image, card: Any) -> dict[str, Any]:
     """Estimate the skin-type group of a photo and quote the model's test accuracy on that group.
 
@@ -211,10 +222,7 @@ def estimate_group(image: Image.Image, card: Any) -> dict[str, Any]:
         of the rule in ``skin_tone.json`` (or was never measured); ``message`` is one sentence for a page
         and says so.
     """
-    stored: dict[str, Any] = {}
-    folder = getattr(card, "path", None)
-    if folder is not None and (Path(folder) / SKIN_TONE_FILE).is_file():
-        stored = json.loads((Path(folder) / SKIN_TONE_FILE).read_text())
+    stored = load_skin_tone(getattr(card, "path", None))
     agreement = stored.get("agreement") or {}
     reliable = bool(agreement.get("reliable", False))
     estimate = estimate_ita(image, exclusion_boxes(card))

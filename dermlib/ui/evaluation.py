@@ -11,7 +11,13 @@ import pandas as pd
 import streamlit as st
 
 from dermlib.evaluate import calibration_check_summary, ece_summary, malignant_alert_line
-from dermlib.evaluate.reports import agreement_rows, pair_line, selective_line, source_rows
+from dermlib.evaluate.reports import (
+    agreement_rows,
+    pair_line,
+    selective_line,
+    skin_type_coverage_line,
+    source_rows,
+)
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
 from dermlib.viz import eval_charts
 from dermlib.viz.scope_charts import scope_roc_figure
@@ -82,6 +88,8 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
         if alert := malignant_alert_line(card, report):
             st.markdown(alert)
     with skin:
+        if coverage := skin_type_coverage_line(report, _skin_tone(card)):
+            st.caption(coverage)
         table = eval_charts.skin_type_table(report)
         if table.empty:
             st.info("Skin type was not recorded for the test images, so this cannot be shown.")
@@ -91,6 +99,12 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
             st.caption("Error bars: 95% interval of top-1 accuracy; a small group gives a wide interval.")
             if missing := eval_charts.skin_types_without_images(report):
                 st.caption(f"No test images of skin type {' or '.join(missing)}: not measured, so not shown.")
+
+
+def _skin_tone(card: Any) -> dict[str, Any]:
+    from dermlib.skintone import load_skin_tone  # OpenCV: only once a report is shown
+
+    return load_skin_tone(getattr(card, "path", None))
 
 
 def show_scope(section: dict[str, Any] | None) -> None:
