@@ -96,13 +96,13 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
     many were) and recall (of the photos of this class, how many it named first), given as counts so that a
     class with five test photos is not read like one with two hundred.
 
+    When the first answer is one of a pair the card scores head to head (eczema versus psoriasis, two
+    look-alikes treated differently), a second sentence gives that slice: how often the right one of the two
+    was ranked higher, for photos of each, and which way the model leans when that is clear.
+
     Args:
         prediction: A prediction of this model.
         card: The model's card.
-
-    When the first answer is one of a pair the card scores head to head (eczema versus psoriasis, two
-    look-alikes treated differently), a second sentence gives that slice: how often the right one of the two
-    was ranked higher, for photos of each.
 
     Returns:
         One or two sentences (Markdown), or None when the card holds no per-class test figures for the first
@@ -150,10 +150,15 @@ def _pair_record(label: str, card: ModelCard) -> str | None:
     text = (f"**{first} or {second.lower()}?** On the {pair['n']} test photos of either, it ranked the right one "
             f"of the two higher on {pair.get('correct')} ({float(pair.get('rate') or 0):.0%})")
     text += f": {', '.join(parts)}." if parts else "."
-    if len(parts) == 2:
-        (a, ra), (b, rb) = ((c, rates[c]) for c in pair["pair"])
-        # Only a clear lean is worth a sentence; a few points either way is noise on these counts.
-        if abs(ra - rb) >= 0.10:
+    if len(parts) == 2 and all(counts.get(c) for c in pair["pair"]):
+        from dermlib.evaluate.metrics import wilson_interval
+
+        (a, ra), (b, rb) = ((c, float(rates[c])) for c in pair["pair"])
+        low_a, high_a = wilson_interval(round(ra * counts[a]), int(counts[a]))
+        low_b, high_b = wilson_interval(round(rb * counts[b]), int(counts[b]))
+        # A lean is claimed only when the two rates' 95% intervals do not overlap: on a few dozen photos
+        # a gap of several points is noise.
+        if high_a < low_b or high_b < low_a:
             weak, strong = (a, b) if ra < rb else (b, a)
             text += (f" It mistakes {names.get(weak, weak).lower()} for {names.get(strong, strong).lower()} more "
                      "often than the reverse.")
