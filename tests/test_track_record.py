@@ -107,6 +107,9 @@ def test_the_diagnose_page_shows_the_first_answers_record(tmp_path: Path, monkey
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     top_name = chart["layout"]["yaxis"]["categoryarray"][-1]  # drawn bottom-up: the first answer is last
     assert captions[0].startswith(f"**Its record for {top_name}** on test photos it never trained on")
+    listed = list(reversed(chart["layout"]["yaxis"]["categoryarray"]))
+    expander = next(e for e in at.expander if e.label == "Its record for each listed condition")
+    assert list(expander.table[0].value["condition"]) == listed  # one row per bar, the first answer first
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils (pdftotext) is not installed")
@@ -178,3 +181,23 @@ def test_the_default_quotes_its_eczema_psoriasis_slice() -> None:
         assert f"On the {pair['n']} test photos of either" in line
         assert f"higher on {pair['correct']} ({pair['rate']:.0%})" in line
     assert "test photos of either" not in track_record(_first("acne", "Acne"), card)
+
+
+def test_every_listed_condition_gets_a_row(card) -> None:
+    from dermlib.ui.model_summary import record_rows
+
+    scores = tuple(ClassScore(f"class-{i}", f"Class {i}", p, "benign") for i, p in enumerate((0.4, 0.3, 0.2, 0.1)))
+    pred = Prediction(model_id="m", probabilities=(), top_k=scores, risk={"benign": 1.0}, uncertain=False)
+    rows = record_rows(pred, card)
+    assert [r["condition"] for r in rows] == ["Class 0", "Class 1", "Class 2", "Class 3"]
+    assert rows[0] == {"condition": "Class 0", "right when answered first": "30 of 50 (60%)",
+                       "photos of it answered first": "30 of 40 (75%)", "note": ""}
+    assert rows[1]["right when answered first"] == "1 of 4 (25%)" and rows[1]["note"] == "rough: under 20 photos"
+    assert rows[2]["right when answered first"] == "never answered"
+    assert rows[2]["photos of it answered first"] == "0 of 7 (0%)"
+    assert rows[3]["photos of it answered first"] == "none tested" and rows[3]["note"] == ""
+    from dermlib.scope.checker import ScopeResult
+
+    out = Prediction(model_id="m", probabilities=(), top_k=scores, risk={"benign": 1.0}, uncertain=False,
+                     scope=ScopeResult(False, "not_skin", 9.0, 2.0, message="Not skin."))
+    assert record_rows(out, card) == []

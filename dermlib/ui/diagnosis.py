@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dermlib.errors import DermLensError
@@ -21,6 +22,7 @@ from dermlib.ui.model_summary import (
     condition_links,
     member_agreement,
     plain_uncertainty,
+    record_rows,
     risk_notes,
     scope_details,
     track_record,
@@ -92,6 +94,11 @@ def _result(card: ModelCard, prediction, view) -> None:
         st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
         if record := track_record(prediction, card):
             st.caption(record)
+            if len(rows := record_rows(prediction, card)) > 1:
+                with st.expander("Its record for each listed condition"):
+                    st.table(pd.DataFrame(rows), hide_index=True)  # a table: no cell is cut off
+                    st.caption("From the model card's per-class figures on photos it never trained on; the first "
+                               "row is the line above.")
         if agreement := member_agreement(prediction, card):
             text, disagree = agreement
             (st.info if disagree else st.caption)(agreement_headline(prediction))

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # the Diagnose page reads the notes before torch is imported 
     from dermlib.inference import Prediction
 
 __all__ = ["agreement_headline", "condition_links", "diagnose_models", "measured_limits", "member_agreement",
-           "plain_uncertainty", "scope_details", "track_record", "withheld_line"]
+           "plain_uncertainty", "record_rows", "scope_details", "track_record", "withheld_line"]
 
 # Below this many test photos of a class, one photo more or less moves its figures by over 5 points.
 FEW_TEST_PHOTOS = 20
@@ -111,18 +111,13 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
     if not prediction.top_k or not prediction.in_scope:
         return None
     top = prediction.top_k[0]
-    metrics = card.metrics or {}
-    row = next((r for r in metrics.get("per_class") or []
-                if isinstance(r, dict) and r.get("class_id") == top.label), None)
-    if row is None or row.get("support") is None or row.get("n_predicted") is None:
+    counts = _class_counts(card, top.label)
+    if counts is None:
         return None
-    split = metrics["split"] if isinstance(metrics.get("split"), str) else "test"
-    support, named = int(row["support"]), int(row["n_predicted"])
-    head = f"**Its record for {top.name}** on {split} photos it never trained on: "
+    right, named, support = counts
+    head = f"**Its record for {top.name}** on {_split(card)} photos it never trained on: "
     if support == 0:
         return head + f"none of them were {top.name}, so this was not measured."
-    # The photos it was right on are the ones it found: one count (recall x support), read both ways.
-    right = round(float(row.get("recall") or 0.0) * support)
     if named == 0:
         said = f"it never answered {top.name} first"
     else:
@@ -134,6 +129,52 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
     if pair := _pair_record(top.label, card):
         text += " " + pair
     return head + text
+
+
+def record_rows(prediction: Prediction, card: ModelCard) -> list[dict[str, str | int]]:
+    """The test record of every listed condition, one row each, for a table beside the first answer's line.
+
+    Args:
+        prediction: A prediction of this model.
+        card: The model's card.
+
+    Returns:
+        Rows with the condition, how often it was right when it answered that condition first, how many of
+        the condition's test photos it answered first, and a note when the figures rest on few photos; empty
+        when the photo is out of scope or the card has no per-class figures.
+    """
+    if not prediction.in_scope:
+        return []
+    rows: list[dict[str, str | int]] = []
+    for score in prediction.top_k:
+        counts = _class_counts(card, score.label)
+        if counts is None:
+            continue
+        right, named, support = counts
+        rows.append({
+            "condition": score.name,
+            "right when answered first": f"{right} of {named} ({right / named:.0%})" if named else "never answered",
+            "photos of it answered first": (f"{right} of {support} ({right / support:.0%})" if support
+                                            else "none tested"),
+            "note": "rough: under 20 photos" if 0 < support < FEW_TEST_PHOTOS else "",
+        })
+    return rows
+
+
+def _class_counts(card: ModelCard, label: str) -> tuple[int, int, int] | None:
+    """(right, answered first, test photos) of one class from the card's per-class figures, or None."""
+    row = next((r for r in (card.metrics or {}).get("per_class") or []
+                if isinstance(r, dict) and r.get("class_id") == label), None)
+    if row is None or row.get("support") is None or row.get("n_predicted") is None:
+        return None
+    support = int(row["support"])
+    # The photos it was right on are the ones it found: one count (recall x support), read both ways.
+    return round(float(row.get("recall") or 0.0) * support), int(row["n_predicted"]), support
+
+
+def _split(card: ModelCard) -> str:
+    split = (card.metrics or {}).get("split")
+    return split if isinstance(split, str) else "test"
 
 
 def _pair_record(label: str, card: ModelCard) -> str | None:
