@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from dermlib.data import load_index
+from dermlib.evaluate.calibration import softmax
 from dermlib.models import get_card
 from dermlib.skintone.agreement import (
     SKIN_TONE_FILE,
@@ -39,7 +40,6 @@ from dermlib.skintone.agreement import (
     exclusion_boxes,
     measure_agreement,
     slices_by_estimated_group,
-    top1_by_estimated_group,
 )
 from dermlib.train.loop import model_logits, rows_from_splits
 
@@ -90,14 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     label_of = {c: i for i, c in enumerate(card.class_ids)}
     correct = logits.argmax(1) == test["label"].map(label_of).to_numpy(np.int64)
     groups = estimated_groups(test["image_path"].tolist(), boxes)
-    by_group = top1_by_estimated_group(test["image_path"].tolist(), correct.tolist(), boxes, groups=groups)
-    probs = np.exp(logits - logits.max(1, keepdims=True))
     slices = slices_by_estimated_group(groups, correct.tolist(), test["source"].astype(str).tolist(),
-                                       probs / probs.sum(1, keepdims=True), test["label"].tolist(), card.class_ids)
+                                       softmax(logits), test["label"].tolist(), card.class_ids)
     result = {"model": card.id, "method": "ITA (Chardon et al. 1991) of YCrCb skin pixels outside the centre and "
               "the card's mask boxes; median over pixels", "excluded_boxes": [list(b) for b in boxes],
               "agreement_data": f"fitzpatrick17k, all {len(fitz)} photos with an image (annotated types)",
-              "agreement": agreement, "agreement_phone_photos": phone, "top1_by_estimated_group": by_group,
+              "agreement": agreement, "agreement_phone_photos": phone, "top1_by_estimated_group": slices["top1"],
               "top1_data": f"the model's test split ({len(test)} photos, every source)",
               "top1_by_source_and_estimated_group": slices["top1_by_source"],
               "eczema_vs_psoriasis_by_estimated_group": slices["eczema_vs_psoriasis"],

@@ -132,21 +132,14 @@ def estimated_groups(images: Sequence[str | Path],
 
 
 def top1_by_estimated_group(images: Sequence[str | Path], correct: Sequence[bool],
-                            exclude: Sequence[tuple[float, float, float, float]] = (CENTRE_BOX,),
-                            groups: Sequence[str] | None = None) -> dict[str, Any]:
+                            exclude: Sequence[tuple[float, float, float, float]] = (CENTRE_BOX,)) -> dict[str, Any]:
     """A model's top-1 accuracy on test photos grouped by their *estimated* skin-type group.
-
-    Args:
-        images: Image files.
-        correct: Whether the model's first answer was right, per image.
-        exclude: Boxes ITA leaves out.
-        groups: The images' groups from :func:`estimated_groups`, when already worked out (else estimated here).
 
     Returns:
         ``{group: {"n", "top1_accuracy", "top1_accuracy_ci95"}}`` plus ``"no estimate"`` for photos with
         too little visible skin.
     """
-    return _top1_by_group(estimated_groups(images, exclude) if groups is None else groups, correct)
+    return _top1_by_group(estimated_groups(images, exclude), correct)
 
 
 def _top1_by_group(groups: Sequence[str], correct: Sequence[bool]) -> dict[str, Any]:
@@ -164,7 +157,7 @@ def _top1_by_group(groups: Sequence[str], correct: Sequence[bool]) -> dict[str, 
 
 def slices_by_estimated_group(groups: Sequence[str], correct: Sequence[bool], sources: Sequence[str],
                               probs: np.ndarray, labels: Sequence[str], class_ids: Sequence[str]) -> dict[str, Any]:
-    """Per estimated group: top-1 for each data source, and the eczema-versus-psoriasis slice.
+    """Per estimated group: top-1 over all photos and for each data source, and the eczema-versus-psoriasis slice.
 
     For a source with no skin-type labels (DermNet NZ) the estimate is the only window onto skin tone, so
     these figures are reported, always beside the estimate's own agreement, never as a measurement by type.
@@ -178,8 +171,9 @@ def slices_by_estimated_group(groups: Sequence[str], correct: Sequence[bool], so
         class_ids: The model's class ids (columns of ``probs``).
 
     Returns:
-        ``{"top1_by_source": {source: {group: {"n", "top1_accuracy", "top1_accuracy_ci95"}}},
-        "eczema_vs_psoriasis": {group: pair slice}}``; the second is empty when the model lacks either class.
+        ``{"top1": {group: {"n", "top1_accuracy", "top1_accuracy_ci95"}}, "top1_by_source": {source: the
+        same}, "eczema_vs_psoriasis": {group: pair slice}}``; the last is empty when the model lacks either
+        class.
     """
     from dermlib.evaluate.slices import ECZEMA_PSORIASIS, pair_ranking
 
@@ -194,7 +188,8 @@ def slices_by_estimated_group(groups: Sequence[str], correct: Sequence[bool], so
         for group in (*GROUPS, NO_ESTIMATE):
             rows = groups_a == group
             pairs[group] = pair_ranking(probs[rows], labels_a[rows], class_ids)
-    return {"top1_by_source": by_source, "eczema_vs_psoriasis": pairs}
+    return {"top1": _top1_by_group(groups_a.tolist(), correct_a.tolist()), "top1_by_source": by_source,
+            "eczema_vs_psoriasis": pairs}
 
 
 def load_skin_tone(folder: str | Path | None) -> dict[str, Any]:

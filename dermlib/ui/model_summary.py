@@ -131,7 +131,7 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
     return head + text
 
 
-def record_rows(prediction: Prediction, card: ModelCard) -> list[dict[str, str | int]]:
+def record_rows(prediction: Prediction, card: ModelCard) -> list[dict[str, str]]:
     """The test record of every listed condition, one row each, for a table beside the first answer's line.
 
     Args:
@@ -145,7 +145,7 @@ def record_rows(prediction: Prediction, card: ModelCard) -> list[dict[str, str |
     """
     if not prediction.in_scope:
         return []
-    rows: list[dict[str, str | int]] = []
+    rows: list[dict[str, str]] = []
     for score in prediction.top_k:
         counts = _class_counts(card, score.label)
         if counts is None:
