@@ -117,6 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--shared-size", dest="native_sizes", action="store_false",
                    help="feed every member the first member's input size instead of its own")
     n.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy)
+    n.add_argument("--no-hflip-tta", dest="hflip_tta", action="store_const", const=False, default=None,
+                   help="no flip averaging at inference (default: as the first member): half the passes")
     n.add_argument("--default", action="store_true", help="mark the ensemble as the app's default")
     n.add_argument("--limitation", dest="limitations", action="append", default=[],
                    help="a known limitation for the card (repeatable; default: the first member's)")
@@ -189,7 +191,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     out = build_ensemble(args.members, args.out, args.data, dataset=args.dataset, model_id=args.model_id,
                          name=args.name, member_weights=args.weights, dtype=args.dtype,
                          target_accuracy=args.target_accuracy, default=args.default,
-                         limitations=args.limitations, native_sizes=args.native_sizes)
+                         limitations=args.limitations, native_sizes=args.native_sizes, hflip_tta=args.hflip_tta)
     card = json.loads((out / "card.json").read_text())
     print(f"Ensemble written to {out} ({card['weights']['bytes'] / 1e6:.1f} MB)")
     _print_test_metrics(card)

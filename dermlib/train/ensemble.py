@@ -83,6 +83,7 @@ def build_ensemble(
     default: bool = False,
     limitations: Sequence[str] = (),
     native_sizes: bool = True,
+    hflip_tta: bool | None = None,
 ) -> Path:
     """Write an ensemble model folder (card, weights, splits) and calibrate and evaluate it.
 
@@ -104,6 +105,9 @@ def build_ensemble(
         limitations: Known limits for the card; default: the first member's.
         native_sizes: Resize the input to each member's own training size (False: every member sees the
             first member's size).
+        hflip_tta: Average each photo with its mirror image at inference (default: as the first member).
+            Switching it off halves the passes, so two members without it cost about what one member with
+            it costs.
 
     Returns:
         The model folder.
@@ -152,7 +156,7 @@ def build_ensemble(
         "cam": {"target_layer": [f"members.{i}.{c.cam_layers[0]}" for i, c in enumerate(cards)],
                 "reshape": lead.cam.get("reshape")},
         "calibration": {},
-        "inference": dict(lead.inference),
+        "inference": {**lead.inference, **({} if hflip_tta is None else {"hflip_tta": bool(hflip_tta)})},
         "training": {
             **{k: lead.training[k] for k in ("dataset", "dataset_name", "licence", "citation") if k in lead.training},
             "ensemble_of": [_member_summary(c) for c in cards],
@@ -181,6 +185,7 @@ def build_ensemble(
     (out / "args.json").write_text(json.dumps({
         "command": "ensemble", "members": [str(m) for m in members], "member_weights": weights, "dtype": dtype,
         "data_root": str(data_root), "dataset": dataset, "target_accuracy": target_accuracy,
+        "hflip_tta": raw["inference"].get("hflip_tta"),
     }, indent=2) + "\n")
     save_card(raw, out)
 
