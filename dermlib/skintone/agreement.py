@@ -135,6 +135,11 @@ def top1_by_estimated_group(images: Sequence[str | Path], correct: Sequence[bool
                             exclude: Sequence[tuple[float, float, float, float]] = (CENTRE_BOX,)) -> dict[str, Any]:
     """A model's top-1 accuracy on test photos grouped by their *estimated* skin-type group.
 
+    Args:
+        images: Image files.
+        correct: Whether the model's first answer was right, per image.
+        exclude: Boxes ITA leaves out.
+
     Returns:
         ``{group: {"n", "top1_accuracy", "top1_accuracy_ci95"}}`` plus ``"no estimate"`` for photos with
         too little visible skin.
