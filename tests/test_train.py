@@ -16,6 +16,7 @@ from dermlib.cli import main
 from dermlib.data.synthetic import make_fitzpatrick17k
 from dermlib.models import load_model
 from dermlib.train.data import class_weights, mix_batch, sample_weights, skin_group
+from dermlib.train.loop import subsample_train
 from dermlib.train.pretrained import (
     create_backbone,
     load_offline_imagenet,
@@ -103,6 +104,52 @@ def test_training_resumes_from_checkpoint(trained: tuple[Path, Path, Path], tmp_
     printed = capsys.readouterr().out
     assert "Resuming" in printed and "epoch 2/2" in printed and "epoch 1/2" not in printed
     assert list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1, 2]
+
+
+def test_subsample_train_thins_training_groups_only() -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, n_groups in (("a", 40), ("b", 12), ("c", 1)):
+        for g in range(n_groups):
+            rows += [{"label": label, "group_id": f"{label}{g}", "split": "train"}] * int(rng.integers(1, 4))
+    rows += [{"label": "a", "group_id": f"v{i}", "split": s} for i, s in enumerate(["val"] * 5 + ["test"] * 6)]
+    index = pd.DataFrame(rows)
+    half = subsample_train(index, 0.5, seed=3)
+    # Validation and test untouched; every class kept; whole groups kept or dropped.
+    pd.testing.assert_frame_equal(half[half["split"] != "train"].reset_index(drop=True),
+                                  index[index["split"] != "train"].reset_index(drop=True))
+    before = index[index["split"] == "train"].groupby("label").size()
+    after = half[half["split"] == "train"].groupby("label").size()
+    assert list(after.index) == ["a", "b", "c"]
+    assert after["c"] == before["c"]  # a one-group class keeps its group
+    for label in ("a", "b"):
+        assert 0.5 * before[label] <= after[label] < 0.5 * before[label] + 3  # overshoot by under one group
+    sizes = index.groupby("group_id").size()
+    kept = half.groupby("group_id").size()
+    assert kept.to_dict() == sizes[kept.index].to_dict()
+    assert subsample_train(index, 0.5, seed=3).equals(half)
+    assert not subsample_train(index, 0.5, seed=4).equals(half)
+    assert subsample_train(index, 1.0).equals(index)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="train fraction"):
+            subsample_train(index, bad)
+
+
+def test_train_fraction_keeps_the_reused_split_s_val_and_test(trained: tuple[Path, Path, Path],
+                                                               tmp_path: Path) -> None:
+    data, ref, _ = trained
+    out = tmp_path / "weights" / "half"
+    assert main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--run-dir", str(tmp_path / "run"), "--architecture", "test_efficientnet", "--pretrained", "none",
+                 "--img-size", "64", "--epochs", "1", "--batch-size", "8", "--workers", "1",
+                 "--splits", str(ref), "--train-fraction", "0.5"]) == 0
+    full, half = (pd.read_csv(f / "splits.csv").sort_values("image").reset_index(drop=True) for f in (ref, out))
+    held = ["val", "test"]
+    pd.testing.assert_frame_equal(half[half["split"].isin(held)].reset_index(drop=True)[["image", "split"]],
+                                  full[full["split"].isin(held)].reset_index(drop=True)[["image", "split"]])
+    n_full, n_half = (int((f["split"] == "train").sum()) for f in (full, half))
+    assert 0.4 * n_full <= n_half <= 0.75 * n_full
+    assert json.loads((out / "args.json").read_text())["train_fraction"] == 0.5
 
 
 def test_class_and_skin_weights() -> None:

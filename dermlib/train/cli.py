@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name in ("warmup_epochs", "label_smoothing", "drop_rate", "skin_balance",
                  "aug_strength", "target_accuracy", "mixup", "cutmix", "mix_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    p.add_argument("--train-fraction", type=float, default=defaults.train_fraction,
+                   help="train on this share of each class's training photos (whole duplicate groups), validation "
+                   "and test unchanged: for learning curves")
     p.add_argument("--balance", default=defaults.balance, choices=["loss", "sampler", "none"],
                    help="class-imbalance handling: weighted loss, weighted sampler, or none")
     p.add_argument("--classes", nargs="+", help="train on these labels only")

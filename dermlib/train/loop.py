@@ -119,6 +119,9 @@ class TrainConfig:
     duplicate_grouping: bool = True
     classes: list[str] | None = None
     max_per_class: int | None = None
+    # Share of the training split to train on (groups drawn per class), val and test untouched: a learning
+    # curve measures how accuracy grows with training photos (see subsample_train).
+    train_fraction: float = 1.0
     splits: str | None = None
     # Boxes (x0, y0, x1, y1, fractions of the photo) filled with the photo's median colour on every image
     # at training and inference time, e.g. to hide a watermark only one source carries (dermlib.masking).
@@ -164,7 +167,54 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
-    """Index the dataset, keep rows with images (and chosen classes), group duplicates, assign splits."""
+    """Index the dataset, keep rows with images (and chosen classes), group duplicates, assign splits.
+
+    With ``cfg.train_fraction`` below 1 the training split is then thinned (:func:`subsample_train`).
+    """
+    index = _assign_splits(cfg)
+    if cfg.train_fraction < 1.0:
+        index = subsample_train(index, cfg.train_fraction, seed=cfg.seed)
+    return index
+
+
+def subsample_train(index: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFrame:
+    """Keep about ``fraction`` of each class's training rows, whole duplicate groups at a time.
+
+    Validation and test rows are kept as they are, so runs on different fractions are scored on the same
+    photos. Every class keeps at least one training group.
+
+    Args:
+        index: Rows with ``label``, ``split`` and (optionally) ``group_id``.
+        fraction: Share of each class's training rows to keep, in (0, 1].
+        seed: Seed of the draw.
+
+    Returns:
+        The index without the training rows left out.
+
+    Raises:
+        ValueError: ``fraction`` is not in (0, 1].
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"train fraction must be in (0, 1], got {fraction}")
+    groups = index["group_id"] if "group_id" in index else pd.Series(range(len(index)), index=index.index)
+    rng = np.random.default_rng(seed)
+    keep = index["split"] != "train"
+    train = index[~keep]
+    for _, rows in train.groupby("label", sort=True):
+        want = round(fraction * len(rows))
+        sizes = rows.groupby(groups[rows.index], sort=True).size()
+        order = sizes.index.to_numpy()[rng.permutation(len(sizes))]
+        taken, chosen = 0, []
+        for group in order:
+            if chosen and taken >= want:
+                break
+            chosen.append(group)
+            taken += int(sizes[group])
+        keep[rows.index[groups[rows.index].isin(chosen)]] = True
+    return index[keep].reset_index(drop=True)
+
+
+def _assign_splits(cfg: TrainConfig) -> pd.DataFrame:
     index = load_index(cfg.dataset, cfg.data_root)
     index = index[index["image_path"].notna()].reset_index(drop=True)
     if cfg.classes:
