@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -359,3 +360,25 @@ def test_torchrun_refuses_weighted_sampling_instead_of_ignoring_it(tmp_path: Pat
                  "--architecture", "test_efficientnet", "--pretrained", "none", "--skin-balance", "1"]) == 2
     assert "torchrun runs do not have" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_learning_curve_fit_recovers_a_log_linear_trend(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import learning_curve as bench
+    finally:
+        sys.path.pop(0)
+    photos = [500, 1000, 2000, 2000]
+    a, b = bench.fit_log_linear(photos, [0.1 + 0.05 * np.log2(n) for n in photos])
+    assert (a, b) == (pytest.approx(0.1), pytest.approx(0.05))
+    assert bench.photos_for(0.1 + 0.05 * 13, a, b) == pytest.approx(2 ** 13)
+    assert bench.photos_for(0.9, 0.5, 0.0) == float("inf")  # a flat line never gets there
+    with pytest.raises(ValueError, match="two different"):
+        bench.fit_log_linear([1000, 1000], [0.4, 0.5])
+    out = tmp_path / "curve.json"
+    assert bench.main(["--point", "1000", "0.40", "--point", "2000", "0.46", "--target", "0.52",
+                       "--json", str(out)]) == 0
+    assert "6.0 points of top-1 per doubling" in capsys.readouterr().out
+    fit = json.loads(out.read_text())["fit"]
+    assert fit["photos_at_target"] == pytest.approx(4000, rel=1e-6)
+    assert fit["times_largest_run"] == pytest.approx(2.0, rel=1e-6)
