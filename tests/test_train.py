@@ -151,6 +151,10 @@ def test_train_fraction_keeps_the_reused_split_s_val_and_test(trained: tuple[Pat
     n_full, n_half = (int((f["split"] == "train").sum()) for f in (full, half))
     assert 0.4 * n_full <= n_half <= 0.75 * n_full
     assert json.loads((out / "args.json").read_text())["train_fraction"] == 0.5
+    for bad in ("0", "1.5", "half"):
+        with pytest.raises(SystemExit) as stop:
+            main(["train", "--data-root", str(data), "--out", str(tmp_path / "bad"), "--train-fraction", bad])
+        assert stop.value.code == 2
 
 
 def test_class_and_skin_weights() -> None:

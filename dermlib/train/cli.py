@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name in ("warmup_epochs", "label_smoothing", "drop_rate", "skin_balance",
                  "aug_strength", "target_accuracy", "mixup", "cutmix", "mix_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    p.add_argument("--train-fraction", type=float, default=defaults.train_fraction,
+    p.add_argument("--train-fraction", type=_share, default=defaults.train_fraction,
                    help="train on this share of each class's training photos (whole duplicate groups), validation "
                    "and test unchanged: for learning curves")
     p.add_argument("--balance", default=defaults.balance, choices=["loss", "sampler", "none"],
@@ -141,6 +141,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="print the full JSON report")
     e.add_argument("--output", help="also write the JSON report to this file")
     e.set_defaults(func=_cmd_evaluate)
+
+
+def _share(text: str) -> float:
+    """A number in (0, 1] for argparse (a clean usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -172,7 +172,7 @@ def prepare_index(cfg: TrainConfig) -> pd.DataFrame:
     With ``cfg.train_fraction`` below 1 the training split is then thinned (:func:`subsample_train`).
     """
     index = _assign_splits(cfg)
-    if cfg.train_fraction < 1.0:
+    if cfg.train_fraction != 1.0:  # a share outside (0, 1] is refused there, not ignored
         index = subsample_train(index, cfg.train_fraction, seed=cfg.seed)
     return index
 
@@ -189,7 +189,7 @@ def subsample_train(index: pd.DataFrame, fraction: float, seed: int = 0) -> pd.D
         seed: Seed of the draw.
 
     Returns:
-        The index without the training rows left out.
+        The index, less the training rows that were not drawn.
 
     Raises:
         ValueError: ``fraction`` is not in (0, 1].
