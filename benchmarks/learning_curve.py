@@ -30,8 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from dermlib.data.combined import FITZ_DERMNET
+
 #: The folder under the data root that each source's photos live in (splits.csv keys start with it).
-SOURCE_FOLDERS = {"dermnet-nz": "dermnet", "fitzpatrick17k": "fitzpatrick17k"}
+SOURCE_FOLDERS = {part.adapter: part.folder for part in FITZ_DERMNET.parts}
 
 
 def run_row(folder: Path, source: str) -> dict:
@@ -46,9 +50,7 @@ def run_row(folder: Path, source: str) -> dict:
         raise SystemExit(f"{folder}: its card has no test figures for source {source!r} "
                          f"(it has {', '.join(sorted(by_source))}).")
     own = by_source[source]
-    per_class = own["per_class"]
-    rows = per_class if isinstance(per_class, list) else [dict(id=k, **v) for k, v in per_class.items()]
-    f1 = [r["f1"] for r in rows if r.get("support", 0) > 0]
+    f1 = [row["f1"] for row in own["per_class"] if row["support"] > 0]  # the classes this source's photos hold
     out = {
         "run": folder.name,
         "fraction": args.get("train_fraction", 1.0),
