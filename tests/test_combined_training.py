@@ -176,6 +176,19 @@ def test_init_from_keeps_the_head_rows_of_shared_classes(tmp_path: Path) -> None
     assert "2 classes" in note
 
 
+def test_a_continued_run_states_its_history_as_one_chain(tmp_path: Path) -> None:
+    # The source was itself continued from another model: its note must join the chain, not nest inside it.
+    earlier = "all weights of older: ImageNet weights, then 2 epochs on this training split (as older)"
+    source = write_tiny_model(tmp_path / "src", architecture="test_efficientnet", num_classes=4,
+                              extra={"training": {"initial_weights": earlier, "epochs_run": 3}})
+    src = load_model(source, device="cpu").model.state_dict()
+    model, _ = create_backbone("test_efficientnet", 4, "none")
+    note = init_from_model(model, str(source), "test_efficientnet", [f"class-{i}" for i in range(4)])
+    assert torch.equal(model.state_dict()["classifier.weight"], src["classifier.weight"])  # all weights kept
+    assert note == ("all weights of tiny-test: ImageNet weights, then 2 epochs on this training split (as older), "
+                    "then 3 epochs on this training split (as tiny-test)")
+
+
 def test_training_on_a_combined_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "data"
     fitz = syn.make_fitzpatrick17k(root / "fitz", n_images=24, n_metadata_only=0)

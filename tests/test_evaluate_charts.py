@@ -67,6 +67,11 @@ def test_skin_type_views(report: dict) -> None:
 def test_auc_figure_skips_absent_classes(report: dict) -> None:
     fig = eval_charts.auc_figure(report)
     assert sorted(fig.data[0].y) == ["a", "b", "c"]
+    # Chance and the macro average are lines named in the legend, with no annotation over the bars.
+    macro = report["roc_auc"]["macro"]
+    assert [t.name for t in fig.data[1:]] == ["chance (0.5)", f"macro average {macro:.3f}"]
+    assert sorted(shape.x0 for shape in fig.layout.shapes) == sorted([0.5, macro])
+    assert not fig.layout.annotations
 
 
 def test_confusion_matrix_and_auc_never_clip_long_class_names(report: dict) -> None:

