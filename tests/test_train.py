@@ -157,6 +157,24 @@ def test_train_fraction_keeps_the_reused_split_s_val_and_test(trained: tuple[Pat
         assert stop.value.code == 2
 
 
+def test_time_limit_stops_after_the_epoch_that_reaches_it_and_keeps_a_model(
+        trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    data, ref, _ = trained
+    out = tmp_path / "weights" / "timed"
+    assert main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--run-dir", str(tmp_path / "run"), "--architecture", "test_efficientnet", "--pretrained", "none",
+                 "--img-size", "64", "--epochs", "4", "--patience", "4", "--batch-size", "8", "--workers", "1",
+                 "--splits", str(ref), "--time-limit", "0.001"]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["epochs_run"] == 1 and list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1]
+    assert card["training"]["stopped_by"] == "time limit (0.001 s) after epoch 1 of 4"
+    assert card["metrics"]["n"] > 0 and load_model(out, device="cpu").card.num_classes == 3
+    for bad in ("0", "-5", "soon"):
+        with pytest.raises(SystemExit) as stop:
+            main(["train", "--data-root", str(data), "--out", str(tmp_path / "bad"), "--time-limit", bad])
+        assert stop.value.code == 2
+
+
 def test_class_and_skin_weights() -> None:
     labels = np.array([0, 0, 0, 1])
     w = class_weights(labels, 2, power=1.0)

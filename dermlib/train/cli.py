@@ -46,11 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        ("weight_decay", float)):
         p.add_argument("--" + name.replace("_", "-"), type=kind,
                        help=f"default {getattr(defaults, name)}; segmentation {getattr(seg, name)}")
+    int_help = {"workers": "threads that decode the photos; on a GPU also the processes that augment them"}
     for name in ("seed", "workers", "max_per_class"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name),
+                       help=int_help.get(name))
     for name in ("warmup_epochs", "label_smoothing", "drop_rate", "skin_balance",
                  "aug_strength", "target_accuracy", "mixup", "cutmix", "mix_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    p.add_argument("--time-limit", type=_positive_seconds, help="wall seconds for the epochs: no epoch starts that "
+                   "would end past it, and the best epoch so far is kept (for a lent machine's time limit)")
     p.add_argument("--train-fraction", type=_share, default=defaults.train_fraction,
                    help="train on this share of each class's training photos (whole duplicate groups), validation "
                    "and test unchanged: for learning curves")
@@ -151,6 +155,17 @@ def _share(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """Seconds above zero for argparse (a clean usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value
 
 

@@ -58,7 +58,7 @@ from dermlib.train.data import (
     skin_group,
     train_transform,
 )
-from dermlib.train.pretrained import create_backbone, init_from_model
+from dermlib.train.pretrained import create_backbone, init_from_model, offline_checkpoint_path
 
 # Licences and citations of datasets the CLI knows, for the card (the user can override both).
 DATASET_INFO: dict[str, dict[str, str]] = {
@@ -112,6 +112,9 @@ class TrainConfig:
     cutmix: float = 0.0
     mix_prob: float = 0.5
     patience: int = 6
+    # Wall seconds for the epochs: no epoch starts that the last one's duration says would end past it (the
+    # best epoch so far is kept), so a run on a lent machine always leaves a model behind.
+    time_limit: float | None = None
     seed: int = 0
     workers: int = 2
     device: str | None = None
@@ -401,7 +404,13 @@ def train(cfg: TrainConfig) -> Path:
     if is_main:
         split_table(index, cfg.data_root).to_csv(run_dir / "splits.csv", index=False)
 
-    model, init_note = create_backbone(cfg.architecture, len(classes), cfg.pretrained, drop_rate=cfg.drop_rate)
+    # --init-from replaces every backbone weight: where no offline ImageNet package is installed (a lent GPU
+    # machine), fetching weights from the hub only to overwrite them would fail offline. Where one is, it is
+    # still read, so recorded runs draw the same random numbers as before.
+    pretrained = cfg.pretrained
+    if cfg.init_from and pretrained == "auto" and offline_checkpoint_path(cfg.architecture) is None:
+        pretrained = "none"
+    model, init_note = create_backbone(cfg.architecture, len(classes), pretrained, drop_rate=cfg.drop_rate)
     if cfg.init_from:
         init_note = init_from_model(model, cfg.init_from, cfg.architecture, class_ids)
     pcfg = model.pretrained_cfg
@@ -473,8 +482,13 @@ def train(cfg: TrainConfig) -> Path:
                                         generator=generator)
     else:
         sampler = None
+    # On a GPU, augmenting in one process (about 5 ms a photo) would leave it idle most of each epoch; on the
+    # CPU the network's own threads already take every core, and no workers keeps runs as recorded.
+    loader_workers = cfg.workers if device.type == "cuda" else 0
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, shuffle=sampler is None,
-                              num_workers=0, drop_last=len(train_ds) > cfg.batch_size, generator=generator)
+                              num_workers=loader_workers, persistent_workers=loader_workers > 0,
+                              pin_memory=device.type == "cuda", drop_last=len(train_ds) > cfg.batch_size,
+                              generator=generator)
     val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, shuffle=False, num_workers=0)
 
     loss_weights = None
@@ -517,6 +531,8 @@ def train(cfg: TrainConfig) -> Path:
         if is_main:
             print(f"Resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
 
+    t_epochs = time.perf_counter()
+    stopped_by_time = False
     for epoch in range(start_epoch, cfg.epochs):
         if stale >= cfg.patience:
             break
@@ -579,6 +595,11 @@ def train(cfg: TrainConfig) -> Path:
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
+        if cfg.time_limit and epoch + 1 < cfg.epochs and \
+                time.perf_counter() - t_epochs + row["seconds"] > cfg.time_limit:
+            # Decided here on the main rank and sent to the others with ``stale``, like early stopping.
+            stopped_by_time, stale = True, max(stale, cfg.patience)
+            print(f"Stopping after epoch {epoch + 1}: another would end past --time-limit {cfg.time_limit:g} s.")
         print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
               f"val loss {val_loss:.3f} acc {val_acc:.3f} macro-F1 {val_f1:.3f}"
               f"{' *' if stale == 0 else ''} ({row['seconds']:.0f}s)", flush=True)
@@ -646,6 +667,8 @@ def train(cfg: TrainConfig) -> Path:
                 }} if not labelled.all() else {}),
             }} if teaching is not None else {}),
             "epochs_run": len(history),
+            **({"stopped_by": f"time limit ({cfg.time_limit:g} s) after epoch {len(history)} of {cfg.epochs}"}
+               if stopped_by_time else {}),
             "best_epoch": best_epoch,
             "best_val_macro_f1": round(best_f1, 4),
             "train_seconds": round(train_seconds, 1),
