@@ -169,6 +169,13 @@ def test_time_limit_stops_after_the_epoch_that_reaches_it_and_keeps_a_model(
     assert card["training"]["epochs_run"] == 1 and list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1]
     assert card["training"]["stopped_by"] == "time limit (0.001 s) after epoch 1 of 4"
     assert card["metrics"]["n"] > 0 and load_model(out, device="cpu").card.num_classes == 3
+    # The same run resumed without the limit trains on to its last epoch.
+    assert main(["train", "--data-root", str(data), "--dataset", "fitzpatrick17k", "--out", str(out),
+                 "--run-dir", str(tmp_path / "run"), "--architecture", "test_efficientnet", "--pretrained", "none",
+                 "--img-size", "64", "--epochs", "4", "--patience", "4", "--batch-size", "8", "--workers", "1",
+                 "--splits", str(ref)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["epochs_run"] == 4 and "stopped_by" not in card["training"]
     for bad in ("0", "-5", "soon"):
         with pytest.raises(SystemExit) as stop:
             main(["train", "--data-root", str(data), "--out", str(tmp_path / "bad"), "--time-limit", bad])

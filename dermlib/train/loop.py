@@ -595,14 +595,13 @@ def train(cfg: TrainConfig) -> Path:
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-        if cfg.time_limit and epoch + 1 < cfg.epochs and \
-                time.perf_counter() - t_epochs + row["seconds"] > cfg.time_limit:
-            # Decided here on the main rank and sent to the others with ``stale``, like early stopping.
-            stopped_by_time, stale = True, max(stale, cfg.patience)
-            print(f"Stopping after epoch {epoch + 1}: another would end past --time-limit {cfg.time_limit:g} s.")
         print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} acc {row['train_acc']:.3f} | "
               f"val loss {val_loss:.3f} acc {val_acc:.3f} macro-F1 {val_f1:.3f}"
               f"{' *' if stale == 0 else ''} ({row['seconds']:.0f}s)", flush=True)
+        stopped_by_time = bool(cfg.time_limit) and epoch + 1 < cfg.epochs and \
+            time.perf_counter() - t_epochs + row["seconds"] > cfg.time_limit
+        if stopped_by_time:
+            print(f"Stopping after epoch {epoch + 1}: another would end past --time-limit {cfg.time_limit:g} s.")
         with (run_dir / "metrics.csv").open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(history[0]))
             writer.writeheader()
@@ -612,7 +611,11 @@ def train(cfg: TrainConfig) -> Path:
                     "best_f1": best_f1, "best_epoch": best_epoch, "stale": stale,
                     "rng": torch.get_rng_state(), "generator": generator.get_state()}, ckpt_path)
         if distributed:
-            _broadcast_int(stale, device)
+            # The other ranks stop on ``stale`` alone: a time stop reaches them as patience used up. The
+            # checkpoint keeps the true count, so resuming with a later limit trains on.
+            _broadcast_int(cfg.patience if stopped_by_time else stale, device)
+        if stopped_by_time:
+            break
 
     if distributed:
         dist.barrier()
