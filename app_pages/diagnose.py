@@ -42,8 +42,9 @@ def main() -> None:
     card = by_id[model_id]
     if hint := other_models_hint(card, offered):
         st.caption(hint)
-    if note := withheld_line(cards):
-        st.caption(note)
+    if note := withheld_line(cards):  # folded: most visitors only need the models they can pick
+        with st.expander("Why some installed models are not in this list"):
+            st.caption(note)
     _model_notes(card)
     load_problem = st.empty()  # above the uploader, where a broken model's message belongs
     upload = _photo_input()
