@@ -233,6 +233,10 @@ def test_limitation_notes() -> None:
     assert "malignant test lesions were not flagged" in text
     plain = evaluation_report(probs, labels, ["x", "y", "z"], ["benign"] * 3)
     assert any("Skin type was not recorded" in s for s in limitation_notes(plain))
+    few = {"per_class": [{"class_id": "x", "support": 3}, {"class_id": "y", "support": 40}]}
+    assert "1 class has fewer than 10 test images, so its per-class numbers are noisy: x." in limitation_notes(few)
+    few["per_class"][1]["support"] = 4
+    assert any(s.startswith("2 classes have fewer than 10") for s in limitation_notes(few))
 
 
 def test_calibration_notes_prefer_the_pooled_check_to_the_test_split() -> None:

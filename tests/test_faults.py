@@ -297,7 +297,7 @@ def test_unreadable_dataset_images_on_the_page(monkeypatch: pytest.MonkeyPatch, 
     assert len(at.get("image")) >= 10  # the readable photos are still shown
     at.toggle(key="dataset_explorer_stats_on").set_value(True).run()
     assert not at.exception
-    assert any("2 image(s) could not be read" in w.value for w in at.warning)
+    assert any("2 images could not be read" in w.value for w in at.warning)
     assert _tree_digest(damaged_dataset) == before
 
 

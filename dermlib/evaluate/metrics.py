@@ -476,7 +476,8 @@ def limitation_notes(
     absent = [c["class_id"] for c in per_class if c.get("support", 0) == 0]
     if small:
         notes.append(
-            f"{len(small)} class(es) have fewer than {min_class_support} test images, so their per-class "
+            f"{len(small)} {'class has' if len(small) == 1 else 'classes have'} fewer than {min_class_support} "
+            f"test images, so {'its' if len(small) == 1 else 'their'} per-class "
             f"numbers are noisy: {', '.join(small)}."
         )
     if absent:

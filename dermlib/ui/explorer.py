@@ -274,7 +274,7 @@ def show_image_statistics(index: pd.DataFrame) -> None:
     stats["class"] = sample["display_name"].to_numpy()
     unreadable = int((~stats["readable"]).sum())
     if unreadable:
-        st.warning(f"{unreadable} image(s) could not be read.")
+        st.warning(f"{unreadable} {'image' if unreadable == 1 else 'images'} could not be read.")
     left, right = st.columns(2)
     left.plotly_chart(charts.image_size_figure(stats), key=KEY + "sizes")
     by = "skin type" if sample["fitzpatrick"].notna().any() else "class"
