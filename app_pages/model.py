@@ -107,7 +107,7 @@ def main() -> None:
     st.header("Limitations")
     notes = list(getattr(card, "limitations", None) or ())
     if report is not None:
-        notes += limitation_notes(report)
+        notes += limitation_notes(report, class_names=names)
     for note in notes:
         st.markdown(f"- {note}")
     st.caption(

@@ -237,6 +237,8 @@ def test_limitation_notes() -> None:
     assert "1 class has fewer than 10 test images, so its per-class numbers are noisy: x." in limitation_notes(few)
     few["per_class"][1]["support"] = 4
     assert any(s.startswith("2 classes have fewer than 10") for s in limitation_notes(few))
+    named = " ".join(limitation_notes(few, class_names={"x": "Condition X"}))
+    assert "noisy: Condition X, y." in named  # display names where the card gives them
 
 
 def test_calibration_notes_prefer_the_pooled_check_to_the_test_split() -> None:

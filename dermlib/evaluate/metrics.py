@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -415,6 +415,7 @@ def limitation_notes(
     min_group_n: int = 50,
     max_gap: float = 0.05,
     min_class_support: int = 10,
+    class_names: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Plain-language caveats read off a report (small groups, skin-type gaps, misses, calibration).
 
@@ -423,6 +424,7 @@ def limitation_notes(
         min_group_n: Skin-type groups with fewer test images than this are called out.
         max_gap: A top-1 accuracy gap between skin types I-II and V-VI at least this large is called out.
         min_class_support: Classes with fewer test images than this are called out.
+        class_names: Display names by class id (the card's), for the classes named in a note.
 
     Returns:
         Sentences, most important first (empty when nothing stands out).
@@ -472,8 +474,9 @@ def limitation_notes(
         )
 
     per_class = report.get("per_class") or []
-    small = [c["class_id"] for c in per_class if 0 < c.get("support", 0) < min_class_support]
-    absent = [c["class_id"] for c in per_class if c.get("support", 0) == 0]
+    names = class_names or {}
+    small = [names.get(c["class_id"], c["class_id"]) for c in per_class if 0 < c.get("support", 0) < min_class_support]
+    absent = [names.get(c["class_id"], c["class_id"]) for c in per_class if c.get("support", 0) == 0]
     if small:
         notes.append(
             f"{len(small)} {'class has' if len(small) == 1 else 'classes have'} fewer than {min_class_support} "

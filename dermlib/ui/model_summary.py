@@ -80,7 +80,7 @@ def measured_limits(card: ModelCard) -> list[str]:
     if m.get("n"):
         from dermlib.evaluate import limitation_notes
 
-        lines.extend(limitation_notes(m))
+        lines.extend(limitation_notes(m, class_names={c.id: c.name for c in card.classes}))
     if scope_line := scope_limit_line(card.raw.get("scope")):
         lines.append(scope_line)
     lines.extend(card.limitations)
