@@ -88,12 +88,8 @@ def pack(data_root: Path, weights: Path, out: Path, short_side: int = 256, quali
     Raises:
         FileNotFoundError: A photo of the split, a metadata table or a model folder is missing.
     """
-    from safetensors.torch import save_file
-
     from dermlib.models.card import load_card, save_card
-    from dermlib.models.loading import load_state_dict
-    from dermlib.models.quantize import stored_state_dict
-    from dermlib.models.verify import file_sha256
+    from dermlib.train.loop import store_weights
 
     if out.exists():
         shutil.rmtree(out)
@@ -119,16 +115,15 @@ def pack(data_root: Path, weights: Path, out: Path, short_side: int = 256, quali
         (kit_weights / model).mkdir(parents=True, exist_ok=True)
         table.to_csv(kit_weights / model / "splits.csv", index=False)
 
-    # The initial backbone in int8: its precision only sets where training starts.
-    card = load_card(weights / INIT_MODEL)
+    # The initial backbone in int8: its precision only sets where training starts. Its scope sidecar stays.
     init = kit_weights / INIT_MODEL
     init.mkdir(parents=True, exist_ok=True)
-    save_file(stored_state_dict(load_state_dict(card), "int8"), str(init / "model.safetensors"))
-    raw = dict(card.raw)
-    raw["weights"] = {**dict(raw.get("weights") or {}), "sha256": file_sha256(init / "model.safetensors"),
-                      "bytes": (init / "model.safetensors").stat().st_size, "dtype": "int8"}
-    raw.pop("scope", None)  # its sidecar stays behind
+    for name in ("model.safetensors", "card.json"):
+        shutil.copy2(weights / INIT_MODEL / name, init / name)
+    raw = dict(load_card(init).raw)
+    raw.pop("scope", None)
     save_card(raw, init)
+    store_weights(init, "int8")
     sizes = {"photos": photo_bytes, "n_photos": len(keys), "kit": _folder_bytes(out)}
     sizes["metadata_and_weights"] = sizes["kit"] - photo_bytes
     return sizes
@@ -221,12 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         if not folders:
             print(f"No <name>.tar in {args.files}.", file=sys.stderr)
             return 1
+        from dermlib.train.loop import recalibrate
+
         for folder in folders:
             print(folder)
             if not args.no_calibrate:
-                subprocess.run([sys.executable, "-m", "dermlib", "calibrate", "--model", str(folder), "--data",
-                                args.data_root, "--dataset", "fitz-dermnet", "--store-dtype", "float16"],
-                               cwd=REPO, check=True)
+                print(json.dumps(recalibrate(folder, args.data_root, "fitz-dermnet", store_dtype="float16"), indent=1))
     return 0
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 #: dermlib.models.quantize.STORAGE_DTYPES, spelled out so that building the parser does not import torch.
@@ -53,9 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name in ("warmup_epochs", "label_smoothing", "drop_rate", "skin_balance",
                  "aug_strength", "target_accuracy", "mixup", "cutmix", "mix_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    p.add_argument("--time-limit", type=_positive_seconds, help="wall seconds for the epochs: no epoch starts that "
+    p.add_argument("--time-limit", type=_above_zero(), help="wall seconds for the epochs: no epoch starts that "
                    "would end past it, and the best epoch so far is kept (for a lent machine's time limit)")
-    p.add_argument("--train-fraction", type=_share, default=defaults.train_fraction,
+    p.add_argument("--train-fraction", type=_above_zero(1.0), default=defaults.train_fraction,
                    help="train on this share of each class's training photos (whole duplicate groups), validation "
                    "and test unchanged: for learning curves")
     p.add_argument("--balance", default=defaults.balance, choices=["loss", "sampler", "none"],
@@ -147,26 +148,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_cmd_evaluate)
 
 
-def _share(text: str) -> float:
-    """A number in (0, 1] for argparse (a clean usage error otherwise)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
+def _above_zero(upper: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a number above 0 (and at most ``upper``), a clean usage error otherwise."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (value > 0 and (upper is None or value <= upper)):  # NaN fails both
+            bound = f"in (0, {upper:g}]" if upper is not None else "above 0"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
 
-def _positive_seconds(text: str) -> float:
-    """Seconds above zero for argparse (a clean usage error otherwise)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
+    return parse
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
