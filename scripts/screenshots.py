@@ -36,6 +36,10 @@ def _full_page(page, path: Path) -> None:
                            " document.querySelector('[data-testid=stMain]')?.scrollHeight || 0)")
     page.set_viewport_size({"width": 1280, "height": min(max(int(height) + 40, 900), 7000)})
     page.wait_for_timeout(1500)  # Plotly re-lays out to the new size
+    # The pointer stays where the last click was; after the re-layout it may hover an image and show its
+    # fullscreen button over the text beside it.
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(300)
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 3000})
     print(f"wrote {path.relative_to(REPO)}")

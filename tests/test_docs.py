@@ -1,0 +1,39 @@
+"""The project's Markdown documents link only to files that exist, and the README gives CI's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+#: [text](target) and ![alt](target); the target ends at whitespace or the closing parenthesis.
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _relative_links(path: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)  # code is not linked
+    return [t for t in LINK.findall(text) if not re.match(r"[a-z][a-z0-9+.-]*:|#", t)]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_resolve(path: Path) -> None:
+    broken = [t for t in _relative_links(path) if not (path.parent / t.split("#")[0]).exists()]
+    assert not broken, f"{path.name} links to files that do not exist: {broken}"
+
+
+def test_link_pattern_reads_relative_and_skips_urls(tmp_path: Path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text("[a](docs/A.md) ![b](img.png) [c](https://x.org/y) [d](#top) [e](B.md#part)\n"
+                   "```\n[f](not/a/link.md)\n```\n", encoding="utf-8")
+    assert _relative_links(doc) == ["docs/A.md", "img.png", "B.md#part"]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "bash scripts/test.sh" in readme
+    assert "scripts/test.sh" in ci
+    assert "bash scripts/run_app.sh" in readme
