@@ -37,3 +37,32 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "bash scripts/test.sh" in readme
     assert "scripts/test.sh" in ci
     assert "bash scripts/run_app.sh" in readme
+
+
+def _shipped_cards(kind: str) -> list:
+    from dermlib.models import scan_models
+
+    cards, _ = scan_models(REPO / "weights", kind=kind)
+    if not cards:
+        pytest.skip("no shipped models in weights/")
+    return cards
+
+
+def test_readme_model_table_is_the_cards() -> None:
+    """The README's headline table is what `dermlib models --markdown` prints from the shipped cards."""
+    from dermlib.cli import _markdown_table
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = _markdown_table([c for c in _shipped_cards("all") if not c.is_segmentation]).splitlines()
+    assert len(rows) >= 3
+    assert [r for r in rows if r not in readme] == []
+
+
+def test_readme_scope_table_is_the_cards() -> None:
+    """The README's scope table is what `dermlib scope report --markdown` prints: every classifier, as measured."""
+    from dermlib.scope.report import markdown_table
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = markdown_table(_shipped_cards("classifier")).splitlines()
+    assert len(rows) >= 3
+    assert [r for r in rows if r not in readme] == []
