@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from dermlib.images import load_image
 from dermlib.models import load_model
-from dermlib.train.loop import rows_from_splits
+from dermlib.train.splits import rows_from_splits
 
 
 def split_rows(model, data: str, dataset: str | None, split: str = "test"):

@@ -41,7 +41,8 @@ from dermlib.skintone.agreement import (
     measure_agreement,
     slices_by_estimated_group,
 )
-from dermlib.train.loop import model_logits, rows_from_splits
+from dermlib.train.finalize import model_logits
+from dermlib.train.splits import rows_from_splits
 
 
 def phone_agreement(root: Path, boxes: list[tuple[float, float, float, float]]) -> dict | None:

@@ -89,7 +89,7 @@ def pack(data_root: Path, weights: Path, out: Path, short_side: int = 256, quali
         FileNotFoundError: A photo of the split, a metadata table or a model folder is missing.
     """
     from dermlib.models.card import load_card, save_card
-    from dermlib.train.loop import store_weights
+    from dermlib.train.finalize import store_weights
 
     if out.exists():
         shutil.rmtree(out)
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         if not folders:
             print(f"No <name>.tar in {args.files}.", file=sys.stderr)
             return 1
-        from dermlib.train.loop import recalibrate
+        from dermlib.train.finalize import recalibrate
 
         for folder in folders:
             print(folder)

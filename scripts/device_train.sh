@@ -61,7 +61,7 @@ for folder in "$RUNS"/*/; do
   # Progress bars are carriage-return updates: keep the lines that say something.
   { echo "== $name"; tr '\r' '\n' <"$RUNS/$name.log" | grep -v -E '%\||^[[:space:]]*$' | tail -n 40; } >>"$LOG"
   if [ -f "$folder/card.json" ] && [ -f "$folder/model.safetensors" ]; then
-    "$PY" -c "import sys; from dermlib.train.loop import store_weights; store_weights(sys.argv[1], 'float16')" \
+    "$PY" -c "import sys; from dermlib.train.finalize import store_weights; store_weights(sys.argv[1], 'float16')" \
       "$folder" >>"$LOG" 2>&1 \
       && tar -cf "$OUT/$name.tar" -C "$folder" model.safetensors card.json args.json metrics.csv 2>>"$LOG" \
       && echo "packed $name: $(du -h "$OUT/$name.tar" | cut -f1)" >>"$LOG"

@@ -379,7 +379,7 @@ def test_diagnose_page_runs_an_ensemble(ensemble32: Path, tmp_path: Path, monkey
 
 
 def test_member_agreement_stats_by_hand() -> None:
-    from dermlib.train.loop import member_agreement_stats
+    from dermlib.train.finalize import member_agreement_stats
 
     # 4 images, 2 members, 3 classes. Members agree on images 0 and 1 and disagree on 2 and 3.
     members = np.array([
@@ -447,7 +447,7 @@ def test_calibrate_can_store_a_single_model_in_float16(members: tuple[Path, Path
     # Recalibrated and re-evaluated on the stored weights: the same test split, fresh figures.
     assert card.metrics["n"] == load_card(first).metrics["n"] and card.calibration["temperature"] > 0
     with pytest.raises(ModelError, match="ensemble"):
-        from dermlib.train.loop import store_weights
+        from dermlib.train.finalize import store_weights
 
         ens = tmp_path / "ens"
         assert main(["ensemble", str(first), str(members[2]), "--out", str(ens), "--data", str(data)]) == 0

@@ -17,13 +17,13 @@ from dermlib.cli import main
 from dermlib.data.synthetic import make_fitzpatrick17k
 from dermlib.models import load_model
 from dermlib.train.data import class_weights, mix_batch, sample_weights, skin_group
-from dermlib.train.loop import subsample_train
 from dermlib.train.pretrained import (
     create_backbone,
     load_offline_imagenet,
     map_state_dict_in_order,
     offline_checkpoint_path,
 )
+from dermlib.train.splits import subsample_train
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ A :class:`CombinedAdapter` reads each part with its own adapter from ``ROOT/<fol
 through the part's label map, drops the photos a part lists as copies of another part's, and keeps a
 part's fixed split when it names one (a model folder's ``splits.csv``). Rows of parts without a fixed
 split get ``split = <NA>``; ``dermlib train`` then keeps the fixed splits and draws a grouped, stratified
-split for the rest (see :func:`dermlib.train.loop.prepare_index`). Each row's ``source`` is its part's
+split for the rest (see :func:`dermlib.train.splits.prepare_index`). Each row's ``source`` is its part's
 dataset name, so metrics can be reported per source, and group ids are prefixed with it so groups of
 two sets never collide.
 
@@ -130,7 +130,7 @@ class CombinedAdapter(Adapter):
         Raises:
             DatasetError: A part's folder is missing or unreadable, or a fixed split lists none of its images.
         """
-        from dermlib.train.loop import attach_splits  # the train package imports data, not the reverse
+        from dermlib.train.splits import attach_splits  # the train package imports data, not the reverse
 
         base = Path(root).expanduser()
         if not base.is_dir():

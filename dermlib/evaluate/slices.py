@@ -142,7 +142,7 @@ def source_reports(probs: np.ndarray, labels: np.ndarray, sources: Sequence[str]
 def slice_summary(probs: np.ndarray, labels: np.ndarray, sources: Sequence[str], class_ids: Sequence[str],
                   risk_groups: Sequence[str], fitzpatrick: Any = None,
                   uncertain_thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What :func:`dermlib.train.loop.finalize_model` adds to a multi-source model's test report.
+    """What :func:`dermlib.train.finalize.finalize_model` adds to a multi-source model's test report.
 
     Returns:
         ``{"by_source": {source: report}, "eczema_vs_psoriasis": {"all": ..., source: ...}}``; the slice is

@@ -182,7 +182,7 @@ def fit_scope(model: str | Path, data: str | Path, data_root: str | Path, datase
         DatasetError: The model has no splits, or the data root has no natural photos.
     """
     from dermlib.models.card import load_card
-    from dermlib.train.loop import rows_from_splits
+    from dermlib.train.splits import rows_from_splits
 
     say = progress or (lambda _msg: None)
     started = time.time()

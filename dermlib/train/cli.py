@@ -223,7 +223,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from dermlib.train.loop import recalibrate
+    from dermlib.train.finalize import recalibrate
 
     calibration = recalibrate(args.model, args.data, args.dataset, args.target_accuracy,
                               store_dtype=args.store_dtype)

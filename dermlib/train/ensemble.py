@@ -3,7 +3,7 @@
 The members must come from the same training CLI on the same dataset split (identical ``splits.csv``),
 otherwise one member's training images could sit in the ensemble's test split. The ensemble gets its own
 calibration (temperature and abstention thresholds fitted on the shared validation split) and its own
-test evaluation, exactly like a trained model (:func:`dermlib.train.loop.finalize_model`).
+test evaluation, exactly like a trained model (:func:`dermlib.train.finalize.finalize_model`).
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def build_ensemble(
             folder, or a weights file is bad.
         ValueError: Unknown dtype, or a weight per member is not given.
     """
-    from dermlib.train.loop import finalize_model, rows_from_splits
+    from dermlib.train.finalize import finalize_model
+    from dermlib.train.splits import rows_from_splits
 
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(STORAGE_DTYPES)}, not '{dtype}'.")

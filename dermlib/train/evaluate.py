@@ -11,7 +11,8 @@ from dermlib.data import load_index
 from dermlib.errors import DatasetError
 from dermlib.evaluate import evaluation_report, softmax
 from dermlib.models import get_card
-from dermlib.train.loop import model_logits, rows_from_splits
+from dermlib.train.finalize import model_logits
+from dermlib.train.splits import rows_from_splits
 
 
 def evaluate_model(model: str, data_root: str | Path, dataset: str | None = None,
