@@ -71,10 +71,6 @@ def kit_photos(splits: pd.DataFrame, keep: Iterable[str] = ("train", "val")) -> 
     return sorted(splits.loc[splits["split"].isin(tuple(keep)), "image"].astype(str))
 
 
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 def slim_tree_bytes(repo: Path = REPO) -> int:
     """Bytes of the tracked files outside :data:`SLIM_PATHS`: what travels beside the kit once slimmed."""
     out = subprocess.run(["git", "ls-files", "-z", "--", ".", *(f":!{p}" for p in SLIM_PATHS)], cwd=repo,
@@ -89,6 +85,7 @@ def pack(data_root: Path, weights: Path, out: Path, short_side: int = 256, quali
         FileNotFoundError: A photo of the split, a metadata table or a model folder is missing.
     """
     from dermlib.models.card import load_card, save_card
+    from dermlib.runtime.cache import folder_bytes
     from dermlib.train.finalize import store_weights
 
     if out.exists():
@@ -124,7 +121,7 @@ def pack(data_root: Path, weights: Path, out: Path, short_side: int = 256, quali
     raw.pop("scope", None)
     save_card(raw, init)
     store_weights(init, "int8")
-    sizes = {"photos": photo_bytes, "n_photos": len(keys), "kit": _folder_bytes(out)}
+    sizes = {"photos": photo_bytes, "n_photos": len(keys), "kit": folder_bytes(out)}
     sizes["metadata_and_weights"] = sizes["kit"] - photo_bytes
     return sizes
 
