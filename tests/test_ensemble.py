@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import replace
@@ -452,3 +453,26 @@ def test_calibrate_can_store_a_single_model_in_float16(members: tuple[Path, Path
         ens = tmp_path / "ens"
         assert main(["ensemble", str(first), str(members[2]), "--out", str(ens), "--data", str(data)]) == 0
         store_weights(ens, "float16")
+
+
+def test_score_cam_on_a_pair_shares_one_networks_budget_of_passes(ensemble32: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pair is offered Score-CAM: each of its two layers scores a quarter of a single network's channels,
+    so the masked images through the pair cost what one network's Score-CAM costs."""
+    from dermlib.explain import methods
+
+    monkeypatch.setattr(methods, "SCORE_CAM_MAX_CHANNELS", 8)
+    loaded = load_model(ensemble32, device="cpu")
+    assert len(loaded.card.members) == 2 and methods.unavailable_reason(loaded.card, "scorecam") is None
+    assert methods.score_cam_channels(1) == 8 and methods.score_cam_channels(2) == 2
+    batches: list[int] = []
+    handle = loaded.model.register_forward_hook(lambda _m, args, _out: batches.append(int(args[0].shape[0])))
+    try:
+        maps = explain(loaded, synthetic_skin_image(5), [2, 0], "scorecam")
+    finally:
+        handle.remove()
+    assert maps.shape == (2, 64, 64) and maps.min() >= 0 and maps.max() <= 1
+    # One pass of the photo for the activations, then 2 masked images for each of the 2 layers.
+    assert sorted(batches) == [1, 2, 2], batches
+    three = dataclasses.replace(loaded.card, members=(*loaded.card.members, loaded.card.members[0]))
+    assert "3 networks" in methods.unavailable_reason(three, "scorecam")

@@ -194,4 +194,6 @@ def test_slow_methods_are_offered_only_within_the_time_budget(tiny_loaded: Loade
 
     ensemble = dataclasses.replace(card, architecture=ENSEMBLE_ARCHITECTURE,
                                    members=({"architecture": "a"}, {"architecture": "b"}))
-    assert "2 networks" in unavailable_reason(ensemble, "scorecam")
+    assert unavailable_reason(ensemble, "scorecam") is None  # a pair shares one network's budget
+    three = dataclasses.replace(ensemble, members=({"architecture": "a"},) * 3)
+    assert "3 networks" in unavailable_reason(three, "scorecam")

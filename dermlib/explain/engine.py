@@ -89,8 +89,9 @@ def cams_for_tensor(
     per_layer = []
     for layer, acts, grads in zip(layers, acts_np, grads_np, strict=True):
         if spec.name == "scorecam":
+            channels = methods.score_cam_channels(max(1, len(loaded.card.members)))
             weights = score_cam_weights(loaded.model, x, acts, class_indices, progress=progress,
-                                            max_channels=methods.SCORE_CAM_MAX_CHANNELS)
+                                        max_channels=channels)
             cam = (weights[:, :, None, None] * acts[:1]).sum(axis=1)
         elif spec.name in ("eigencam", "eigengradcam"):
             cam = first_component_projection(acts if spec.name == "eigencam" else grads * acts)

@@ -94,8 +94,9 @@ def unavailable_reason(card: ModelCard, name: str) -> str | None:
     """Why the app does not offer this method for this model, or None when it does.
 
     A slow method (Score-CAM: one masked forward pass per scored channel, :data:`SCORE_CAM_MAX_CHANNELS`
-    per network) is offered only for a single network of at most :data:`SLOW_METHOD_MAX_SIDE` pixels: on
-    an ensemble or a larger input it would take many seconds and hold up the session.
+    for one network, shared by the layers of a pair, :func:`score_cam_channels`) is offered only for a model
+    of at most :data:`SCORE_CAM_MAX_MEMBERS` networks whose inputs are at most :data:`SLOW_METHOD_MAX_SIDE`
+    pixels: on a larger ensemble or input it would take many seconds and hold up the session.
 
     Args:
         card: The model's card.
@@ -104,11 +105,12 @@ def unavailable_reason(card: ModelCard, name: str) -> str | None:
     spec = get_cam_method(name)
     if not spec.slow:
         return None
-    side = max(int(v) for v in card.preprocessing["input_size"][1:])
-    if card.is_ensemble:
-        return (f"{spec.label} is not offered for this model: it needs {SCORE_CAM_MAX_CHANNELS} masked passes "
-                f"through each of its {len(card.members)} networks, far over the app's 3-second budget for a "
-                "heatmap on a small server. Gradient methods give their maps at once.")
+    sizes = [card.preprocessing["input_size"], *(m.get("input_size") or [0, 0, 0] for m in card.members)]
+    side = max(int(v) for size in sizes for v in list(size)[1:])
+    if card.is_ensemble and len(card.members) > SCORE_CAM_MAX_MEMBERS:
+        return (f"{spec.label} is not offered for this model: even with few channels per network it needs "
+                f"masked passes through each of its {len(card.members)} networks, far over the app's 3-second "
+                "budget for a heatmap on a small server. Gradient methods give their maps at once.")
     if side > SLOW_METHOD_MAX_SIDE:
         return (f"{spec.label} is not offered for this model: {SCORE_CAM_MAX_CHANNELS} masked passes at "
                 f"{side} px take longer than the app's 3-second budget for a heatmap on a small server.")
@@ -128,13 +130,32 @@ def get_cam_method(name: str) -> CamMethod:
 
 
 SCORE_CAM_MAX_CHANNELS = 128
-"""Channels Score-CAM scores per network (the most activated first; the rest get weight 0).
+"""Channels Score-CAM scores for a single network (the most activated first; the rest get weight 0); an
+ensemble shares this budget of passes (:func:`score_cam_channels`).
 
 Each scored channel costs one forward pass of a masked copy of the photo: Lite0's 1280 channels at 224 px
 took 139 s on two cores, 256 took about 8 s with a training run beside it. The 128 most activated carry
 most of the map (the channel selection of the fast Score-CAM variants, e.g. Wang et al.'s Faster
 Score-CAM) and fit the app's time budget.
 """
+
+
+SCORE_CAM_MAX_MEMBERS = 2
+"""Largest ensemble for which Score-CAM is offered: its budget of passes is shared (:func:`score_cam_channels`)."""
+
+
+def score_cam_channels(n_members: int) -> int | None:
+    """Channels Score-CAM scores at each target layer of a model with ``n_members`` networks (1: one network).
+
+    Every masked image of an ensemble goes through all of its networks, and each network has its own target
+    layer, so scoring ``c`` channels per layer costs ``c * n_members**2`` network passes. To keep an ensemble
+    within the single network's budget of :data:`SCORE_CAM_MAX_CHANNELS` passes, each layer scores
+    ``SCORE_CAM_MAX_CHANNELS // n_members**2`` (32 for a pair), still against the ensemble's own class score.
+    None (every channel) when :data:`SCORE_CAM_MAX_CHANNELS` is None.
+    """
+    if SCORE_CAM_MAX_CHANNELS is None:
+        return None
+    return max(1, SCORE_CAM_MAX_CHANNELS // max(1, n_members) ** 2)
 
 
 def score_cam_weights(
