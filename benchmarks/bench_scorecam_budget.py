@@ -12,12 +12,15 @@ closely the two maps agree (Pearson r). Grad-CAM on the same photos is the refer
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from dermlib.explain import explain, methods
 from dermlib.explain.faithfulness import faithfulness
