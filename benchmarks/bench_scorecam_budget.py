@@ -6,7 +6,8 @@ instead of ``SCORE_CAM_MAX_CHANNELS``. On real test photos this prints, for the 
 times as many passes: top-3 time, the faithfulness score of the top-1 map (``explain.faithfulness``), and how
 closely the two maps agree (Pearson r). Grad-CAM on the same photos is the reference.
 
-    python benchmarks/bench_scorecam_budget.py --model clinical-common38 --data-root ../shared/data --n 16
+    python benchmarks/bench_scorecam_budget.py --model clinical-common38 --data-root ../shared/data \
+        --dataset fitz-dermnet --n 16
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
@@ -27,15 +27,15 @@ from dermlib.explain.faithfulness import faithfulness
 from dermlib.images import load_image
 from dermlib.inference import predict
 from dermlib.models import load_model
+from dermlib.train.splits import rows_from_splits
 
 
-def run(model: str, data_root: Path, n: int, budget: int, method: str) -> np.ndarray:
+def run(model: str, data_root: Path, dataset: str | None, n: int, budget: int, method: str) -> np.ndarray:
     """Top-1 maps of ``method`` on ``n`` test photos with Score-CAM's budget set to ``budget``; prints a line."""
     methods.SCORE_CAM_MAX_CHANNELS = budget
     loaded = load_model(model, device="cpu")
-    splits = pd.read_csv(loaded.card.path / "splits.csv")
-    test = splits[splits["split"] == "test"].sample(n, random_state=1)
-    files = [data_root / (r.image if "/" in r.image else f"images/{r.label}/{r.image}") for r in test.itertuples()]
+    rows = rows_from_splits(loaded.card.path, data_root, dataset)
+    files = rows.loc[rows["split"] == "test", "image_path"].sample(n, random_state=1)
     times, scores, verdicts, maps_top1 = [], [], Counter(), []
     for f in files:
         image = load_image(f)
@@ -47,7 +47,7 @@ def run(model: str, data_root: Path, n: int, budget: int, method: str) -> np.nda
         scores.append(first.score)
         verdicts.update([first.verdict])
         maps_top1.append(maps[0])
-    per_layer = methods.score_cam_channels(max(1, len(loaded.card.members)))
+    per_layer = methods.score_cam_channels(len(loaded.card.members))
     label = method if method != "scorecam" else f"scorecam, {per_layer} channels a layer"
     print(f"{label:34s} top-3 p50 {np.median(times):5.2f} s (max {max(times):.2f}); top-1 map score mean "
           f"{np.mean(scores):+.3f}, median {np.median(scores):+.3f}; {dict(verdicts)}", flush=True)
@@ -57,14 +57,15 @@ def run(model: str, data_root: Path, n: int, budget: int, method: str) -> np.nda
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="clinical-common38")
-    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--data-root", default="../shared/data", help="the dataset folder the model was trained on")
+    parser.add_argument("--dataset", default=None, help="its dataset adapter (default: detected)")
     parser.add_argument("--n", type=int, default=16)
     args = parser.parse_args(argv)
     shared = methods.SCORE_CAM_MAX_CHANNELS
     root = Path(args.data_root)
-    run(args.model, root, args.n, shared, "gradcam")
-    small = run(args.model, root, args.n, shared, "scorecam")
-    large = run(args.model, root, args.n, shared * 4, "scorecam")
+    run(args.model, root, args.dataset, args.n, shared, "gradcam")
+    small = run(args.model, root, args.dataset, args.n, shared, "scorecam")
+    large = run(args.model, root, args.dataset, args.n, shared * 4, "scorecam")
     r = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(small, large, strict=True)]
     print(f"Pearson r between the two Score-CAM maps: median {np.median(r):.3f}, min {np.min(r):.3f}")
     return 0

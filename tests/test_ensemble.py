@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from dataclasses import replace
@@ -474,5 +473,5 @@ def test_score_cam_on_a_pair_shares_one_networks_budget_of_passes(ensemble32: Pa
     assert maps.shape == (2, 64, 64) and maps.min() >= 0 and maps.max() <= 1
     # One pass of the photo for the activations, then 2 masked images for each of the 2 layers.
     assert sorted(batches) == [1, 2, 2], batches
-    three = dataclasses.replace(loaded.card, members=(*loaded.card.members, loaded.card.members[0]))
+    three = replace(loaded.card, members=(*loaded.card.members, loaded.card.members[0]))
     assert "3 networks" in methods.unavailable_reason(three, "scorecam")

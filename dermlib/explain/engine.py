@@ -89,7 +89,7 @@ def cams_for_tensor(
     per_layer = []
     for layer, acts, grads in zip(layers, acts_np, grads_np, strict=True):
         if spec.name == "scorecam":
-            channels = methods.score_cam_channels(max(1, len(loaded.card.members)))
+            channels = methods.score_cam_channels(len(loaded.card.members))
             weights = score_cam_weights(loaded.model, x, acts, class_indices, progress=progress,
                                         max_channels=channels)
             cam = (weights[:, :, None, None] * acts[:1]).sum(axis=1)

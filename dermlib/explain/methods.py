@@ -151,7 +151,8 @@ def score_cam_channels(n_members: int) -> int | None:
     layer, so scoring ``c`` channels per layer costs ``c * n_members**2`` network passes. To keep an ensemble
     within the single network's budget of :data:`SCORE_CAM_MAX_CHANNELS` passes, each layer scores
     ``SCORE_CAM_MAX_CHANNELS // n_members**2`` (32 for a pair), still against the ensemble's own class score.
-    None (every channel) when :data:`SCORE_CAM_MAX_CHANNELS` is None.
+    None (every channel) when :data:`SCORE_CAM_MAX_CHANNELS` is None. A single network's card lists no
+    members, so 0 counts as 1.
     """
     if SCORE_CAM_MAX_CHANNELS is None:
         return None
