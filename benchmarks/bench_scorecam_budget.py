@@ -1,10 +1,11 @@
-"""Score-CAM on a model of two networks: does sharing one network's budget of passes cost map quality?
+"""Score-CAM on a model of several networks: does sharing one network's budget of passes cost map quality?
 
-Every masked image of a pair goes through both networks, and each network has its own target layer, so the
-app scores ``SCORE_CAM_MAX_CHANNELS // 4`` channels at each layer (:func:`dermlib.explain.methods.score_cam_channels`)
-instead of ``SCORE_CAM_MAX_CHANNELS``. On real test photos this prints, for the shared budget and for four
-times as many passes: top-3 time, the faithfulness score of the top-1 map (``explain.faithfulness``), and how
-closely the two maps agree (Pearson r). Grad-CAM on the same photos is the reference.
+Every masked image of an ensemble of n networks goes through all of them, and each network has its own target
+layer, so the app scores ``SCORE_CAM_MAX_CHANNELS // n**2`` channels at each layer (32 for a pair, 14 for three;
+:func:`dermlib.explain.methods.score_cam_channels`) instead of ``SCORE_CAM_MAX_CHANNELS``. On real test photos
+this prints, for the shared budget and for four times as many passes: top-3 time, the faithfulness score of the
+top-1 map (``explain.faithfulness``), and how closely the two maps agree (Pearson r). Grad-CAM on the same photos
+is the reference.
 
     python benchmarks/bench_scorecam_budget.py --model clinical-common38 --data-root ../shared/data \
         --dataset fitz-dermnet --n 16

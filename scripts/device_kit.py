@@ -1,6 +1,6 @@
 """Get a common-conditions training run onto the lent GPU machine and its models back (issue 18).
 
-The ``device`` tool sends the working tree and at most 64 MiB in all; ``weights/`` alone is 176 MB and the
+The ``device`` tool sends the working tree and at most 64 MiB in all; ``weights/`` alone is 173 MB and the
 data root does not travel. This script makes the smallest kit that trains ``clinical-common38``'s recipe
 there, and brings the results back. The whole round trip (docs/COMMON_CONDITIONS.md, "Getting such a run
 onto the lent GPU machine")::
@@ -45,7 +45,7 @@ KIT_BUDGET = 60 * 2**20
 SPLIT_MODEL = "clinical-common38"
 FITZ_SPLIT_MODEL = "clinical-fitz21"
 INIT_MODEL = "clinical-fitz21-lite0"
-#: Tracked folders that stay behind during a device call (176 MB of weights, 3.5 MB of screenshots).
+#: Tracked folders that stay behind during a device call (173 MB of weights, 3.5 MB of screenshots).
 SLIM_PATHS = ("weights", "docs/screenshots")
 #: Files of a returned model folder that travel back (the rest is recomputed here).
 RETURNED = ("model.safetensors", "card.json", "args.json", "metrics.csv")

@@ -474,4 +474,6 @@ def test_score_cam_on_a_pair_shares_one_networks_budget_of_passes(ensemble32: Pa
     # One pass of the photo for the activations, then 2 masked images for each of the 2 layers.
     assert sorted(batches) == [1, 2, 2], batches
     three = replace(loaded.card, members=(*loaded.card.members, loaded.card.members[0]))
-    assert "3 networks" in methods.unavailable_reason(three, "scorecam")
+    assert methods.unavailable_reason(three, "scorecam") is None and methods.score_cam_channels(3) == 1
+    four = replace(loaded.card, members=(*three.members, loaded.card.members[0]))
+    assert "4 networks" in methods.unavailable_reason(four, "scorecam")
