@@ -146,7 +146,7 @@ SCORE_CAM_MAX_MEMBERS = 3
 Three networks score 14 channels at each of their layers: on 16 test photos of the three-network
 ``clinical-common38`` top-3 took 2.20 s p50 (3.80 s at most), and the top-1 maps agreed with those of four
 times the passes at Pearson r 0.978 (median; 0.902 at least), with the same faithfulness score
-(``benchmarks/bench_scorecam_budget.py``). Beyond three the per-layer share drops under 8 channels."""
+(``benchmarks/bench_scorecam_budget.py``). Four would share 8 channels a layer, not measured yet."""
 
 
 def score_cam_channels(n_members: int) -> int | None:
