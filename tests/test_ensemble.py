@@ -60,6 +60,19 @@ def ensemble32(members: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPa
     return out
 
 
+def test_hide_test_prints_validation_figures_and_still_writes_the_test_ones(
+        members: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Candidates chosen on validation under a rule fixed in advance: building one must not show its test line."""
+    data, first, second = members
+    out = tmp_path / "candidate"
+    assert main(["ensemble", str(first), str(second), "--out", str(out), "--data", str(data), "--hide-test"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "evaluation.json").read_text())
+    assert f"val: top-1 {report['val']['top1_accuracy']:.3f}" in printed
+    assert "test: top-1" not in printed and "test: not printed (--hide-test)" in printed
+    assert report["test"]["n"] > 0 and load_card(out).metrics["top1_accuracy"] == report["test"]["top1_accuracy"]
+
+
 def test_cli_writes_a_calibrated_evaluated_ensemble(members: tuple[Path, Path, Path], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
     data, first, second = members

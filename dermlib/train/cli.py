@@ -130,6 +130,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--default", action="store_true", help="mark the ensemble as the app's default")
     n.add_argument("--limitation", dest="limitations", action="append", default=[],
                    help="a known limitation for the card (repeatable; default: the first member's)")
+    n.add_argument("--hide-test", action="store_true",
+                   help="print the validation figures instead of the test ones (still written to evaluation.json), "
+                        "to choose between candidates on validation before looking at test")
     n.set_defaults(func=_cmd_ensemble)
 
     e = sub.add_parser("evaluate", help="evaluate an installed model on a dataset")
@@ -201,12 +204,24 @@ def _print_segmentation(report: dict) -> None:
         print(f"  {name:18s} n={g['n']:<4d} Dice {g['dice']:.3f}  IoU {g['iou']:.3f}")
 
 
-def _print_test_metrics(card: dict) -> None:
+def _print_test_metrics(card: dict, out: Path | None = None, hide_test: bool = False) -> None:
+    """One line of the card's test figures; with ``hide_test``, the validation figures instead.
+
+    Hiding keeps the test split unseen while candidates are still being chosen on validation (a rule fixed in
+    advance, docs/COMMON_CONDITIONS.md): the figures are still written to the folder's ``evaluation.json``.
+    """
     m = card.get("metrics") or {}
+    split = "test"
+    if hide_test:
+        path = (out or Path(".")) / "evaluation.json"
+        m = (json.loads(path.read_text()).get("val") or {}) if path.is_file() else {}
+        split = "val"
     if m:
-        print(f"test: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  "
+        print(f"{split}: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  "
               f"balanced {m['balanced_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
               f"weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
+    if hide_test:
+        print("test: not printed (--hide-test); the figures are in evaluation.json")
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
@@ -218,7 +233,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
                          limitations=args.limitations, native_sizes=args.native_sizes, hflip_tta=args.hflip_tta)
     card = json.loads((out / "card.json").read_text())
     print(f"Ensemble written to {out} ({card['weights']['bytes'] / 1e6:.1f} MB)")
-    _print_test_metrics(card)
+    _print_test_metrics(card, out, args.hide_test)
     return 0
 
 
