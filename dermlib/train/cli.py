@@ -204,23 +204,21 @@ def _print_segmentation(report: dict) -> None:
         print(f"  {name:18s} n={g['n']:<4d} Dice {g['dice']:.3f}  IoU {g['iou']:.3f}")
 
 
-def _print_test_metrics(card: dict, out: Path | None = None, hide_test: bool = False) -> None:
-    """One line of the card's test figures; with ``hide_test``, the validation figures instead.
+def _print_test_metrics(card: dict, val_from: Path | None = None) -> None:
+    """One line of the card's test figures; given ``val_from`` (a model folder), its validation figures instead.
 
-    Hiding keeps the test split unseen while candidates are still being chosen on validation (a rule fixed in
-    advance, docs/COMMON_CONDITIONS.md): the figures are still written to the folder's ``evaluation.json``.
+    That keeps the test split unseen while candidates are still being chosen on validation (a rule fixed in
+    advance, docs/COMMON_CONDITIONS.md): the test figures are still written to the folder's ``evaluation.json``.
     """
-    m = card.get("metrics") or {}
-    split = "test"
-    if hide_test:
-        path = (out or Path(".")) / "evaluation.json"
-        m = (json.loads(path.read_text()).get("val") or {}) if path.is_file() else {}
-        split = "val"
+    split, m = "test", card.get("metrics") or {}
+    if val_from is not None:
+        path = val_from / "evaluation.json"
+        split, m = "val", (json.loads(path.read_text()).get("val") or {}) if path.is_file() else {}
     if m:
         print(f"{split}: top-1 {m['top1_accuracy']:.3f}  top-3 {m['top3_accuracy']:.3f}  "
               f"balanced {m['balanced_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
               f"weighted-F1 {m['weighted_f1']:.3f}  ECE {m['calibration']['ece']:.3f}")
-    if hide_test:
+    if val_from is not None:
         print("test: not printed (--hide-test); the figures are in evaluation.json")
 
 
@@ -233,7 +231,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
                          limitations=args.limitations, native_sizes=args.native_sizes, hflip_tta=args.hflip_tta)
     card = json.loads((out / "card.json").read_text())
     print(f"Ensemble written to {out} ({card['weights']['bytes'] / 1e6:.1f} MB)")
-    _print_test_metrics(card, out, args.hide_test)
+    _print_test_metrics(card, out if args.hide_test else None)
     return 0
 
 
