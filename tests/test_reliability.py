@@ -323,6 +323,59 @@ def test_release_freed_memory_returns_free_heap_pages() -> None:
     assert before - after > 100, (before, after)
 
 
+_WITHOUT_TRITON = """
+import io, sys
+from dermlib.runtime.memory import keep_triton_out
+assert keep_triton_out() is True
+assert keep_triton_out() is True  # idempotent before torch
+import torch, timm
+net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=3).eval()
+x = torch.rand(1, 3, 64, 64, requires_grad=True)
+net(x)[0, 1].backward()  # the heatmaps' backward pass
+buffer = io.BytesIO()
+torch.onnx.export(net, (torch.rand(1, 3, 64, 64),), buffer, input_names=["x"], dynamo=False)
+print("triton", sys.modules.get("triton", "absent"), "grad", float(x.grad.abs().sum()) > 0,
+      "onnx", len(buffer.getvalue()) > 10000)
+"""
+
+
+def test_keep_triton_out_leaves_torch_working_without_it() -> None:
+    """torch imports Triton (90 MB of native code) unless it is kept out; the app's forward, backward and ONNX
+    export all work without it."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "DERMLENS_ALLOW_TRITON"}
+    run = subprocess.run([sys.executable, "-c", _WITHOUT_TRITON], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "triton None grad True onnx True"
+
+
+def test_keep_triton_out_does_nothing_once_triton_is_in_or_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermlib.runtime import memory
+
+    monkeypatch.setitem(sys.modules, "triton", object())  # already imported: too late to keep it out
+    assert memory.keep_triton_out() is False
+    monkeypatch.delitem(sys.modules, "triton")
+    monkeypatch.setenv(memory.TRITON_ENV, "1")
+    assert memory.keep_triton_out() is False
+    assert "triton" not in sys.modules
+
+
+def test_the_app_keeps_triton_out_before_torch_is_imported() -> None:
+    """streamlit_app.py, run as the server runs it, leaves torch without Triton for every page."""
+    import subprocess
+
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            "AppTest.from_file('streamlit_app.py', default_timeout=120).run()\n"
+            "import torch\nprint('triton', sys.modules.get('triton', 'absent'))")
+    env = {k: v for k, v in os.environ.items() if k != "DERMLENS_ALLOW_TRITON"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "triton None"
+
+
 def test_freeze_long_lived_moves_module_state_out_of_the_collectors_way(monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
     import types

@@ -64,3 +64,30 @@ def freeze_long_lived(force: bool = False) -> bool:
         gc.freeze()
         _modules_when_frozen = modules
     return True
+
+
+#: ``DERMLENS_ALLOW_TRITON=1`` lets the server import Triton after all (see :func:`keep_triton_out`).
+TRITON_ENV = "DERMLENS_ALLOW_TRITON"
+
+
+def keep_triton_out() -> bool:
+    """Stop torch from importing Triton, the GPU kernel compiler, in this process.
+
+    torch 2.14 imports Triton as it is itself imported (a CUDA kernel of its own registers a Triton
+    version), which maps Triton's 90 MB native library into every process, GPU or not. The app never
+    compiles a kernel: it runs its networks through ONNX Runtime, and through torch's eager operators for
+    the heatmaps. Measured in a fresh virtual environment (docs/RELIABILITY.md): importing torch, timm and
+    Streamlit takes 863 MB instead of 964 MB without Triton, and torch falls back to its other kernels, as it
+    does on any machine where Triton is not installed.
+
+    It must run before torch is first imported; afterwards it changes nothing. The command line and the
+    training code do not call it. ``DERMLENS_ALLOW_TRITON=1`` turns it off.
+
+    Returns:
+        True when Triton is kept out; False when it was already imported or the variable allows it.
+    """
+    if os.environ.get(TRITON_ENV, "0") == "1" or sys.modules.get("triton") is not None:
+        return False
+    # A None entry makes every later `import triton` raise ImportError, which torch treats as "not installed".
+    sys.modules["triton"] = None  # type: ignore[assignment]
+    return True
