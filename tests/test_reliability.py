@@ -339,16 +339,21 @@ print("triton", sys.modules.get("triton", "absent"), "grad", float(x.grad.abs().
 """
 
 
-def test_keep_triton_out_leaves_torch_working_without_it() -> None:
-    """torch imports Triton (90 MB of native code) unless it is kept out; the app's forward, backward and ONNX
-    export all work without it."""
+def _last_line_of(code: str) -> str:
+    """The last line a fresh Python process running ``code`` in the repository prints (Triton not allowed)."""
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k != "DERMLENS_ALLOW_TRITON"}
-    run = subprocess.run([sys.executable, "-c", _WITHOUT_TRITON], cwd=Path(__file__).resolve().parents[1], env=env,
+    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.strip().splitlines()[-1] == "triton None grad True onnx True"
+    return run.stdout.strip().splitlines()[-1]
+
+
+def test_keep_triton_out_leaves_torch_working_without_it() -> None:
+    """torch imports Triton (90 MB of native code) unless it is kept out; the app's forward, backward and ONNX
+    export all work without it."""
+    assert _last_line_of(_WITHOUT_TRITON) == "triton None grad True onnx True"
 
 
 def test_keep_triton_out_does_nothing_once_triton_is_in_or_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,16 +369,10 @@ def test_keep_triton_out_does_nothing_once_triton_is_in_or_allowed(monkeypatch: 
 
 def test_the_app_keeps_triton_out_before_torch_is_imported() -> None:
     """streamlit_app.py, run as the server runs it, leaves torch without Triton for every page."""
-    import subprocess
-
     code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
             "AppTest.from_file('streamlit_app.py', default_timeout=120).run()\n"
             "import torch\nprint('triton', sys.modules.get('triton', 'absent'))")
-    env = {k: v for k, v in os.environ.items() if k != "DERMLENS_ALLOW_TRITON"}
-    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.strip().splitlines()[-1] == "triton None"
+    assert _last_line_of(code) == "triton None"
 
 
 def test_freeze_long_lived_moves_module_state_out_of_the_collectors_way(monkeypatch: pytest.MonkeyPatch) -> None:
