@@ -351,7 +351,7 @@ def _last_line_of(code: str) -> str:
 
 
 def test_keep_triton_out_leaves_torch_working_without_it() -> None:
-    """torch imports Triton (90 MB of native code) unless it is kept out; the app's forward, backward and ONNX
+    """torch imports Triton (96 MB of native code mapped) unless it is kept out; the app's forward, backward and ONNX
     export all work without it."""
     assert _last_line_of(_WITHOUT_TRITON) == "triton None grad True onnx True"
 

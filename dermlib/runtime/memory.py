@@ -74,7 +74,7 @@ def keep_triton_out() -> bool:
     """Stop torch from importing Triton, the GPU kernel compiler, in this process.
 
     torch 2.14 imports Triton as it is itself imported (a CUDA kernel of its own registers a Triton
-    version), which maps Triton's 90 MB native library into every process, GPU or not. The app never
+    version), and so maps 96 MB of Triton's native library into every process, GPU or not. The app never
     compiles a kernel: it runs its networks through ONNX Runtime, and through torch's eager operators for
     the heatmaps. Measured in a fresh virtual environment (docs/RELIABILITY.md): importing torch, timm and
     Streamlit takes 863 MB instead of 964 MB without Triton, and torch falls back to its other kernels, as it
