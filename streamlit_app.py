@@ -11,7 +11,7 @@ from dermlib.ui.warmup import freeze_after_run
 # Before any upload arrives: the web server must not spool photos to temporary files (docs/RELIABILITY.md).
 # grad-cam, matplotlib and the ONNX export warm up once Diagnose is on screen (dermlib.ui.warmup), not here.
 keep_uploads_in_memory()
-# Before torch is first imported: torch would load the GPU kernel compiler Triton, 100 MB the app never uses.
+# Before torch is first imported: torch would load the GPU kernel compiler Triton, 96 MB the app never uses.
 keep_triton_out()
 
 # Material icons ship inside Streamlit as a font, so they render on any browser; emoji need an emoji font.

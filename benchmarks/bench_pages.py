@@ -26,8 +26,9 @@ states of all of them are alive together, as on a server with that many visitors
 Prints RSS (``VmRSS``) after every step, split into anonymous memory (``RssAnon``: the heap, tensors, ONNX
 Runtime's sessions) and mapped files (``RssFile``: the pages of torch's and the other native libraries that
 were read), and the peak (``VmHWM``) at the end, in MB. The file part depends on how the kernel maps pages
-from its cache: a virtual environment installed minutes ago maps 100-250 MB more of the same libraries than
-one that has sat for days (docs/RELIABILITY.md), which is why the budget is judged on a fresh one.
+from its cache: a virtual environment installed minutes ago mapped 230 MB more of the same libraries after
+the imports, and 330 MB more after the tour, than one that had sat for days (docs/RELIABILITY.md), which is
+why the budget is judged on a fresh one.
 """
 
 from __future__ import annotations
