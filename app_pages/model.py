@@ -14,6 +14,7 @@ import streamlit as st
 from dermlib.config import weights_dir
 from dermlib.errors import DermLensError
 from dermlib.evaluate import limitation_notes, model_reports
+from dermlib.evaluate.external import external_test_lines
 from dermlib.evaluate.reports import class_rows, model_facts, training_commands, training_facts
 from dermlib.ui.evaluation import show_report, show_scope, show_table
 from dermlib.ui.lesion import outliner_summary
@@ -105,7 +106,7 @@ def main() -> None:
     outliner_summary(card)  # dermoscopy models: the lesion outliner's measured Dice
 
     st.header("Limitations")
-    notes = list(getattr(card, "limitations", None) or ())
+    notes = external_test_lines(card.raw.get("external_tests")) + list(getattr(card, "limitations", None) or ())
     if report is not None:
         notes += limitation_notes(report, class_names=names)
     for note in notes:

@@ -208,6 +208,22 @@ def test_urgency_is_the_most_urgent_likely_library_entry(tmp_path: Path) -> None
     assert urgency_for(pred, card) == (None, "Not given: the photo is outside what this model can read.")
 
 
+def test_a_malignant_class_without_a_library_entry_still_gets_an_urgency_line(tmp_path: Path) -> None:
+    # A dermoscopy model answers "benign" or "malignant"; the Library has entries for neither.
+    classes = [{"id": "benign", "name": "Benign lesion", "risk_group": "benign"},
+               {"id": "malignant", "name": "Malignant lesion", "risk_group": "malignant"}]
+    card = load_card(write_tiny_model(tmp_path / "dermoscopy", extra={"classes": classes}))
+    holder = SimpleNamespace(card=card)
+    found, note = urgency_for(build_prediction(holder, np.array([0.03, 0.97]), top_k=2), card)
+    assert (found.level, found.condition_id, found.class_name, note) == ("soon", "", "Malignant lesion", "")
+    assert found.sentence().startswith("Soon (Malignant lesion, 97.0%): Have this lesion examined by a doctor")
+    assert "biopsy" in found.when_to_see_doctor
+    found, note = urgency_for(build_prediction(holder, np.array([0.95, 0.05]), top_k=2), card)
+    assert found is None and "no entry" in note  # a clear benign answer: no line, as before
+    found, note = urgency_for(build_prediction(holder, np.array([0.8, 0.2]), top_k=2), card)
+    assert found.level == "soon" and found.probability == pytest.approx(0.2)
+
+
 def test_malignant_alert_names_a_malignant_class_that_no_single_probability_would(tmp_path: Path) -> None:
     from dermlib.knowledge.urgency import fit_malignant_alert, score_malignant_alert, urgency_flags
 

@@ -389,6 +389,54 @@ class PadUfes20(Adapter):
         )
 
 
+class Ph2(Adapter):
+    """PH2: ``metadata.csv`` (``image_id``, ``diagnosis``, dermoscopic criteria) + ``images/IMDnnn.jpg``.
+
+    The lesion masks beside the images (``masks/``) belong to the segmentation task
+    (:mod:`dermlib.segment.data`); this adapter indexes the photos only, one lesion each, labelled with
+    PH2's diagnosis. With 160-200 photos it is a test set from another clinic and dermatoscope (Hospital
+    Pedro Hispano, Portugal), not a training set for a classifier.
+    """
+
+    name = "ph2"
+    title = "PH2"
+    description = (
+        "Dermoscopy photos of melanocytic lesions from Hospital Pedro Hispano, Portugal: common naevi, atypical "
+        "naevi and melanomas, with expert lesion masks and dermoscopic criteria."
+    )
+    modality = "dermoscopy"
+    licence = "Research use with citation"
+    citation = (
+        "Mendonca T. et al. PH2 - A dermoscopic image database for research and benchmarking. "
+        "Proc. IEEE EMBC 2013, 5437-5440."
+    )
+    homepage = "https://www.fc.up.pt/addi/ph2%20database.html"
+    layout = "ROOT/metadata.csv (image_id, diagnosis, ...) + ROOT/images/IMDnnn.jpg"
+    required_columns = ("image_id", "diagnosis")
+
+    def detect(self, root: Path) -> bool:
+        header = _csv_header(root / "metadata.csv")
+        return "image_id" in header and "diagnosis" in header and (root / "images").is_dir()
+
+    def _load(self, root: Path) -> pd.DataFrame:
+        meta = _read_csv(root / "metadata.csv", self.required_columns)
+        meta = meta.dropna(subset=["image_id", "diagnosis"]).reset_index(drop=True)
+        # Only images/: the masks in masks/ share the photos' stems.
+        files = images_by_stem(root / "images", max_depth=0)
+        codes = meta["diagnosis"].map(slugify)
+        display, risk = _map_labels(codes, label_tables.PH2_LABELS)
+        ids = meta["image_id"].str.strip()
+        return pd.DataFrame(
+            {
+                "image_path": ids.map(files),
+                "label": codes,
+                "display_name": display,
+                "risk_group": risk,
+                "group_id": ids,  # one photo per lesion in PH2
+            }
+        )
+
+
 class Isic2019(Adapter):
     """ISIC 2019 training set: one-hot ground-truth csv, metadata csv and ``ISIC_*.jpg`` images."""
 

@@ -52,6 +52,14 @@ PAD_UFES_20_LABELS: dict[str, LabelInfo] = {
     "SEK": LabelInfo("Seborrheic keratosis", "benign"),
 }
 
+# PH2's three diagnoses (Mendonca et al., EMBC 2013), as its metadata.csv spells them. An atypical naevus is
+# benign: it is the look-alike a melanoma classifier must learn to leave alone, not an early melanoma.
+PH2_LABELS: dict[str, LabelInfo] = {
+    "common-nevus": LabelInfo("Common naevus", "benign"),
+    "atypical-nevus": LabelInfo("Atypical naevus", "benign"),
+    "melanoma": LabelInfo("Melanoma", "malignant"),
+}
+
 # The 23 class folders of the DermNet collection as distributed on Kaggle (train/ and test/).
 # "Melanoma Skin Cancer Nevi and Moles" mixes melanoma with nevi; it is grouped malignant because the
 # harm of missing a melanoma outweighs that of over-referring a nevus.

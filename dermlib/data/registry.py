@@ -16,6 +16,7 @@ from dermlib.data.adapters import (
     ImageFolder,
     Isic2019,
     PadUfes20,
+    Ph2,
 )
 from dermlib.data.combined import FITZ_DERMNET
 from dermlib.data.files import list_subfolders, verify_images
@@ -24,7 +25,7 @@ from dermlib.errors import DatasetError
 # Order matters for detect(): specific layouts first, the generic image folder last.
 DATASETS: dict[str, Adapter] = {
     adapter.name: adapter
-    for adapter in (FITZ_DERMNET, Fitzpatrick17k(), Ham10000(), PadUfes20(), Isic2019(), DermNetNZ(), DermNet(),
+    for adapter in (FITZ_DERMNET, Fitzpatrick17k(), Ham10000(), PadUfes20(), Isic2019(), DermNetNZ(), Ph2(), DermNet(),
                     ImageFolder())
 }
 

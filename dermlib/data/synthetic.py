@@ -151,6 +151,23 @@ def make_pad_ufes_20(root: Path, n_images: int = 6, n_metadata_only: int = 2, se
     return root
 
 
+def make_ph2(root: Path, n_images: int = 6, seed: int = 450) -> Path:
+    """Write PH2's ``metadata.csv`` (diagnoses as PH2 spells them), ``images/IMDnnn.jpg`` and ``masks/IMDnnn.png``.
+
+    The masks share the photos' stems, as in PH2, so an adapter that looked beyond ``images/`` would index them.
+    """
+    diagnoses = ["common nevus", "atypical nevus", "melanoma"]
+    rows = []
+    for k in range(n_images):
+        image_id = f"IMD{k + 2:03d}"
+        make_image(root / "images" / f"{image_id}.jpg", seed + k)
+        (root / "masks").mkdir(parents=True, exist_ok=True)
+        Image.new("L", (64, 48), 255 if k % 2 else 0).save(root / "masks" / f"{image_id}.png")
+        rows.append({"image_id": image_id, "diagnosis": diagnoses[k % 3], "asymmetry": k % 3})
+    pd.DataFrame(rows).to_csv(root / "metadata.csv", index=False)
+    return root
+
+
 def make_isic2019(root: Path, n_images: int = 8, seed: int = 500) -> Path:
     """Write the ISIC 2019 ground-truth and metadata csvs and ``ISIC_2019_Training_Input/*.jpg``."""
     classes = [c.upper() for c in label_tables.ISIC2019_LABELS]

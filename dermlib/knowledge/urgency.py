@@ -30,6 +30,13 @@ URGENCY_MIN_PROBABILITY = 0.10
 MALIGNANT_ALERT_SENSITIVITY = 0.95
 #: Fewer malignant validation photos than this give no alert: the threshold would be chosen on noise.
 MALIGNANT_ALERT_MIN_POSITIVES = 20
+#: The advice for a likely class of the malignant risk group that no Library entry describes (a dermoscopy
+#: model's plain "malignant"): it must not go without an urgency line because the Library cannot name it.
+MALIGNANT_WITHOUT_ENTRY = (
+    "Have this lesion examined by a doctor within a few weeks, and sooner if it is growing, changing, bleeding "
+    "or sore. Only an examination, usually with a dermatoscope and where needed a biopsy, can tell whether it "
+    "is a cancer; this result neither shows nor rules that out."
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +45,8 @@ class Urgency:
 
     Attributes:
         level: The entry's urgency, one of :data:`dermlib.knowledge.URGENCIES` (``routine``, ``soon``, ``urgent``).
-        condition_id: The Library entry's id.
-        condition_name: The Library entry's name.
+        condition_id: The Library entry's id; empty for a malignant class no entry describes.
+        condition_name: The Library entry's name (that class's name where there is no entry).
         class_name: The model class that led to the entry.
         probability: That class's calibrated probability.
         when_to_see_doctor: The entry's advice.
@@ -101,10 +108,14 @@ def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | Non
     for label, name, probability, total in likely:
         info = by_id.get(label)
         entry = resolve_card_class(kb, card, info) if info is not None else None
-        if entry is None or entry.urgency not in URGENCIES:
+        if entry is None and info is not None and info.risk_group == "malignant":
+            found = Urgency("soon", "", name, name, probability, MALIGNANT_WITHOUT_ENTRY, total)
+        elif entry is None or entry.urgency not in URGENCIES:
             continue
-        if best is None or URGENCIES.index(entry.urgency) > URGENCIES.index(best.level):
-            best = Urgency(entry.urgency, entry.id, entry.name, name, probability, entry.when_to_see_doctor, total)
+        else:
+            found = Urgency(entry.urgency, entry.id, entry.name, name, probability, entry.when_to_see_doctor, total)
+        if best is None or URGENCIES.index(found.level) > URGENCIES.index(best.level):
+            best = found
     if best is None:
         return None, ("Not given: the Disease Library has no entry for the likely conditions. "
                       "If a spot is new, changing, bleeding or worrying you, see a doctor.")

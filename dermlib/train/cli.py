@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -138,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="evaluate an installed model on a dataset")
     e.add_argument("--model", required=True, help="model id or folder")
     e.add_argument("--data", required=True, help="dataset folder")
-    e.add_argument("--dataset", choices=sorted(DATASETS) + sorted(MASK_DATASETS),
+    e.add_argument("--dataset", choices=sorted(set(DATASETS) | set(MASK_DATASETS)),
                    help="dataset adapter (default: detected; a segmentation model: ph2)")
     e.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
                    help="only images of this split of the model's own splits.csv (default all)")
@@ -146,6 +147,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="classifiers: crop each photo to the lesion this segmentation model finds first")
     e.add_argument("--write-card", action="store_true",
                    help="segmentation models: store the test-split report in the card's metrics")
+    e.add_argument("--record-external", metavar="TITLE",
+                   help="classifiers, --split all on a set the model never trained on: store the result in the "
+                        "card as an external test titled TITLE (with --crop-lesion: as that test's cropped "
+                        "variant, so run it without first)")
     e.add_argument("--json", action="store_true", help="print the full JSON report")
     e.add_argument("--output", help="also write the JSON report to this file")
     e.set_defaults(func=_cmd_evaluate)
@@ -244,6 +249,46 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_record_external(args: argparse.Namespace) -> str:
+    """The dataset name an external test will be stored under; refuses what cannot be one, before scoring.
+
+    Raises:
+        DatasetError: Not ``--split all``, no model folder, or a cropped variant before its plain test.
+    """
+    from dermlib.data.registry import detect
+    from dermlib.errors import DatasetError
+    from dermlib.models import get_card
+
+    card = get_card(args.model)
+    if args.split != "all" or card.path is None:
+        raise DatasetError("--record-external needs --split all (a set the model never trained on) and an "
+                           "installed model folder.")
+    dataset = args.dataset or detect(args.data) or Path(args.data).name
+    if args.crop_lesion and not (card.raw.get("external_tests") or {}).get(dataset):
+        raise DatasetError(f"Record the test on {dataset} without --crop-lesion first.")
+    return dataset
+
+
+def _record_external(args: argparse.Namespace, dataset: str, report: dict) -> None:
+    """Store an evaluation as an external test in the model's card (see dermlib.evaluate.external)."""
+    from dermlib.evaluate.external import external_summary, record_external
+    from dermlib.models import get_card
+
+    card = get_card(args.model)
+    words = ["python -m dermlib evaluate", "--model", args.model, "--data", str(args.data)]
+    words += ["--dataset", args.dataset] if args.dataset else []
+    words += ["--crop-lesion", args.crop_lesion] if args.crop_lesion else []
+    command = " ".join(words[:1] + [shlex.quote(w) for w in words[1:]]
+                       + ["--record-external", shlex.quote(args.record_external)])
+    if args.crop_lesion:
+        summary = dict(card.raw["external_tests"][dataset])
+        summary["lesion_crop"] = dict(external_summary({}, dataset, "", lesion_crop=report)["lesion_crop"],
+                                      command=command)
+        record_external(card.path, summary, report, report_key=f"{dataset}-lesion-crop")
+    else:
+        record_external(card.path, external_summary(report, dataset, args.record_external, command), report)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dermlib.models import get_card
     from dermlib.train.evaluate import evaluate_model
@@ -260,8 +305,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         else:
             _print_segmentation(report)
         return 0
+    external = _check_record_external(args) if args.record_external else None
     report, skipped = evaluate_model(args.model, args.data, dataset=args.dataset, split=args.split,
                                      crop_lesion=args.crop_lesion)
+    if external:
+        _record_external(args, external, report)
     if skipped:
         print(f"note: {skipped} images have labels this model does not know and were skipped", file=sys.stderr)
     if args.output:

@@ -77,6 +77,9 @@ def measured_limits(card: ModelCard) -> list[str]:
     ]
     if parts:
         lines.append("Top-1 accuracy by Fitzpatrick skin type: " + "; ".join(parts) + ".")
+    from dermlib.evaluate.external import external_test_lines
+
+    lines.extend(external_test_lines(card.raw.get("external_tests")))  # another clinic's photos: said early
     if m.get("n"):
         from dermlib.evaluate import limitation_notes
 
