@@ -70,7 +70,7 @@ def main() -> None:
         st.error("Something went wrong while analysing this image. The app is still running: try again, "
                  "or try another photo or model.")
     if loaded.fallback_notice:
-        device_notice.warning(loaded.fallback_notice, icon="🖥️")
+        device_notice.warning(loaded.fallback_notice, icon=":material/computer:")
 
 
 def _photo_input() -> UploadedFile | None:

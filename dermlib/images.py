@@ -83,8 +83,8 @@ def load_image(
         except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             if isinstance(exc, UnidentifiedImageError):
                 raise ImageError(
-                    "This file is not an image DermLens can read. Please upload a JPEG, PNG, WebP or "
-                    "HEIC photo."
+                    "This file is not an image DermLens can read. Please upload a JPEG, PNG, WebP, HEIC, GIF, "
+                    "BMP or TIFF photo."
                 ) from exc
             raise ImageError(_too_many_pixels_message(None, max_pixels)) from exc
         except (OSError, ValueError, SyntaxError) as exc:

@@ -122,10 +122,21 @@ def uncertainty_reasons(probs: np.ndarray, calibration: dict) -> list[str]:
     ent = float(normalized_entropy(probs)[0])
     reasons = []
     if top1 < min_top1:
-        reasons.append(f"the most likely class has only {top1:.0%} probability (needs at least {min_top1:.0%})")
+        a, b = _distinct(top1 * 100, min_top1 * 100, 0)
+        reasons.append(f"the most likely class has only {a}% probability (needs at least {b}%)")
     if ent > max_ent:
-        reasons.append(f"the probabilities are spread over many classes (entropy {ent:.2f} > {max_ent:.2f})")
+        a, b = _distinct(ent, max_ent, 2)
+        reasons.append(f"the probabilities are spread over many classes (entropy {a} > {b})")
     return reasons
+
+
+def _distinct(value: float, limit: float, digits: int) -> tuple[str, str]:
+    """Both numbers with as few decimals (from ``digits``) as tell them apart: never "0.51 > 0.51"."""
+    for d in range(digits, digits + 4):
+        a, b = f"{value:.{d}f}", f"{limit:.{d}f}"
+        if a != b:
+            return a, b
+    return a, b
 
 
 def build_prediction(loaded: LoadedModel | OnnxModel, probs: np.ndarray, top_k: int = 3,

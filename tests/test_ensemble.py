@@ -300,9 +300,9 @@ def test_member_agreement_text(ensemble32: Path) -> None:
     assert member_agreement(base) is None
     same = replace(base, members=(vote("lite2", "nevus", True), vote("lite0", "nevus", True)))
     text, disagree = member_agreement(same)
-    assert not disagree and text.startswith("Both networks") and "2. lite0: Nevus (60%)" in text
+    assert not disagree and text.startswith("Both networks") and "network 2 (lite0): Nevus (60%)" in text
     sized = replace(base, members=(MemberVote("lite0", ClassScore("nevus", "Nevus", 0.6, "benign"), True, 288),))
-    assert "1. lite0 at 288 px: Nevus (60%)" in member_agreement(sized)[0]
+    assert "network 1: Nevus (60%) (each a lite0 at 288 px)" in member_agreement(sized)[0]
     split = replace(base, members=(vote("a", "nevus", True), vote("b", "wart", False), vote("c", "nevus", True)))
     text, disagree = member_agreement(split)
     assert disagree and split.members_disagree and "The 3 networks of this ensemble disagree" in text
@@ -386,9 +386,9 @@ def test_diagnose_page_runs_an_ensemble(ensemble32: Path, tmp_path: Path, monkey
     assert len(at.get("image")) >= 4  # model view, original, one overlay per class (3 classes)
     assert "Where the model looked" in "\n".join(s.value for s in at.subheader)
     shown = "\n".join(str(e.value) for e in (*at.caption, *at.info))
-    assert "networks agree on" in shown  # plain words first
+    assert "networks agree on" in shown or "networks pick" in shown  # plain words first
     details = "\n".join(str(e.value) for e in at.markdown)  # each network's answer, one click away
-    assert "networks of this ensemble" in details and "2. test_resnet at 48 px:" in details
+    assert "networks of this ensemble" in details and "network 2 (test_resnet at 48 px):" in details
 
 
 def test_member_agreement_stats_by_hand() -> None:

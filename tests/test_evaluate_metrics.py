@@ -229,7 +229,13 @@ def test_limitation_notes() -> None:
     text = " ".join(limitation_notes(report))
     assert "Only 20 test images of skin type V-VI" in text
     assert "No test images of skin type III-IV" in text
-    assert "100 percentage points lower on skin types V-VI" in text
+    assert "100.0 percentage points lower on skin types V-VI (0.0%, n=20) than on I-II (100.0%, n=280)" in text
+    # The gap is the difference of the printed figures (68.2 - 60.5), not of the unrounded ones.
+    close = {"n": 300, "by_skin_type": {"groups": {
+        "I-II": {"n": 228, "top1_accuracy": 0.60526}, "III-IV": {"n": 142, "top1_accuracy": 0.718},
+        "V-VI": {"n": 44, "top1_accuracy": 0.68182}}}}
+    assert ("Top-1 accuracy is 7.7 percentage points higher on skin types V-VI (68.2%, n=44) than on I-II "
+            "(60.5%, n=228).") in limitation_notes(close)
     assert "malignant test lesions were not flagged" in text
     plain = evaluation_report(probs, labels, ["x", "y", "z"], ["benign"] * 3)
     assert any("Skin type was not recorded" in s for s in limitation_notes(plain))

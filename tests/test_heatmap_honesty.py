@@ -116,7 +116,11 @@ def test_plain_words_for_abstention_and_agreement() -> None:
     other = ClassScore("c1", "Condition 1", 0.5, "benign")
     members = [MemberVote("lite0", vote, True, 224)] * 4 + [MemberVote("lite2", other, False, 260)] * 2
     assert agreement_headline(_prediction([0.6, 0.4], members=members)).startswith(
-        "4 of 6 networks agree on Condition 0")
+        "4 of 6 networks pick Condition 0")
+    assert agreement_headline(_prediction([0.6, 0.4], members=members[3:])).startswith(
+        "Only 1 of 3 networks picks Condition 0")
+    assert agreement_headline(_prediction([0.6, 0.4], members=members[4:])).startswith(
+        "None of the 2 networks picks Condition 0 on its own")
     assert agreement_headline(_prediction([0.6, 0.4], members=members[:4])) == "All 4 networks agree on Condition 0."
     assert agreement_headline(_prediction([0.6, 0.4])) is None
 
@@ -169,3 +173,24 @@ def test_faithfulness_verdicts() -> None:
     assert Faithfulness(0.6, 0.1, 0.5).verdict == "faithful"
     assert Faithfulness(0.6, 0.5, 0.5).verdict == "no better than chance"
     assert Faithfulness(0.6, 0.55, 0.3).verdict == "worse than chance"
+
+
+def test_a_class_agnostic_map_is_never_described_as_evidence_for_a_class() -> None:
+    from dermlib.explain.methods import CAM_METHODS
+
+    for spec in CAM_METHODS.values():
+        if spec.class_specific:
+            assert "raised the score of each class" in spec.reading_note and "evidence" in spec.colour_scale
+        else:  # EigenCAM: one map whatever the answer
+            assert "raised the score" not in spec.reading_note and "not tied to any class" in spec.reading_note
+            assert "evidence" not in spec.colour_scale
+    assert not CAM_METHODS["eigencam"].class_specific
+
+
+def test_faithfulness_points_never_read_minus_zero() -> None:
+    from dermlib.explain.faithfulness import signed_points
+    from dermlib.report.text import format_points
+
+    assert [signed_points(v) for v in (-0.004, 0.0, 0.004, 0.05, -0.031)] == ["0", "0", "0", "+5", "-3"]
+    assert format_points(-0.002) == "0 points" and format_points(0.2) == "+20 points"
+    assert "Score 0 points" in Faithfulness(0.5, 0.498, 0.5).sentence("Eczema")

@@ -86,3 +86,15 @@ def test_to_dict_is_the_cli_schema(tiny_loaded: LoadedModel) -> None:
     assert set(record) >= {"model", "top_k", "risk", "uncertain"}
     assert set(record["top_k"][0]) == {"label", "name", "probability"}
     json.dumps(record)
+
+
+def test_uncertainty_reasons_never_print_two_equal_numbers_as_a_comparison() -> None:
+    from dermlib.inference import uncertainty_reasons
+
+    calibration = {"min_top1_probability": 0.6474, "max_normalized_entropy": 0.5134}
+    close = np.array([0.6461, 0.2, 0.1539])  # rounds to 65% against a 65% threshold at whole percent
+    [reason] = [r for r in uncertainty_reasons(close, calibration) if "most likely" in r]
+    assert reason == "the most likely class has only 64.6% probability (needs at least 64.7%)"
+    far = uncertainty_reasons(np.array([0.3, 0.3, 0.4]), {"min_top1_probability": 0.6, "max_normalized_entropy": 0.5})
+    assert far == ["the most likely class has only 40% probability (needs at least 60%)",
+                   "the probabilities are spread over many classes (entropy 0.99 > 0.50)"]

@@ -362,6 +362,10 @@ def test_real_modality_swap_is_flagged_both_ways(shared_data: Path) -> None:
     assert np.mean([not r.in_scope for r in to_derm]) >= 0.9
     named = [r.suggested_model for r in to_clinical if r.code == "wrong_modality"]
     assert named and set(named) == {"dermoscopy-melanoma"}
+    # The page's picker shows names, the command line takes ids: the refusal gives both.
+    name = dermoscopy.name
+    assert all(f"Choose the model '{name}' (dermoscopy-melanoma) instead." in r.message
+               for r in to_clinical if r.code == "wrong_modality")
 
 
 @pytest.mark.parametrize("model_id", ["clinical-fitz21", "clinical-fitz21-ensemble", "clinical-fitz21-lite0",

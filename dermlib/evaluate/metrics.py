@@ -404,6 +404,8 @@ def headline_metrics(report: dict[str, Any]) -> list[tuple[str, float | None, st
         ("Risk-group accuracy", report.get("risk_group_accuracy"), "Benign / malignant / other right."),
         ("ECE", calibration.get("ece"), "Expected calibration error (lower is better)."),
     ]
+    if (report.get("n_classes") or 4) <= 3:  # top-3 of three classes or fewer is 100% by construction
+        rows = [row for row in rows if row[0] != "Top-3 accuracy"]
     if mal:
         rows.append(("Malignant sensitivity", mal.get("sensitivity"), "Malignant lesions flagged malignant."))
         rows.append(("Malignant specificity", mal.get("specificity"), "Non-malignant lesions not flagged."))
@@ -457,9 +459,11 @@ def limitation_notes(
         a, b = light.get("top1_accuracy"), dark.get("top1_accuracy")
         if a is not None and b is not None and abs(a - b) >= max_gap:
             worse = "lower" if b < a else "higher"
+            # One decimal throughout, so the gap is the difference of the two figures as printed.
+            a, b = round(a * 100, 1), round(b * 100, 1)
             notes.append(
-                f"Top-1 accuracy is {abs(a - b) * 100:.0f} percentage points {worse} on skin types V-VI "
-                f"({b:.0%}, n={dark.get('n')}) than on I-II ({a:.0%}, n={light.get('n')})."
+                f"Top-1 accuracy is {abs(a - b):.1f} percentage points {worse} on skin types V-VI "
+                f"({b:.1f}%, n={dark.get('n')}) than on I-II ({a:.1f}%, n={light.get('n')})."
             )
         unknown = by_skin.get("n_unknown") or 0
         if n and unknown / n >= 0.2:

@@ -37,6 +37,12 @@ def verdict(score: float) -> str:
     return "no better than chance" if score > -CHANCE_MARGIN else "worse than chance"
 
 
+def signed_points(score: float) -> str:
+    """A probability difference in whole percentage points with its sign, ``+5`` or ``-3``; ``0``, never ``-0``."""
+    points = round(score * 100)
+    return f"{points:+d}" if points else "0"
+
+
 @dataclass(frozen=True)
 class Faithfulness:
     """The probability drop of one class when pixels are removed.
@@ -65,7 +71,7 @@ class Faithfulness:
         """The measurement in words, e.g. for a caption."""
         return (f"Removing the {REMOVED_FRACTION:.0%} most highlighted pixels takes {name} from "
                 f"{self.probability:.0%} to {self.after_top:.0%}; removing {REMOVED_FRACTION:.0%} at random, to "
-                f"{self.after_random:.0%}. Score {self.score * 100:+.0f} points: {self.verdict}.")
+                f"{self.after_random:.0%}. Score {signed_points(self.score)} points: {self.verdict}.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values."""

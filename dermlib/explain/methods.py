@@ -44,6 +44,27 @@ class CamMethod:
     description: str
 
     @property
+    def reading_note(self) -> str:
+        """How to read this method's colours, for the page and the PDF report.
+
+        A class-agnostic map (EigenCAM) shows where the network's strongest activation pattern lies, whatever
+        the answer: saying its warm colours "raised the score" of a class would claim what it cannot show.
+        """
+        if self.class_specific:
+            return ("Warm colours mark the regions that raised the score of each class. A heatmap on healthy skin, "
+                    "a ruler or the background is a reason to distrust the prediction.")
+        return (f"Warm colours mark where the network's strongest activation pattern lies. {self.label} is not "
+                "tied to any class: it shows what drew the network's attention, not which region raised a given "
+                "diagnosis. Attention on healthy skin, a ruler or the background is still a reason for doubt.")
+
+    @property
+    def colour_scale(self) -> str:
+        """The colour bar's caption."""
+        if self.class_specific:
+            return "Colour scale: blue = no evidence, red = the strongest evidence in this image"
+        return "Colour scale: blue = least, red = most of the network's activation pattern in this image"
+
+    @property
     def cam_class(self) -> type[BaseCAM]:
         """The grad-cam class (importing grad-cam costs seconds, so only a caller that computes maps pays)."""
         return getattr(importlib.import_module("pytorch_grad_cam"), self.cam_class_name)

@@ -200,8 +200,9 @@ def _heatmaps(pdf: FPDF, case: CaseReport) -> None:
             pdf.multi_cell(tile, 3.0, latin1(faith), align="C", new_x=XPos.LEFT, new_y=YPos.NEXT)
         bottom = max(bottom, pdf.get_y())
     pdf.set_xy(MARGIN, bottom + 1)
-    note = ("Warm colours mark the regions that raised the score of each class. A heatmap on healthy skin, a "
-            "ruler or the background is a reason to distrust the prediction.")
+    from dermlib.explain.methods import CAM_METHODS, DEFAULT_CAM_METHOD
+
+    note = CAM_METHODS[case.cam_method if case.cam_method in CAM_METHODS else DEFAULT_CAM_METHOD].reading_note
     if any(h.faithfulness is not None for h in case.heatmaps):
         note += (" Faithfulness: how much more the class's probability drops when the map's most highlighted "
                  "pixels are removed than when as many random pixels are (positive = the map shows what the "

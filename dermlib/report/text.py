@@ -41,7 +41,9 @@ def format_probability(probability: float) -> str:
 
 def format_points(score: float) -> str:
     """A faithfulness score (a probability difference) in percentage points, e.g. ``+5 points``."""
-    return f"{score * 100:+.0f} points"
+    from dermlib.explain.faithfulness import signed_points  # numpy only at import: no torch
+
+    return f"{signed_points(score)} points"
 
 
 def plain(text: str) -> str:

@@ -234,8 +234,12 @@ class ScopeChecker:
             other = other_modality(self.task)
             text = f"This looks like {_MODALITY_WORDS[other]}, but this model reads only " \
                    f"{_MODALITY_WORDS.get(self.task, 'its own kind of image')}."
-            return text + (f" Use the model '{suggested}' instead." if suggested else
-                           f" No model for {other} images is installed.")
+            if not suggested:
+                return text + f" No model for {other} images is installed."
+            # The page's picker lists names, the command line takes ids: name both.
+            name = _model_name(suggested)
+            return text + (f" Choose the model '{name}' ({suggested}) instead." if name and name != suggested
+                           else f" Use the model '{suggested}' instead.")
         return ""
 
     def check(self, images: list[Image.Image], extractor: Extractor | None = None) -> list[ScopeResult]:
@@ -331,3 +335,13 @@ def start_check(card: ModelCard, images: list[Image.Image]) -> Future[list[Scope
     except Exception as exc:  # handed to the caller by result(), as from the worker thread
         done.set_exception(exc)
     return done
+
+
+def _model_name(model_id: str) -> str | None:
+    """The installed model's display name, or None when its card cannot be read."""
+    from dermlib.models import get_card
+
+    try:
+        return get_card(model_id).name
+    except Exception:  # a message must never fail because a card did
+        return None

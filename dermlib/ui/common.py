@@ -39,7 +39,7 @@ python -m dermlib train --dataset fitzpatrick17k --data-root PATH/TO/DATA --out 
 
 def show_disclaimer() -> None:
     """The decision-support disclaimer, shown at the top of every page that shows model output."""
-    st.info(DISCLAIMER, icon="⚕️")
+    st.info(DISCLAIMER, icon=":material/medical_information:")
 
 
 def digest(data: bytes) -> str:

@@ -47,7 +47,7 @@ def analyse(card: ModelCard, loaded: LoadedModel, upload: Any) -> None:
     try:
         image = decode_image(data, image_digest)
     except DermLensError as exc:
-        st.error(f"This file cannot be used: {exc}")
+        st.error(f"**This file cannot be used.** {exc}")
         return
 
     top_k = st.slider("How many diagnoses to list", 1, min(5, card.num_classes), min(3, card.num_classes),
@@ -60,7 +60,7 @@ def analyse(card: ModelCard, loaded: LoadedModel, upload: Any) -> None:
             image_digest, prediction = seen_digest, cached_prediction(loaded, key, seen_digest, image, top_k)
 
     for warning in prediction.scope.quality:
-        st.warning(f"**Photo quality:** {warning.message} {warning.advice}", icon="📷")
+        st.warning(f"**Photo quality:** {warning.message} {warning.advice}", icon=":material/photo_camera:")
     view = loaded.model_view(image)
     if prediction.in_scope:
         _result(card, prediction, view)
@@ -69,7 +69,7 @@ def analyse(card: ModelCard, loaded: LoadedModel, upload: Any) -> None:
     # Out of scope: the refusal comes first, and nothing that reads as a diagnosis is drawn by default.
     left, right = st.columns([2, 3])
     left.image(view, caption="Your photo (as the model would see it)", width="stretch")
-    right.error(f"**{prediction.scope.message}**", icon="🚫")
+    right.error(f"**{prediction.scope.message}**", icon=":material/block:")
     right.caption(scope_details(prediction.scope))
     with st.expander("Show the model's output anyway (for reviewers: it means nothing for this image)"):
         _result(card, prediction, view)
@@ -90,7 +90,8 @@ def _result(card: ModelCard, prediction, view) -> None:
             )
         if urgency := urgency_line(prediction, card):
             level, text = urgency
-            (st.info if level == "routine" else st.warning)(text, icon="🚨" if level == "urgent" else None)
+            icon = ":material/emergency:" if level == "urgent" else None
+            (st.info if level == "routine" else st.warning)(text, icon=icon)
         st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
         if record := track_record(prediction, card):
             st.caption(record)

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay_heatmap
+from dermlib.explain.faithfulness import signed_points
 from dermlib.explain.methods import unavailable_reason
 from dermlib.explain.overlay import colour_bar, shared_scale
 from dermlib.ui.common import cached_cams
@@ -56,7 +57,7 @@ def cam_panel(loaded: Any, key: str, image_digest: str, image: Any, view: Any, p
     )
     opacity = col_opacity.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="diagnose_opacity")
     spec = CAM_METHODS[method]
-    st.caption(spec.description + (" Slow: a second or two." if spec.slow else ""))
+    st.caption(spec.description + (" It takes a second or two." if spec.slow else ""))
     for reason in filter(None, (unavailable_reason(loaded.card, m) for m in CAM_METHODS)):
         st.caption(reason)
     indices = tuple(loaded.card.class_ids.index(s.label) for s in prediction.top_k)
@@ -72,11 +73,8 @@ def cam_panel(loaded: Any, key: str, image_digest: str, image: Any, view: Any, p
     for start in range(0, len(tiles), 2):  # two to a row: large enough to read; click a map to enlarge it
         for col, (picture, caption) in zip(st.columns(2), tiles[start:start + 2], strict=False):
             col.image(picture, caption=caption, width="stretch")
-    st.image(colour_bar(), caption="Colour scale: blue = no evidence, red = the strongest evidence in this image",
-             width=360)
-    st.caption((SCALE_NOTE + " " if spec.class_specific else "")
-               + "Warm colours mark the regions that raised the score. A heatmap on healthy skin, a ruler or the "
-                 "background is a reason to distrust the prediction.")
+    st.image(colour_bar(), caption=spec.colour_scale, width=360)
+    st.caption((SCALE_NOTE + " " if spec.class_specific else "") + spec.reading_note)
     # One map per listed class, also for a class-agnostic method (its single map stands for every class).
     per_class = maps if spec.class_specific else np.repeat(maps[:1], len(indices), axis=0)
     results = _faithfulness_check(loaded, key, image_digest, image, indices, method, per_class, scores)
@@ -101,7 +99,7 @@ def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, in
     with st.spinner("Removing the highlighted pixels and asking the model again…"):
         results = cached_faithfulness(loaded, key, image_digest, image, indices, method, maps)
     rows = [{"Class": s.name, "Probability": f"{r.probability:.0%}", "Highlighted 20% removed": f"{r.after_top:.0%}",
-             "Random 20% removed": f"{r.after_random:.0%}", "Score (points)": f"{r.score * 100:+.0f}",
+             "Random 20% removed": f"{r.after_random:.0%}", "Score (points)": signed_points(r.score),
              "Verdict": r.verdict} for s, r in zip(scores, results, strict=True)]
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption("Score = the drop when the highlighted pixels go minus the drop when random ones go. A faithful map "

@@ -65,7 +65,7 @@ def measured_limits(card: ModelCard) -> list[str]:
         n = m.get("n", "?")
         lines.append(
             f"On {n} held-out test images: top-1 accuracy {m['top1_accuracy']:.0%}"
-            + (f", top-3 {m['top3_accuracy']:.0%}" if "top3_accuracy" in m else "")
+            + (f", top-3 {m['top3_accuracy']:.0%}" if "top3_accuracy" in m and card.num_classes > 3 else "")
             + (f", balanced accuracy {m['balanced_accuracy']:.0%}" if "balanced_accuracy" in m else "")
             + "."
         )
@@ -263,7 +263,10 @@ def agreement_headline(prediction: Prediction) -> str | None:
     top = prediction.top_k[0].name
     if agreeing == n:
         return f"All {n} networks agree on {top}." if n > 2 else f"Both networks agree on {top}."
-    return f"{agreeing} of {n} networks agree on {top}: treat this answer with extra caution."
+    if agreeing == 0:
+        return f"None of the {n} networks picks {top} on its own: treat this answer with extra caution."
+    counted = f"Only 1 of {n} networks picks" if agreeing == 1 else f"{agreeing} of {n} networks pick"
+    return f"{counted} {top}: treat this answer with extra caution."
 
 
 def plain_uncertainty(prediction: Prediction) -> list[str]:
@@ -316,8 +319,11 @@ def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> t
     """
     if not prediction.members:
         return None
-    votes = "; ".join(f"{i}. {m.label}: {m.top.name} ({m.top.probability:.0%})"
-                      for i, m in enumerate(prediction.members, 1))
+    labels = {m.label for m in prediction.members}
+    votes = "; ".join(f"network {i}{'' if len(labels) == 1 else f' ({m.label})'}: {m.top.name} "
+                      f"({m.top.probability:.0%})" for i, m in enumerate(prediction.members, 1))
+    if len(labels) == 1:  # the same architecture three times: say it once
+        votes += f" (each a {next(iter(labels))})"
     n = len(prediction.members)
     stats = (card.calibration.get("member_agreement") or {}) if card is not None else {}
     agree_acc, disagree_acc = stats.get("accuracy_when_agree"), stats.get("accuracy_when_disagree")
