@@ -267,3 +267,11 @@ def test_calibration_notes_prefer_the_pooled_check_to_the_test_split() -> None:
     assert "ECE 0.040, where a perfectly calibrated model would show 0.035 on average (below 0.045" in summary
     assert "validation alone is 1.200 and on test alone 1.250; the model uses 1.200" in summary
     assert calibration_check_summary(base) is None
+
+
+def test_limitation_notes_say_how_often_the_model_withholds_an_answer() -> None:
+    report = {"n": 873, "selective": {"coverage": 0.3688, "accuracy": 0.8075, "accuracy_abstained": 0.412}}
+    assert ("It gave a confident answer on 37% of the test images (right on 81% of those) and said it was not "
+            "sure on the other 63%, where its first guess was right 41% of the time.") in limitation_notes(report)
+    always = {"n": 873, "selective": {"coverage": 1.0, "accuracy": 0.6}}
+    assert not any("confident answer" in note for note in limitation_notes(always))

@@ -469,6 +469,16 @@ def limitation_notes(
         if n and unknown / n >= 0.2:
             notes.append(f"Skin type is unknown for {unknown} of {n} test images ({unknown / n:.0%}).")
 
+    selective = report.get("selective") or {}
+    coverage, kept_accuracy = selective.get("coverage"), selective.get("accuracy")
+    if coverage is not None and kept_accuracy is not None and coverage < 1.0:
+        rest = selective.get("accuracy_abstained")
+        notes.append(
+            f"It gave a confident answer on {coverage:.0%} of the test images (right on {kept_accuracy:.0%} of "
+            f"those) and said it was not sure on the other {1 - coverage:.0%}"
+            + (f", where its first guess was right {rest:.0%} of the time." if rest is not None else ".")
+        )
+
     mal = (report.get("risk_group") or {}).get("malignant")
     if mal and mal.get("sensitivity") is not None:
         missed = 1 - mal["sensitivity"]
