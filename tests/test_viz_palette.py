@@ -301,3 +301,18 @@ def test_every_figure_is_drawn_with_the_trimmed_white_template(report: dict, two
         for trace in fig.data:  # each trace's own defaults are plotly_white's, unchanged
             assert trace.type in palette.TRACE_TYPES, (name, trace.type)
             assert template["data"].get(trace.type) == full["data"].get(trace.type), (name, trace.type)
+
+
+def test_embedding_map_gives_each_of_38_classes_its_own_marker_and_no_class_is_red() -> None:
+    n = 40
+    points = pd.DataFrame({"x": np.arange(n, dtype=float), "y": np.zeros(n), "row": range(n), "hover": "photo",
+                           "class": [f"Condition {i:02d}" for i in range(38)] + [None, None]})
+    figure = data_charts.embedding_figure(points, "class")
+    markers = [(trace.name, trace.marker.color, trace.marker.symbol) for trace in figure.data]
+    assert len(markers) == 39 and markers[-1][0] == palette.UNKNOWN  # 38 classes, then the unknown ones
+    assert len({(color, symbol) for _, color, symbol in markers}) == 39
+    assert not any(palette.is_red(color) for _, color, _ in markers)
+    # Ordered colours and shapes: the first six share the circle, the seventh starts the squares.
+    assert [m[2] for m in markers[:7]] == ["circle"] * 6 + ["square"]
+    risk = data_charts.embedding_figure(points.assign(**{"risk group": "benign"}), "risk group")
+    assert [t.marker.color for t in risk.data] == [palette.RISK_COLORS["benign"]]

@@ -22,6 +22,7 @@ from dermlib.viz.palette import (
     RISK_COLORS,
     SKIN_TYPE_COLORS,
     TICK_FONT_SIZE,
+    category_styles,
     risk_order,
     skin_type_names,
     skin_type_order,
@@ -262,19 +263,24 @@ def embedding_figure(points: pd.DataFrame, color: str, title: str = "Embedding m
     """
     frame = points.copy()
     frame[color] = frame[color].astype("string").fillna(UNKNOWN).astype(str)
+    symbols: dict[str, str] = {}
     if color == "skin type":
         frame[color] = skin_type_names(frame[color])
         palette, orders = SKIN_TYPE_COLORS, {color: skin_type_order(frame[color])}
     elif color == "risk group":
         palette, orders = RISK_COLORS, {color: risk_order(frame[color])}
-    else:
-        palette, orders = None, {}
+    else:  # classes, sources: a colour and a shape each, so 21 or 38 classes stay apart
+        names = sorted(frame[color].unique(), key=lambda v: (v == UNKNOWN, v))
+        palette, symbols = category_styles(names)
+        orders = {color: names}
     figure = px.scatter(
         frame,
         x="x",
         y="y",
         color=color,
+        symbol=color if symbols else None,
         color_discrete_map=palette,
+        symbol_map=symbols or None,
         category_orders=orders,
         custom_data=["row"],
         hover_name="hover",

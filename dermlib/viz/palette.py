@@ -76,6 +76,17 @@ HIGHLIGHT = OKABE_ITO["black"]
 #: Sequential colour scale of heat maps (confusion matrices): light to dark blue, no red.
 SEQUENTIAL_SCALE = "Blues"
 
+# --- categories without an order (classes, sources) -------------------------------------------------
+#: Colours of unordered categories: Okabe-Ito without vermillion (red means malignant only), yellow (too
+#: pale for markers on white) and grey-like black swapped for dark grey.
+CATEGORY_COLORS: tuple[str, ...] = (
+    OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["bluish green"], OKABE_ITO["reddish purple"],
+    OKABE_ITO["sky blue"], GREY_DARK,
+)
+#: Marker shapes that, with :data:`CATEGORY_COLORS`, give 6 x 7 = 42 distinct markers.
+CATEGORY_SYMBOLS: tuple[str, ...] = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star")
+
+
 # --- skin types -----------------------------------------------------------------------------------
 #: Fitzpatrick type as stored ("1".."6", "unknown") -> how it is written everywhere (I..VI).
 FITZPATRICK_NAMES: dict[str, str] = {
@@ -141,6 +152,23 @@ def risk_order(groups: Iterable[str]) -> list[str]:
     """The given risk groups in :data:`RISK_ORDER` (groups the palette does not know after, as given)."""
     present = list(dict.fromkeys(groups))
     return [g for g in RISK_ORDER if g in present] + [g for g in present if g not in RISK_ORDER]
+
+
+def category_styles(values: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A distinct (colour, marker shape) per category, in the given order, for up to 42 categories.
+
+    Colours alone cannot tell 21 or 38 classes apart (plotly's default cycles ten and repeats); each colour is
+    used with one shape before any colour repeats with the next shape. Beyond 42 the pairs repeat.
+
+    Returns:
+        ``(colour by category, marker symbol by category)`` for plotly's ``color_discrete_map`` and
+        ``symbol_map``.
+    """
+    colors, symbols = {}, {}
+    for i, value in enumerate(dict.fromkeys(values)):
+        colors[value] = CATEGORY_COLORS[i % len(CATEGORY_COLORS)]
+        symbols[value] = CATEGORY_SYMBOLS[(i // len(CATEGORY_COLORS)) % len(CATEGORY_SYMBOLS)]
+    return colors, symbols
 
 
 def is_red(color: str) -> bool:
