@@ -12,6 +12,7 @@ import pytest
 from dermlib.errors import KnowledgeError
 from dermlib.knowledge import KnowledgeBase, load_knowledge_base
 from dermlib.knowledge.search import (
+    RELATIVE_CUTOFF,
     STOP_WORDS,
     SYNONYM_GROUPS,
     Bm25fIndex,
@@ -163,3 +164,21 @@ def test_bm25f_prefers_heavier_fields_and_rarer_words() -> None:
 def test_prefix_of_an_unknown_word_still_finds_entries(kb: KnowledgeBase) -> None:
     assert kb.search("pimp")[0].id == "acne"
     assert kb.search("psoria")[0].id == "psoriasis"
+
+
+def test_a_misspelt_condition_still_finds_it_first(kb: KnowledgeBase) -> None:
+    for typed, expected in [("psoraisis", "psoriasis"), ("vitligo", "vitiligo"), ("ecezma", "eczema"),
+                            ("scabie", "scabies")]:
+        assert kb.search(typed)[0].id == expected, typed
+    assert kb.search("psorasis vulgaris")[0].id in {"psoriasis", "pustular-psoriasis"}
+    # A word with no near spelling still matches nothing, and short words are never "corrected".
+    assert kb.search("zzzzqq") == [] and kb._index.close_spellings("acn") == []
+
+
+def test_a_common_word_does_not_list_the_whole_library(kb: KnowledgeBase) -> None:
+    results = kb.search("skin cancer")
+    assert len(results) < len(kb) / 2  # "skin" is in every entry
+    top = {c.id for c in results[:6]}
+    assert {"melanoma", "basal-cell-carcinoma", "squamous-cell-carcinoma"} <= top
+    scores = kb._index.scores("skin cancer")
+    assert min(scores.values()) >= RELATIVE_CUTOFF * max(scores.values())

@@ -29,12 +29,15 @@ Text normalisation, the same for entries and queries (:func:`tokenize`):
 Queries are then expanded (:func:`expand_term`): each word also matches the words of its
 :data:`SYNONYM_GROUPS` group (lay and clinical words for the same thing: ring/annular, sole/plantar,
 dark/pigmented), at :data:`SYNONYM_WEIGHT` of the word's own score; a word that no entry contains
-matches the entry words it begins (``pimp`` -> ``pimples``), at :data:`PREFIX_WEIGHT`. A word's
-score in an entry is the best of its expansions, so a synonym never counts twice.
+matches the entry words it begins (``pimp`` -> ``pimples``), at :data:`PREFIX_WEIGHT`, and one that begins none
+matches the entry words spelt most like it (``psoraisis`` -> ``psoriasis``), at :data:`TYPO_WEIGHT`. A word's
+score in an entry is the best of its expansions, so a synonym never counts twice. Entries scoring under
+:data:`RELATIVE_CUTOFF` of the best are left out.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import re
@@ -65,6 +68,15 @@ SYNONYM_WEIGHT = 0.5
 PREFIX_WEIGHT = 0.8
 #: Shortest typed word that is expanded to the entry words it begins.
 MIN_PREFIX = 3
+#: A typed word that no entry contains and that begins no entry word is matched to the entry words spelt most
+#: like it (difflib's ratio at least TYPO_CUTOFF, at most MAX_TYPO_MATCHES of them), from MIN_TYPO_LENGTH
+#: letters up: "psoraisis" finds psoriasis, while short words, where one letter makes another word, do not.
+TYPO_WEIGHT = 0.7
+TYPO_CUTOFF = 0.8
+MAX_TYPO_MATCHES = 2
+MIN_TYPO_LENGTH = 5
+#: Documents scoring under this share of the best one are left out of the results.
+RELATIVE_CUTOFF = 0.15
 
 _STOP_WORD_TEXT = """
 a about after all also an and any are as at be been before being but by can could did do does doing
@@ -340,18 +352,33 @@ class Bm25fIndex:
         return best
 
     def expand(self, term: str) -> dict[str, float]:
-        """The index terms one query term matches, with weights: synonyms, or prefixes of unknown words."""
+        """The index terms one query term matches, with weights: synonyms, prefixes of unknown words, or,
+        for an unknown word that begins none, the closest spellings (``psoraisis`` -> ``psoriasis``)."""
         expanded = expand_term(term)
         if term not in self._postings and len(term) >= MIN_PREFIX:
             for word in self._vocabulary:
                 if word.startswith(term) and word != term:
                     expanded.setdefault(word, PREFIX_WEIGHT)
+            if not any(word in self._postings for word in expanded):
+                for word in self.close_spellings(term):
+                    expanded.setdefault(word, TYPO_WEIGHT)
         return expanded
 
+    def close_spellings(self, term: str) -> list[str]:
+        """Index terms spelt like an unknown query term: a slip of one or two letters in a long enough word."""
+        if len(term) < MIN_TYPO_LENGTH:
+            return []
+        return difflib.get_close_matches(term, self._vocabulary, n=MAX_TYPO_MATCHES, cutoff=TYPO_CUTOFF)
+
     def scores(self, query: str) -> dict[str, float]:
-        """Score every document that matches at least one word of the query (higher is better)."""
+        """Score every document that matches the query well enough (higher is better).
+
+        A document is kept when it scores at least :data:`RELATIVE_CUTOFF` of the best one: a common word
+        ("skin" is in every entry) would otherwise list the whole Library under a query that names a condition.
+        """
         total: dict[str, float] = {}
         for term in dict.fromkeys(tokenize(query)):  # each distinct word once, in order
             for doc_id, score in self.concept_scores(self.expand(term)).items():
                 total[doc_id] = total.get(doc_id, 0.0) + score
-        return {doc_id: score for doc_id, score in total.items() if score > 0}
+        best = max(total.values(), default=0.0)
+        return {doc_id: score for doc_id, score in total.items() if score > 0 and score >= RELATIVE_CUTOFF * best}
