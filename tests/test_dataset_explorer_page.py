@@ -31,9 +31,11 @@ SUMMARY = {
 def with_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A real tiny model (card + safetensors) whose card carries a training-data summary."""
     root = tmp_path / "weights"
-    write_tiny_model(root / "tiny-test", extra={"training": {"dataset": "fitzpatrick17k (subset)",
-                                                              "licence": "CC BY-NC-SA 3.0",
-                                                              "data_summary": SUMMARY}})
+    classes = [{"id": "melanoma", "name": "Melanoma (card name)", "risk_group": "malignant"},
+               {"id": "acne", "name": "Acne (card name)", "risk_group": "non-neoplastic"}]
+    write_tiny_model(root / "tiny-test", num_classes=2, extra={
+        "classes": classes,
+        "training": {"dataset": "fitzpatrick17k (subset)", "licence": "CC BY-NC-SA 3.0", "data_summary": SUMMARY}})
     monkeypatch.setenv("DERMLENS_WEIGHTS_DIR", str(root))
     return root
 
@@ -71,8 +73,14 @@ def test_no_data_shows_model_card_summary(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_shared: None, with_model: Path
 ) -> None:
     at = run_page(monkeypatch, tmp_path)
-    assert any(m.label == "Training images" and m.value == "120" for m in at.metric)
-    assert len(at.get("plotly_chart")) == 2  # classes and skin types from the card
+    metrics = {m.label: m.value for m in at.metric}
+    # The card counts all 120 photos of the split; 90 of them trained the model.
+    assert metrics["Images (all splits)"] == "120" and metrics["Training images"] == "90"
+    assert any(c.value == "Split: train 90, val 15, test 15 photos." for c in at.caption)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # classes and skin types from the card
+    spec = charts[0].proto.spec
+    assert "Acne (card name)" in spec and "Melanoma (card name)" in spec  # the card's names, not raw ids
 
 
 @pytest.fixture

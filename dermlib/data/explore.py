@@ -11,7 +11,7 @@ import io
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -254,6 +254,9 @@ class ModelDataSummary:
     licence: str
     citation: str
     summary: dict[str, Any]
+    #: Class id -> the card's display name and risk group, so charts never show raw ids.
+    class_names: dict[str, str] = field(default_factory=dict)
+    class_risk_groups: dict[str, str] = field(default_factory=dict)
 
 
 def installed_models() -> list[Any]:
@@ -284,6 +287,8 @@ def model_data_summaries() -> list[ModelDataSummary]:
                 licence=str(training.get("licence", "")),
                 citation=str(training.get("citation", "")),
                 summary=dict(summary),
+                class_names={str(c.id): str(c.name) for c in getattr(card, "classes", ())},
+                class_risk_groups={str(c.id): str(c.risk_group) for c in getattr(card, "classes", ())},
             )
         )
     return out

@@ -130,21 +130,24 @@ def show_model_summaries() -> None:
         caption = ", ".join(p for p in (item.dataset, item.licence) if p)
         if caption:
             st.caption(caption + (f". {item.citation}" if item.citation else ""))
+        splits = summary.get("split_counts", {})
         cols = st.columns(3)
-        cols[0].metric("Training images", f"{int(summary.get('n_images', 0)):,}")
-        cols[1].metric("Classes", len(summary.get("class_counts", {})))
-        cols[2].metric(
-            "Splits", ", ".join(f"{k} {v}" for k, v in summary.get("split_counts", {}).items()) or "-"
-        )
+        # The card counts every photo of the model's split, validation and test photos included.
+        cols[0].metric("Images (all splits)", f"{int(summary.get('n_images', 0)):,}")
+        cols[1].metric("Training images", f"{int(splits['train']):,}" if "train" in splits else "-")
+        cols[2].metric("Classes", len(summary.get("class_counts", {})))
+        if splits:
+            st.caption("Split: " + ", ".join(f"{k} {int(v):,}" for k, v in splits.items()) + " photos.")
         left, right = st.columns(2)
         if summary.get("class_counts"):
             left.plotly_chart(
-                charts.class_distribution_figure(summary["class_counts"], title="Training images per class"),
+                charts.class_distribution_figure(summary["class_counts"], item.class_risk_groups or None,
+                                                 item.class_names or None, title="Images per class (all splits)"),
                 key=KEY + f"card_classes_{item.model_id}",
             )
         if summary.get("fitzpatrick_counts"):
             right.plotly_chart(
-                charts.fitzpatrick_distribution_figure(summary["fitzpatrick_counts"], "Training skin types"),
+                charts.fitzpatrick_distribution_figure(summary["fitzpatrick_counts"], "Skin types (all splits)"),
                 key=KEY + f"card_fitz_{item.model_id}",
             )
 
