@@ -316,3 +316,18 @@ def test_embedding_map_gives_each_of_38_classes_its_own_marker_and_no_class_is_r
     assert [m[2] for m in markers[:7]] == ["circle"] * 6 + ["square"]
     risk = data_charts.embedding_figure(points.assign(**{"risk group": "benign"}), "risk group")
     assert [t.marker.color for t in risk.data] == [palette.RISK_COLORS["benign"]]
+
+
+def test_probability_chart_wraps_long_names_and_keeps_its_legend_out_of_the_title() -> None:
+    top = (ClassScore("f", "Fungal skin infection (ringworm, tinea, candida)", 0.5, "non-neoplastic"),
+           ClassScore("m", "Melanoma", 0.3, "malignant"))
+    figure = prediction_charts.probability_chart(Prediction("m", (0.5, 0.3), top, {"malignant": 0.3}, False))
+    labels = [y for trace in figure.data for y in trace.y]
+    assert "Fungal skin infection<br>(ringworm, tinea,<br>candida)" in labels and "Melanoma" in labels
+    assert all(len(line) <= 24 for label in labels for line in label.split("<br>"))
+    # The rows keep the ranking (plotly draws the first category at the bottom).
+    wrapped = "Fungal skin infection<br>(ringworm, tinea,<br>candida)"
+    assert list(figure.layout.yaxis.categoryarray) == ["Melanoma", wrapped]
+    # In the page's narrow column a legend row above the plot wrapped up into the title; it sits at the foot now.
+    legend = figure.layout.legend
+    assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom")

@@ -214,6 +214,16 @@ def white_template() -> go.layout.Template:
     return go.layout.Template(layout=layout, data=data)
 
 
+#: Where a legend goes. "bottom" is for charts in a narrow column, where a legend row above the plot wraps
+#: upwards into the title: at the foot of the figure it can wrap freely.
+_LEGEND_PLACES: dict[str, dict[str, Any]] = {
+    "top": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
+    "right": {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1.0, "yanchor": "top"},
+    "bottom": {"orientation": "h", "xref": "container", "x": 0, "xanchor": "left", "yref": "container", "y": 0,
+               "yanchor": "bottom"},
+}
+
+
 def style_figure(
     fig: go.Figure, *, legend: bool = True, legend_title: str | None = None, legend_side: str = "top"
 ) -> go.Figure:
@@ -227,7 +237,8 @@ def style_figure(
         fig: Any plotly figure; modified in place.
         legend: Show the legend (every DermLens chart has one, naming what its colours mean).
         legend_title: Optional legend title.
-        legend_side: ``"top"`` (a row above the plot) or ``"right"`` (a column, for many entries).
+        legend_side: ``"top"`` (a row above the plot), ``"right"`` (a column, for many entries) or
+            ``"bottom"`` (rows at the foot of the figure, for narrow columns).
 
     Returns:
         The same figure.
@@ -239,16 +250,13 @@ def style_figure(
         "hoverlabel": {"font": {"size": FONT_SIZE}},
         "showlegend": legend,
         "legend": {
-            **(
-                {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1.0, "yanchor": "top"}
-                if legend_side == "right"
-                else {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"}
-            ),
+            **_LEGEND_PLACES[legend_side],
             "font": {"size": FONT_SIZE},
             "traceorder": "normal",  # as the traces were added (plotly reverses stacked bars otherwise)
             **({"title": {"text": legend_title}} if legend_title else {}),
         },
-        "margin": {"l": 10, "r": 20, "t": 90 if legend and legend_side == "top" else 60, "b": 10,
+        "margin": {"l": 10, "r": 20, "t": 90 if legend and legend_side == "top" else 60,
+                   "b": 10,
                    "autoexpand": True},
     }
     fig.update_layout(**layout)

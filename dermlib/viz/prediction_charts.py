@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import plotly.graph_objects as go
 
 from dermlib.inference import Prediction
@@ -31,6 +33,11 @@ def segment_text(group: str, value: float) -> str:
     return f"{value:.0%}" if value >= MIN_INSIDE_LABEL else ""
 
 
+def wrap_label(text: str, width: int = 24) -> str:
+    """A bar label broken into lines of about ``width`` characters, so a long class name leaves the bars room."""
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
 def probability_chart(prediction: Prediction) -> go.Figure:
     """Horizontal bars of the top-k calibrated probabilities, coloured by risk group, one legend entry each."""
     items = list(reversed(prediction.top_k))  # plotly draws the first category at the bottom
@@ -40,7 +47,7 @@ def probability_chart(prediction: Prediction) -> go.Figure:
         fig.add_trace(
             go.Bar(
                 x=[s.probability for s in scores],
-                y=[s.name for s in scores],
+                y=[wrap_label(s.name) for s in scores],
                 orientation="h",
                 name=group,
                 marker_color=risk_color(group),
@@ -55,10 +62,10 @@ def probability_chart(prediction: Prediction) -> go.Figure:
         title="Top diagnoses (calibrated probability)",
         barmode="stack",  # one bar per class: stacking keeps each centred on its row
         xaxis={"range": [0, 1.1], "tickformat": ".0%", "title": "probability", "tickvals": [0, 0.25, 0.5, 0.75, 1]},
-        yaxis={"categoryorder": "array", "categoryarray": [s.name for s in items]},
-        height=170 + 45 * len(items),
+        yaxis={"categoryorder": "array", "categoryarray": [wrap_label(s.name) for s in items]},
+        height=200 + 45 * len(items),
     )
-    return style_figure(fig, legend_title="risk group")
+    return style_figure(fig, legend_title="risk group", legend_side="bottom")
 
 
 def risk_chart(prediction: Prediction) -> go.Figure:
