@@ -201,3 +201,7 @@ def test_every_listed_condition_gets_a_row(card) -> None:
     out = Prediction(model_id="m", probabilities=(), top_k=scores, risk={"benign": 1.0}, uncertain=False,
                      scope=ScopeResult(False, "not_skin", 9.0, 2.0, message="Not skin."))
     assert record_rows(out, card) == []
+    # When no listed condition needs a note, the table has no empty note column.
+    plenty = Prediction(model_id="m", probabilities=(), top_k=scores[:1], risk={"benign": 1.0}, uncertain=False)
+    assert list(record_rows(plenty, card)[0]) == ["condition", "right when answered first",
+                                                   "photos of it answered first"]

@@ -143,8 +143,9 @@ def record_rows(prediction: Prediction, card: ModelCard) -> list[dict[str, str]]
 
     Returns:
         Rows with the condition, how often it was right when it answered that condition first, how many of
-        the condition's test photos it answered first, and a note when the figures rest on few photos; empty
-        when the photo is out of scope or the card has no per-class figures.
+        the condition's test photos it answered first, and a note when the figures rest on few photos (the
+        column left out when no row needs one); empty when the photo is out of scope or the card has no
+        per-class figures.
     """
     if not prediction.in_scope:
         return []
@@ -161,6 +162,9 @@ def record_rows(prediction: Prediction, card: ModelCard) -> list[dict[str, str]]
                                             else "none tested"),
             "note": "rough: under 20 photos" if 0 < support < FEW_TEST_PHOTOS else "",
         })
+    if not any(row["note"] for row in rows):  # an empty column reads like missing data
+        for row in rows:
+            del row["note"]
     return rows
 
 

@@ -21,6 +21,7 @@ from dermlib.viz.palette import (
     SEQUENTIAL_SCALE,
     TICK_FONT_SIZE,
     style_figure,
+    text_color_on,
 )
 
 _METRIC_LABELS = {
@@ -148,9 +149,10 @@ def confusion_matrix_figure(
             "<extra></extra>",
         )
     )
-    fig.update_yaxes(autorange="reversed", title="true class")
+    # dtick 1: plotly otherwise labels every other class of a crowded axis.
+    fig.update_yaxes(autorange="reversed", title="true class", dtick=1)
     many = len(ids) > MAX_CELL_TEXT
-    fig.update_xaxes(title="predicted class", tickangle=-90 if many else -45)  # upright labels cannot overlap
+    fig.update_xaxes(title="predicted class", tickangle=-90 if many else -45, dtick=1)  # upright labels cannot overlap
     title = "Confusion matrix" + (" (row-normalised)" if normalize else " (counts)")
     longest = max((len(str(label)) for label in labels), default=0)
     # The rotated labels' height (about 7 px a character upright, 5 at 45 degrees) is added to the figure,
@@ -297,7 +299,11 @@ def skin_type_figure(
                 name=_METRIC_LABELS.get(key, key),
                 marker_color=METRIC_COLORS[i % len(METRIC_COLORS)],
                 text=[f"{v:.0%}" if v is not None else "" for v in values],
-                textposition="outside",
+                # At the foot of the bar: at its top, the top-1 error bars would run through the figures.
+                textposition="inside",
+                insidetextanchor="start",
+                textangle=0,
+                textfont={"color": text_color_on(METRIC_COLORS[i % len(METRIC_COLORS)])},
                 cliponaxis=False,
             )
         )
