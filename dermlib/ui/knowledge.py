@@ -18,7 +18,7 @@ RISK_GROUP_LABELS: dict[str, str] = {
     "benign": "Benign",
     "premalignant": "Pre-cancerous (can turn into a cancer)",
     "malignant": "Malignant (cancer)",
-    "non-neoplastic": "Non-neoplastic (not a growth)",
+    "non-neoplastic": "Non-neoplastic (inflammatory, infectious or other; not a tumour)",
 }
 URGENCY_LABELS: dict[str, str] = {
     "routine": "Routine",
