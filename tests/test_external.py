@@ -11,11 +11,12 @@ from dermlib import config
 from dermlib.cli import main
 from dermlib.data import detect, load_index
 from dermlib.data.synthetic import make_ph2
-from dermlib.evaluate.external import external_test_lines
+from dermlib.evaluate.external import external_record, external_test_lines
+from dermlib.inference import ClassScore, Prediction
 from dermlib.models import get_card, load_card
 from dermlib.testing import write_tiny_model
 from dermlib.train.evaluate import evaluate_model
-from dermlib.ui.model_summary import measured_limits
+from dermlib.ui.model_summary import measured_limits, track_record
 
 DERMOSCOPY_CLASSES = [{"id": "benign", "name": "Benign lesion", "risk_group": "benign"},
                       {"id": "malignant", "name": "Malignant lesion", "risk_group": "malignant"}]
@@ -111,6 +112,13 @@ def test_external_lines_say_what_was_missed_and_what_was_over_called() -> None:
     assert external_test_lines({"x": {"title": "Set X", "n": 50, "top1_accuracy": 0.4}}) == [
         "External test on Set X (50 photos it never saw): top-1 accuracy 40%."]
     assert external_test_lines(None) == [] and external_test_lines({"x": {"n": 0}}) == []
+    # Beside the result: how often this very answer was right on the other clinic's photos.
+    assert external_record(summary, "malignant", "Malignant lesion") == (
+        "**Elsewhere:** On PH2's photos from another clinic, 32 of its 130 'Malignant lesion' answers were right "
+        "(25%).")
+    assert external_record(summary, "benign", "Benign lesion").endswith("30 of its 30 'Benign lesion' answers "
+                                                                        "were right (100%).")
+    assert external_record(summary, "eczema", "Eczema") is None and external_record(None, "benign", "B") is None
 
 
 def test_the_shipped_dermoscopy_model_quotes_its_ph2_test_and_the_figures_repeat() -> None:
@@ -120,5 +128,8 @@ def test_the_shipped_dermoscopy_model_quotes_its_ph2_test_and_the_figures_repeat
     limits = measured_limits(card)
     assert any(line.startswith("External test on PH2") for line in limits)
     assert not any("top-3" in line for line in limits)  # two classes: top-3 is 100% by construction
+    malignant = Prediction("dermoscopy-melanoma", (0.1, 0.9), (ClassScore("malignant", "Malignant lesion", 0.9,
+                                                                         "malignant"),), {"malignant": 0.9}, False)
+    assert "**Elsewhere:** On PH2's photos from another clinic, 32 of its 130" in track_record(malignant, card)
     report, skipped = evaluate_model("dermoscopy-melanoma", _shared_ph2())
     assert skipped == 0 and report["by_dataset_label"] == stored["by_dataset_label"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from dermlib.errors import DatasetError
 
-__all__ = ["external_summary", "external_test_lines", "record_external"]
+__all__ = ["external_record", "external_summary", "external_test_lines", "record_external"]
 
 EVALUATION_FILE = "evaluation.json"
 
@@ -143,3 +143,28 @@ def _benign_parts(by_label: Mapping[str, Any]) -> Sequence[str]:
         name = str(row.get("name") or label.replace("-", " "))
         parts.append(f"{name[:1].lower() + name[1:]} {answered['malignant']} of {row['n']}")
     return parts
+
+
+def external_record(tests: Mapping[str, Any] | None, class_id: str, class_name: str) -> str | None:
+    """How often an answer was right on each external test, beside the test split's record of it.
+
+    Counted from the tests' ``by_dataset_label``: of the set's photos the model answered ``class_id`` first,
+    how many had that risk group (a model whose classes are risk groups; other answers are not counted there).
+
+    Returns:
+        One sentence (Markdown), or None when no external test counts this answer.
+    """
+    parts = []
+    for test in (tests or {}).values():
+        rows = [row for row in ((test or {}).get("by_dataset_label") or {}).values() if isinstance(row, Mapping)]
+        answered = sum(int((row.get("answered") or {}).get(class_id, 0)) for row in rows)
+        if not answered:
+            continue
+        right = sum(int(row["answered"].get(class_id, 0)) for row in rows if row.get("risk_group") == class_id)
+        name = str(test.get("title") or test.get("dataset")).split(",")[0]
+        parts.append(f"on {name}'s photos from another clinic, {right} of its {answered} '{class_name}' answers "
+                     f"were right ({right / answered:.0%})")
+    if not parts:
+        return None
+    text = "; ".join(parts)
+    return f"**Elsewhere:** {text[:1].upper() + text[1:]}."

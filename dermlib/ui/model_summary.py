@@ -101,7 +101,9 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
 
     When the first answer is one of a pair the card scores head to head (eczema versus psoriasis, two
     look-alikes treated differently), a second sentence gives that slice: how often the right one of the two
-    was ranked higher, for photos of each, and which way the model leans when that is clear.
+    was ranked higher, for photos of each, and which way the model leans when that is clear. When the card
+    holds an external test that counts this answer (another clinic's photos), a last sentence gives how often
+    the answer was right there.
 
     Args:
         prediction: A prediction of this model.
@@ -131,6 +133,10 @@ def track_record(prediction: Prediction, card: ModelCard) -> str | None:
         text += f" With only {support} test photos of this condition, these figures are rough."
     if pair := _pair_record(top.label, card):
         text += " " + pair
+    from dermlib.evaluate.external import external_record
+
+    if elsewhere := external_record(card.raw.get("external_tests"), top.label, top.name):
+        text += " " + elsewhere
     return head + text
 
 
