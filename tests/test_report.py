@@ -201,6 +201,9 @@ def test_urgency_is_the_most_urgent_likely_library_entry(tmp_path: Path) -> None
     assert (found.level, found.condition_id) == ("urgent", "cellulitis")
     found, _ = urgency([0.02, 0.70, 0.03, 0.25])
     assert (found.level, found.condition_id, found.class_name) == ("routine", "acne", "Acne")
+    # The line names the class as the result's chart does, whatever the Library entry is called.
+    renamed = dataclasses.replace(found, condition_name="Acne vulgaris (the Library's name)")
+    assert renamed.because(0) == "Acne, 70%"
     found, note = urgency([0.02, 0.05, 0.03, 0.90])
     assert found is None and "no entry" in note
     pred = dataclasses.replace(build_prediction(holder, np.array([0.15, 0.6, 0.05, 0.2])),

@@ -63,10 +63,11 @@ class Urgency:
 
     def because(self, digits: int = 1) -> str:
         """What raised it, e.g. ``Melanoma, 34.5%`` or ``malignant conditions together 23.0%, most likely
-        Melanoma``."""
+        Melanoma``: the model's class name, as the result's chart writes it (the Library entry may be called
+        otherwise, "Atopic eczema" for the class "Eczema")."""
         if self.malignant_total is not None:
-            return f"malignant conditions together {self.malignant_total:.{digits}%}, most likely {self.condition_name}"
-        return f"{self.condition_name}, {self.probability:.{digits}%}"
+            return f"malignant conditions together {self.malignant_total:.{digits}%}, most likely {self.class_name}"
+        return f"{self.class_name}, {self.probability:.{digits}%}"
 
     def sentence(self) -> str:
         """The urgency line, e.g. ``Soon (Melanoma, 34.5%): Seek care within days, ...``."""
