@@ -157,6 +157,10 @@ def test_deep_link_opens_psoriasis() -> None:
     assert_detail_of(at, "psoriasis")
     markdown = "\n".join(m.value for m in at.markdown)
     assert "Datasets that include it" in markdown and "Installed models that can predict it" in markdown
+    lines = {line.split("`")[1]: line for line in markdown.splitlines() if line.startswith("- ") and "`" in line}
+    if "clinical-common38-ensemble" in lines:  # the shipped weights: a benchmark kept off the Diagnose picker
+        assert lines["clinical-common38-ensemble"].endswith("not offered on Diagnose")
+        assert "not offered" not in lines["clinical-common38"]
 
 
 def test_deep_link_accepts_a_dataset_label() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from dermlib import config
 from dermlib.errors import ImageError
 from dermlib.knowledge import Condition, dataset_display_name
 from dermlib.knowledge.examples import THUMBNAIL_SIZE, example_photos, photo_credits, thumbnail_jpeg
@@ -131,7 +132,10 @@ def _model_line(card: Any) -> str:
     name = getattr(card, "name", None) or getattr(card, "id", "model")
     model_id = getattr(card, "id", None)
     suffix = f" (`{model_id}`)" if model_id and model_id != name else ""
-    return f"- {md_escape(str(name))}{suffix}"
+    # A benchmark model kept off the Diagnose picker (card "diagnose.offered": false) is found elsewhere.
+    withheld = getattr(card, "diagnose_withheld", None) is not None and not config.offer_all_models()
+    where = ": on the Model page and the command line, not offered on Diagnose" if withheld else ""
+    return f"- {md_escape(str(name))}{suffix}{where}"
 
 
 # Process-wide, keyed by file path: dataset photos are the same for every session (never uploads), and 64
