@@ -114,7 +114,7 @@ def test_external_lines_say_what_was_missed_and_what_was_over_called() -> None:
     assert external_test_lines(None) == [] and external_test_lines({"x": {"n": 0}}) == []
     # Beside the result: how often this very answer was right on the other clinic's photos.
     assert external_record(summary, "malignant", "Malignant lesion") == (
-        "**Elsewhere:** On PH2's photos from another clinic, 32 of its 130 'Malignant lesion' answers were right "
+        "**Elsewhere:** on PH2's photos from another clinic, 32 of its 130 'Malignant lesion' answers were right "
         "(25%).")
     assert external_record(summary, "benign", "Benign lesion").endswith("30 of its 30 'Benign lesion' answers "
                                                                         "were right (100%).")
@@ -130,6 +130,6 @@ def test_the_shipped_dermoscopy_model_quotes_its_ph2_test_and_the_figures_repeat
     assert not any("top-3" in line for line in limits)  # two classes: top-3 is 100% by construction
     malignant = Prediction("dermoscopy-melanoma", (0.1, 0.9), (ClassScore("malignant", "Malignant lesion", 0.9,
                                                                          "malignant"),), {"malignant": 0.9}, False)
-    assert "**Elsewhere:** On PH2's photos from another clinic, 32 of its 130" in track_record(malignant, card)
+    assert "**Elsewhere:** on PH2's photos from another clinic, 32 of its 130" in track_record(malignant, card)
     report, skipped = evaluate_model("dermoscopy-melanoma", _shared_ph2())
     assert skipped == 0 and report["by_dataset_label"] == stored["by_dataset_label"]

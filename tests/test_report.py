@@ -187,7 +187,7 @@ def test_urgency_is_the_most_urgent_likely_library_entry(tmp_path: Path) -> None
     classes = [{"id": "melanoma", "name": "Melanoma", "risk_group": "malignant"},
                {"id": "acne", "name": "Acne", "risk_group": "non-neoplastic"},
                {"id": "cellulitis", "name": "Cellulitis", "risk_group": "non-neoplastic"},
-               {"id": "class-x", "name": "Unknown thing", "risk_group": "benign"}]
+               {"id": "class-x", "name": "Unknown thing", "risk_group": "non-neoplastic"}]
     card = load_card(write_tiny_model(tmp_path / "kb", extra={"classes": classes}))
     holder = SimpleNamespace(card=card)
 
@@ -222,7 +222,8 @@ def test_a_malignant_class_without_a_library_entry_still_gets_an_urgency_line(tm
     assert found.sentence().startswith("Soon (Malignant lesion, 97.0%): Have this lesion examined by a doctor")
     assert "biopsy" in found.when_to_see_doctor
     found, note = urgency_for(build_prediction(holder, np.array([0.95, 0.05]), top_k=2), card)
-    assert found is None and "no entry" in note  # a clear benign answer: no line, as before
+    assert (found.level, found.class_name, note) == ("routine", "Benign lesion", "")  # never read as an all-clear
+    assert "cannot rule a problem out" in found.when_to_see_doctor
     found, note = urgency_for(build_prediction(holder, np.array([0.8, 0.2]), top_k=2), card)
     assert found.level == "soon" and found.probability == pytest.approx(0.2)
 

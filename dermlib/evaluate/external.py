@@ -166,5 +166,4 @@ def external_record(tests: Mapping[str, Any] | None, class_id: str, class_name: 
                      f"were right ({right / answered:.0%})")
     if not parts:
         return None
-    text = "; ".join(parts)
-    return f"**Elsewhere:** {text[:1].upper() + text[1:]}."
+    return f"**Elsewhere:** {'; '.join(parts)}."

@@ -86,8 +86,16 @@ def model_facts(card: Any) -> dict[str, str]:
         pre.pop("crop_mode")  # timm's default: "Centre crop" above already says it
     if isinstance(pre.get("mask"), dict):
         facts["Masked before the model"] = _mask_text(pre.pop("mask"))
+    if isinstance(pre.get("lesion_crop"), dict):
+        crop = pre.pop("lesion_crop")
+        state = "on by default" if crop.get("default") else "off by default (a switch on the Diagnose page)"
+        text = f"{state}; outline by {crop.get('model', 'a segmentation model')}"
+        decision = (crop.get("measured") or {}).get("decision")
+        facts["Crop to the lesion first"] = text + (f". {decision[:1].upper()}{decision[1:]}." if decision else ".")
     for key, value in pre.items():
-        facts[f"Preprocessing {key.replace('_', ' ')}"] = str(value)
+        # Anything a newer card adds: readable, never a raw Python dict.
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+        facts[f"Preprocessing {key.replace('_', ' ')}"] = shown
     if "temperature" in calibration:
         facts["Calibration temperature"] = f"{float(calibration['temperature']):.3f}"
     if calibration.get("min_top1_probability") is not None:

@@ -37,6 +37,12 @@ MALIGNANT_WITHOUT_ENTRY = (
     "or sore. Only an examination, usually with a dermatoscope and where needed a biopsy, can tell whether it "
     "is a cancer; this result neither shows nor rules that out."
 )
+#: ... and for a likely benign class no entry describes (the dermoscopy model's "benign"): a routine line, so
+#: that a reassuring answer is never read as an all-clear.
+BENIGN_WITHOUT_ENTRY = (
+    "Nothing in this result calls for an early visit, but it cannot rule a problem out: have a spot that is "
+    "new, growing, changing, bleeding or worrying you checked by a doctor."
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | Non
         entry = resolve_card_class(kb, card, info) if info is not None else None
         if entry is None and info is not None and info.risk_group == "malignant":
             found = Urgency("soon", "", name, name, probability, MALIGNANT_WITHOUT_ENTRY, total)
+        elif entry is None and info is not None and info.risk_group == "benign":
+            found = Urgency("routine", "", name, name, probability, BENIGN_WITHOUT_ENTRY, total)
         elif entry is None or entry.urgency not in URGENCIES:
             continue
         else:

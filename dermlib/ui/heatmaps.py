@@ -98,11 +98,13 @@ def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, in
         return None
     with st.spinner("Removing the highlighted pixels and asking the model again…"):
         results = cached_faithfulness(loaded, key, image_digest, image, indices, method, maps)
-    rows = [{"Class": s.name, "Probability": f"{r.probability:.0%}", "Highlighted 20% removed": f"{r.after_top:.0%}",
-             "Random 20% removed": f"{r.after_random:.0%}", "Score (points)": signed_points(r.score),
-             "Verdict": r.verdict} for s, r in zip(scores, results, strict=True)]
-    st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption("Score = the drop when the highlighted pixels go minus the drop when random ones go. A faithful map "
-               "scores well above zero; near zero, the map is no better than chance at showing what the model "
-               "used.")
+    # Verdict first and short headers: in the page's column a wide table cut the verdict off.
+    rows = [{"Class": s.name, "Verdict": r.verdict, "Score": signed_points(r.score),
+             "Probability": f"{r.probability:.0%}", "Hot 20% removed": f"{r.after_top:.0%}",
+             "Random 20% removed": f"{r.after_random:.0%}"} for s, r in zip(scores, results, strict=True)]
+    st.table(rows)  # a table wraps its text; a data frame scrolls sideways
+    st.caption("Probability: the class's calibrated probability on the photo as it is, then with its map's "
+               "hottest 20% of pixels removed, then with a random 20% removed. Score: the first drop minus the "
+               "second, in percentage points. A faithful map scores well above zero; near zero, the map is no "
+               "better than chance at showing what the model used.")
     return results

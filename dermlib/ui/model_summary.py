@@ -346,7 +346,8 @@ def member_agreement(prediction: Prediction, card: ModelCard | None = None) -> t
         agreeing = sum(m.agrees for m in prediction.members)
         measured = _agreeing_accuracy(agreeing, n, stats.get("by_agreeing")) or measured
         return (f"**The {n} networks of this ensemble disagree on the most likely condition**, one more "
-                f"reason for caution: {agreeing} of {n} pick the ensemble's top answer on their own. They "
+                f"reason for caution: {agreeing} of {n} {'picks' if agreeing == 1 else 'pick'} the ensemble's top "
+                f"answer on {'its' if agreeing == 1 else 'their'} own. They "
                 f"answer: {votes}.{measured}", True)
     every = "Both" if n == 2 else f"All {n}"
     return f"{every} networks of this ensemble pick the same condition on their own: {votes}.{measured}", False
