@@ -17,6 +17,7 @@ from dermlib.knowledge import (
     KnowledgeBase,
     load_knowledge_base,
     models_for,
+    models_within,
 )
 from dermlib.ui.knowledge import (
     CONTAGIOUS_LABELS,
@@ -74,7 +75,8 @@ def main() -> None:
         condition = kb.get(requested) if requested in kb else kb.resolve(requested)
         if condition is not None:
             st.button("All conditions", key="dl_back", on_click=_close, icon=":material/arrow_back:")
-            render_condition(condition, models=models_for(condition.id, kb), photos=True)
+            render_condition(condition, models=models_for(condition.id, kb),
+                             within=models_within(condition.id, kb), photos=True)
             return
         st.error(
             f"The Disease Library has no condition called “{md_escape(requested)}”. "

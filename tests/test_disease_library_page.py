@@ -291,3 +291,20 @@ def test_the_list_view_shows_no_photos(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("DERMLENS_DATA_ROOT", str(make_library_data(tmp_path / "data")))
     at = run_page()
     assert not at.get("image")
+
+
+def test_a_condition_covered_inside_a_wider_class_names_the_model_and_the_class() -> None:
+    from dermlib.knowledge import load_knowledge_base, models_for, models_within
+    from dermlib.knowledge.base import DERMNET_CATEGORY_COVERS
+
+    kb = load_knowledge_base()
+    assert all(entry in kb for entries in DERMNET_CATEGORY_COVERS.values() for entry in entries)
+    within = {card.id: name for card, name in models_within("impetigo", kb)}
+    if "clinical-common38" not in within:
+        pytest.skip("the shipped common-conditions model is not installed")
+    assert within["clinical-common38"] == "Bacterial skin infection (impetigo, cellulitis, ...)"
+    assert models_for("impetigo", kb) == [] and models_within("psoriasis", kb) == []  # psoriasis is named itself
+    at = run_page("herpes-zoster")
+    markdown = "\n".join(m.value for m in at.markdown)
+    assert "None of the installed models predicts it" not in markdown
+    assert "(`clinical-common38`), within its class “Herpes simplex and shingles”" in markdown

@@ -26,6 +26,7 @@ from dermlib.knowledge.base import (
     condition_url,
     load_knowledge_base,
     models_for,
+    models_within,
     resolve_card_class,
 )
 from dermlib.knowledge.labels import (
@@ -68,6 +69,7 @@ __all__ = [
     "dataset_display_name",
     "load_knowledge_base",
     "models_for",
+    "models_within",
     "normalise_dataset",
     "normalise_label",
     "resolve_card_class",

@@ -458,3 +458,49 @@ def models_for(condition_id: str, kb: KnowledgeBase | None = None) -> list[Any]:
                 found.append(card)
                 break
     return found
+
+
+#: Library entries that a class of a wider DermNet NZ category covers without naming them: the DermNet topic
+#: pages the category's photos were shown on (``dermnet/metadata.csv``, ``dermnet_topic``), where at least 17
+#: photos of the category came from the entry's topic. A model trained on those categories learns these
+#: conditions as part of the class, so the Library must not say that no installed model predicts them.
+DERMNET_CATEGORY_COVERS: dict[str, tuple[str, ...]] = {
+    "bacterial-infection": ("impetigo", "cellulitis"),
+    "bullous-disease": ("bullous-pemphigoid", "acquired-autoimmune-bullous-diseaseherpes-gestationis"),
+    "eczema": ("stasis-edema",),
+    "fungal-infection": ("onychomycosis",),
+    "herpes": ("herpes-simplex", "herpes-zoster"),
+    "light-related": ("photodermatoses",),
+    "melanocytic-naevus": ("congenital-nevus", "halo-nevus"),
+    "psoriasis": ("pustular-psoriasis",),
+    "rosacea": ("rhinophyma",),
+    "vasculitis-purpura": ("vasculitis",),
+}
+#: Training datasets whose class ids are DermNet NZ categories.
+DERMNET_CATEGORY_DATASETS = frozenset({"dermnet-nz", "fitz-dermnet"})
+
+
+def models_within(condition_id: str, kb: KnowledgeBase | None = None) -> list[tuple[Any, str]]:
+    """The installed models that cover a condition inside a wider class (impetigo inside "Bacterial skin
+    infection"), with that class's name; models that name the condition itself are :func:`models_for`'s.
+
+    Returns:
+        ``(card, class name)`` pairs, in the order ``list_models()`` gives the cards.
+    """
+    kb = kb or load_knowledge_base()
+    try:
+        from dermlib.models import list_models  # lazy: the library must load without torch
+
+        cards = list(list_models())
+    except Exception:  # any failure means "no models", by design
+        return []
+    naming = {id(card) for card in models_for(condition_id, kb)}
+    found = []
+    for card in cards:
+        if id(card) in naming or card_dataset(card) not in DERMNET_CATEGORY_DATASETS:
+            continue
+        for class_info in getattr(card, "classes", ()):
+            if condition_id in DERMNET_CATEGORY_COVERS.get(getattr(class_info, "id", ""), ()):
+                found.append((card, str(class_info.name)))
+                break
+    return found

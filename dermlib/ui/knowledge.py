@@ -128,10 +128,12 @@ def _bullets(items: Sequence[str]) -> str:
     return "\n".join(f"- {md_escape(item)}" for item in items)
 
 
-def _model_line(card: Any) -> str:
+def _model_line(card: Any, within: str | None = None) -> str:
     name = getattr(card, "name", None) or getattr(card, "id", "model")
     model_id = getattr(card, "id", None)
     suffix = f" (`{model_id}`)" if model_id and model_id != name else ""
+    if within:
+        suffix += f", within its class “{md_escape(within)}”"
     # A benchmark model kept off the Diagnose picker (card "diagnose.offered": false) is found elsewhere.
     withheld = getattr(card, "diagnose_withheld", None) is not None and not config.offer_all_models()
     where = ": on the Model page and the command line, not offered on Diagnose" if withheld else ""
@@ -174,6 +176,7 @@ def render_condition(
     condition: Condition,
     models: Sequence[Any] = (),
     *,
+    within: Sequence[tuple[Any, str]] = (),
     photos: bool = False,
     data_root: str | os.PathLike[str] | None = None,
 ) -> None:
@@ -182,6 +185,8 @@ def render_condition(
     Args:
         condition: The entry.
         models: Installed model cards that can predict it (see ``dermlib.knowledge.models_for``).
+        within: ``(card, class name)`` of installed models that cover it inside a wider class
+            (``dermlib.knowledge.models_within``).
         photos: Also show example photos from the installed datasets (after "How it looks").
         data_root: Where to look for them; None for the configured data root.
     """
@@ -226,7 +231,9 @@ def render_condition(
     ]
     dataset_text = "\n".join(dataset_lines) or "None of the datasets DermLens knows labels it."
     st.markdown("**Datasets that include it**\n\n" + dataset_text)
-    model_lines = "\n".join(_model_line(m) for m in models) or "None of the installed models predicts it."
+    lines = [_model_line(m) for m in models]
+    lines += [_model_line(card, within=name) for card, name in within]
+    model_lines = "\n".join(lines) or "None of the installed models predicts it."
     st.markdown("**Installed models that can predict it**\n\n" + model_lines)
 
     st.subheader("References")
