@@ -21,7 +21,7 @@ from dermlib.knowledge.schema import (
     validate_entry,
     validate_unique,
 )
-from dermlib.knowledge.search import Bm25fIndex
+from dermlib.knowledge.search import RELATIVE_CUTOFF, Bm25fIndex
 
 #: Folder of the bundled entries, one ``<id>.json`` per condition.
 CONDITIONS_DIR = Path(__file__).resolve().parent / "conditions"
@@ -311,10 +311,12 @@ class KnowledgeBase:
             return candidates
         slug = normalise_label(query)
         scores = self._index.scores(query)
+        # The cut-off is relative to the best entry that passed the filters, so a filter never empties a list.
+        floor = RELATIVE_CUTOFF * max((scores.get(c.id, 0.0) for c in candidates), default=0.0)
         ranked: list[tuple[int, float, Condition]] = []
         for c in candidates:
             tier = 0 if slug in self._name_slugs[c.id] else 1 if slug in self._alias_slugs[c.id] else 2
-            if tier < 2 or c.id in scores:
+            if tier < 2 or (c.id in scores and scores[c.id] >= floor):
                 ranked.append((tier, -scores.get(c.id, 0.0), c))
         # sorted() is stable and candidates are already in name order
         return [c for *_, c in sorted(ranked, key=lambda item: item[:2])]

@@ -75,7 +75,8 @@ TYPO_WEIGHT = 0.7
 TYPO_CUTOFF = 0.8
 MAX_TYPO_MATCHES = 2
 MIN_TYPO_LENGTH = 5
-#: Documents scoring under this share of the best one are left out of the results.
+#: Entries scoring under this share of the best one among those that pass the page's filters are left out:
+#: a common word ("skin" is in every entry) would otherwise list the whole Library.
 RELATIVE_CUTOFF = 0.15
 
 _STOP_WORD_TEXT = """
@@ -371,14 +372,9 @@ class Bm25fIndex:
         return difflib.get_close_matches(term, self._vocabulary, n=MAX_TYPO_MATCHES, cutoff=TYPO_CUTOFF)
 
     def scores(self, query: str) -> dict[str, float]:
-        """Score every document that matches the query well enough (higher is better).
-
-        A document is kept when it scores at least :data:`RELATIVE_CUTOFF` of the best one: a common word
-        ("skin" is in every entry) would otherwise list the whole Library under a query that names a condition.
-        """
+        """Score every document that matches at least one word of the query (higher is better)."""
         total: dict[str, float] = {}
         for term in dict.fromkeys(tokenize(query)):  # each distinct word once, in order
             for doc_id, score in self.concept_scores(self.expand(term)).items():
                 total[doc_id] = total.get(doc_id, 0.0) + score
-        best = max(total.values(), default=0.0)
-        return {doc_id: score for doc_id, score in total.items() if score > 0 and score >= RELATIVE_CUTOFF * best}
+        return {doc_id: score for doc_id, score in total.items() if score > 0}
