@@ -101,10 +101,10 @@ def test_source_rows_and_pair_line_read_a_combined_report() -> None:
               "eczema_vs_psoriasis": {"all": {"n": 8, "correct": 6, "rate": 0.75, "rate_ci95": [0.41, 0.93],
                                               "by_class": {"eczema": 1.0, "psoriasis": 0.5}}}}
     rows = source_rows(report)
-    assert [r["source"] for r in rows] == ["a", "b"] and rows[0]["test photos"] == 10
+    assert [r["source"] for r in rows] == ["a", "b"] and rows[0]["test photos"] == 10  # unregistered: ids
     # The class that source a never labels (support 0) is left out of its macro-F1.
     assert rows[0]["macro-F1, own classes"] == "0.500" and rows[1]["macro-F1, own classes"] == "1.000"
-    assert rows[0]["top-1"] == "50.0%" and rows[0]["top-1, sub-types folded"] == "60.0%"
+    assert rows[0]["top-1"] == "50.0%" and rows[0]["top-1, sub-types counted as their condition"] == "60.0%"
     assert "6 (75.0%, 95% interval 41.0%-93.0%" in pair_line(report)
     assert source_rows({"n": 5}) == [] and pair_line({"n": 5}) is None
 

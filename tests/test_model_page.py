@@ -389,12 +389,13 @@ def test_combined_model_is_scored_per_data_source(monkeypatch: pytest.MonkeyPatc
     assert "By data source" in [t.label for t in at.tabs]
     metrics = json.loads((repo / "weights" / "clinical-common38-ensemble" / "card.json").read_text())["metrics"]
     table = next(t.value for t in at.table if "source" in t.value.columns)
-    assert list(table["source"]) == sorted(metrics["by_source"])
-    dermnet = table[table["source"] == "dermnet-nz"].iloc[0]
+    assert sorted(metrics["by_source"]) == ["dermnet-nz", "fitzpatrick17k"]
+    assert list(table["source"]) == ["DermNet NZ", "Fitzpatrick17k"]  # titles, not registry ids
+    dermnet = table[table["source"] == "DermNet NZ"].iloc[0]
     assert dermnet["test photos"] == metrics["by_source"]["dermnet-nz"]["n"]
     assert dermnet["top-1"] == f"{metrics['by_source']['dermnet-nz']['top1_accuracy']:.1%}"
     folded = metrics["by_source_categories"]["dermnet-nz"]["top1_accuracy"]
-    assert dermnet["top-1, sub-types folded"] == f"{folded:.1%}"
+    assert dermnet["top-1, sub-types counted as their condition"] == f"{folded:.1%}"
     assert "Eczema or psoriasis?" in _text(at) and "128 test photos" in _text(at)
     # A single-source model has no such tab.
     _show_shipped(at, "clinical-fitz21")

@@ -239,13 +239,14 @@ def source_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     for source, rep in by_source.items():
         if not isinstance(rep, dict):
             continue
-        row = {"source": source, "test photos": int(rep.get("n", 0)), "top-1": _pct(rep.get("top1_accuracy")),
+        row = {"source": _source_title(source), "test photos": int(rep.get("n", 0)),
+               "top-1": _pct(rep.get("top1_accuracy")),
                "top-3": _pct(rep.get("top3_accuracy"))}
         own = _own_macro_f1(rep)
         row["macro-F1, own classes"] = "n/a" if own is None else f"{own:.3f}"
         row["weighted F1"] = f"{float(rep.get('weighted_f1', 0.0)):.3f}"
-        if folded:
-            row["top-1, sub-types folded"] = _pct((folded.get(source) or {}).get("top1_accuracy"))
+        if folded:  # acne vulgaris counted as acne, malignant melanoma as melanoma, ...
+            row["top-1, sub-types counted as their condition"] = _pct((folded.get(source) or {}).get("top1_accuracy"))
         rows.append(row)
     return rows
 

@@ -62,7 +62,9 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
         + (["By data source"] if sources else []))
     for tab in by_source:
         tab.table(display_table(pd.DataFrame(sources)), hide_index=True)
-        tab.caption(pair_line(report) or "")
+        tab.caption("Each source's photos are scored against all of the model's classes. \"Sub-types counted as "
+                    "their condition\": an answer of acne vulgaris for acne, or of malignant melanoma for melanoma, "
+                    "counts as right. " + (pair_line(report) or ""))
     with per_class:
         st.table(display_table(eval_charts.per_class_table(report, names)), hide_index=True)
         if (two_class := eval_charts.two_class_figure(report, names)) is not None:
