@@ -21,7 +21,7 @@ from dermlib.knowledge.schema import (
     validate_entry,
     validate_unique,
 )
-from dermlib.knowledge.search import RELATIVE_CUTOFF, Bm25fIndex
+from dermlib.knowledge.search import RELATIVE_CUTOFF, Bm25fIndex, tokenize
 
 #: Folder of the bundled entries, one ``<id>.json`` per condition.
 CONDITIONS_DIR = Path(__file__).resolve().parent / "conditions"
@@ -166,6 +166,7 @@ class KnowledgeBase:
         self._by_label_part: dict[str, set[str]] = {}
         self._name_slugs: dict[str, frozenset[str]] = {}  # slugs of the name and id
         self._alias_slugs: dict[str, frozenset[str]] = {}
+        self._name_words: dict[str, tuple[str, ...]] = {}
         for c in ordered:
             for alias in c.aliases:
                 self._by_alias.setdefault(normalise_label(alias), c.id)
@@ -176,6 +177,9 @@ class KnowledgeBase:
                 self._by_label_part.setdefault(key[1], set()).add(c.id)
             self._name_slugs[c.id] = frozenset({normalise_label(c.name), normalise_label(c.id)} - {""})
             self._alias_slugs[c.id] = frozenset({normalise_label(a) for a in c.aliases} - {""})
+            # Each name and alias as normalised words, to find a typed phrase inside one ("skin cancer" in the
+            # alias "melanoma skin cancer").
+            self._name_words[c.id] = tuple(" ".join(tokenize(t)) for t in (c.name, *c.aliases))
         self._datasets = {dataset for dataset, _ in self._by_dataset_label}
 
     def __len__(self) -> int:
@@ -281,8 +285,10 @@ class KnowledgeBase:
         then summary and appearance, then description, then the rest), after light normalisation
         (case, stop words, suffixes, British spellings) and a short lay/clinical synonym map; see
         :mod:`dermlib.knowledge.search`. An entry whose name or id is exactly the query comes first,
-        then one with the query as an alias. Entries that match none of the words are left out; ties
-        keep name order.
+        then one with the query as an alias, then one whose name or an alias holds the typed words in
+        order ("skin cancer" in "melanoma skin cancer"). Entries that match none of the words, or score under
+        :data:`~dermlib.knowledge.search.RELATIVE_CUTOFF` of the best entry that passes the filters, are left
+        out; ties keep name order.
 
         Args:
             text: Free text; empty returns every condition that passes the filters, in name order.
@@ -314,9 +320,13 @@ class KnowledgeBase:
         # The cut-off is relative to the best entry that passed the filters, so a filter never empties a list.
         floor = RELATIVE_CUTOFF * max((scores.get(c.id, 0.0) for c in candidates), default=0.0)
         ranked: list[tuple[int, float, Condition]] = []
+        words = tokenize(query)
+        phrase = " ".join(words) if len(words) > 1 else None
         for c in candidates:
-            tier = 0 if slug in self._name_slugs[c.id] else 1 if slug in self._alias_slugs[c.id] else 2
-            if tier < 2 or (c.id in scores and scores[c.id] >= floor):
+            tier = 0 if slug in self._name_slugs[c.id] else 1 if slug in self._alias_slugs[c.id] else 3
+            if tier == 3 and phrase and any(f" {phrase} " in f" {name} " for name in self._name_words[c.id]):
+                tier = 2  # the typed words, in order, inside a name or alias
+            if tier < 3 or (c.id in scores and scores[c.id] >= floor):
                 ranked.append((tier, -scores.get(c.id, 0.0), c))
         # sorted() is stable and candidates are already in name order
         return [c for *_, c in sorted(ranked, key=lambda item: item[:2])]
