@@ -125,8 +125,7 @@ def _malignant_line(title: str, n: int, malignant: Mapping[str, Any], by_label: 
     parts = _benign_parts(by_label)
     if parts:
         text += "; " + ", ".join(parts)
-    text += ")"
-    text += "."
+    text += ")."
     if malignant["specificity"] < 0.7:
         text += (" On photos from a clinic or dermatoscope other than its training archive's, a 'malignant' "
                  "answer from it means much less than its own test figures suggest.")

@@ -51,7 +51,7 @@ class Urgency:
 
     Attributes:
         level: The entry's urgency, one of :data:`dermlib.knowledge.URGENCIES` (``routine``, ``soon``, ``urgent``).
-        condition_id: The Library entry's id; empty for a malignant class no entry describes.
+        condition_id: The Library entry's id; empty for a benign or malignant class no entry describes.
         condition_name: The Library entry's name (that class's name where there is no entry).
         class_name: The model class that led to the entry.
         probability: That class's calibrated probability.
