@@ -6,6 +6,7 @@ The page picks the data folder and the dataset and lays out the tabs; each tab i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,12 @@ def choose_root() -> Path:
         default = 1
     choice = st.radio("Data folder", labels, index=default, key=KEY + "root") if len(labels) > 1 else labels[0]
     root = roots[choice]
+    if os.environ.get(config.DATA_ROOT_ENV) and root != roots[labels[0]]:  # the configured folder is set aside
+        sections.developer_note(
+            f"`{config.DATA_ROOT_ENV}` names `{roots[labels[0]]}`, which holds no dataset yet, so the shared "
+            f"development data in `{root}` is shown; choose “{labels[0]}” above to see the configured folder."
+        )
+        return root
     sections.developer_note(
         f"Reading datasets from `{root}`. To use another folder set the environment variable "
         f"`{config.DATA_ROOT_ENV}` (for example `{config.DATA_ROOT_ENV}=/data/derm streamlit run "

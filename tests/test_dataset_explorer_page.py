@@ -157,6 +157,9 @@ def test_shared_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, without_mo
         pytest.skip("shared data not present")
     at = run_page(monkeypatch, tmp_path)  # the empty configured root falls back to the shared data
     assert "Shared development data" in at.radio(key=KEY + "root").value
+    # The note says why the configured folder was set aside, not "set DERMLENS_DATA_ROOT" (it is set).
+    notes = "\n".join(m.value for m in at.markdown)
+    assert f"names `{tmp_path}`, which holds no dataset yet" in notes and "To use another folder" not in notes
     assert at.selectbox(key=KEY + "dataset").value == "fitzpatrick17k"
     assert {m.label: m.value for m in at.metric}["Images on disk"] == "2,860"
     assert len(at.get("plotly_chart")) == 3 and len(at.get("image")) == 12
