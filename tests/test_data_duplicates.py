@@ -102,3 +102,29 @@ def test_fitzpatrick_shared_duplicates() -> None:
     sizes = pd.Series(groups).value_counts()
     assert sizes.max() <= 5 and (sizes > 1).any()
     assert DEFAULT_MAX_DISTANCE == 10
+
+
+def test_a_centre_share_leaves_the_border_out_of_the_hash(tmp_path: Path) -> None:
+    from dermlib.data.duplicates import DERMOSCOPY_CENTRE, grey_thumbnail
+
+    pixels = np.zeros((200, 300), dtype=np.uint8)
+    pixels[30:170, 45:255] = 255  # a white field inside a dark ring 15% of each side wide
+    Image.fromarray(pixels).convert("RGB").save(tmp_path / "ringed.png")
+    whole = grey_thumbnail(tmp_path / "ringed.png")
+    inner = grey_thumbnail(tmp_path / "ringed.png", centre=0.7)
+    assert whole.shape == inner.shape == (32, 32)
+    assert whole[0].max() < 10 and inner.min() > 245  # the ring is in one thumbnail and not in the other
+    assert phash(tmp_path / "ringed.png", DERMOSCOPY_CENTRE) == compute_hashes([tmp_path / "ringed.png"],
+                                                                               centre=DERMOSCOPY_CENTRE)[0]
+
+
+def test_ph2_lesions_are_not_near_duplicates_once_the_ring_is_left_out() -> None:
+    from dermlib.data.duplicates import DERMOSCOPY_CENTRE, compute_hashes
+
+    root = config.shared_data_root()
+    if root is None or not (root / "ph2" / "metadata.csv").is_file():
+        pytest.skip("the shared PH2 folder is not present")
+    paths = list(load_index("ph2", root / "ph2")["image_path"])  # 160 photos of 160 lesions
+    whole = close_pairs(compute_hashes(paths), DEFAULT_MAX_DISTANCE)
+    centre = close_pairs(compute_hashes(paths, centre=DERMOSCOPY_CENTRE), DEFAULT_MAX_DISTANCE)
+    assert len(whole) >= 20 and len(centre) <= len(whole) // 5  # 28 and 3 when measured

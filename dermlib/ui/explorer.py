@@ -17,7 +17,7 @@ import streamlit as st
 from dermlib import config
 from dermlib.data import DATASETS, DEFAULT_MAX_DISTANCE, discover, explore, load_index
 from dermlib.data.download import DOWNLOADERS, MANUAL_DOWNLOAD
-from dermlib.data.duplicates import compute_hashes, duplicate_pairs, group_ids_from_hashes
+from dermlib.data.duplicates import DERMOSCOPY_CENTRE, compute_hashes, duplicate_pairs, group_ids_from_hashes
 from dermlib.errors import DermLensError
 from dermlib.viz import data_charts as charts
 from dermlib.viz.palette import FITZPATRICK_NAMES
@@ -67,8 +67,8 @@ def cached_stats(paths: tuple[str, ...]) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner="Hashing images…", max_entries=8)
-def cached_hashes(paths: tuple[str, ...]) -> np.ndarray:
-    return compute_hashes(paths)
+def cached_hashes(paths: tuple[str, ...], centre: float = 1.0) -> np.ndarray:
+    return compute_hashes(paths, centre=centre)
 
 
 def cached_model(model_id: str) -> Any:
@@ -305,11 +305,16 @@ def show_duplicates(index: pd.DataFrame) -> None:
         f"Compares {len(sample)} images{note}. Copies of one photo under different names inflate test "
         "accuracy when they land on both sides of a split; the training CLI keeps each group on one side."
     )
+    sources = set(index["source"].dropna())
+    dermoscopy = bool(sources) and all(getattr(DATASETS.get(s), "modality", "") == "dermoscopy" for s in sources)
+    if dermoscopy:
+        st.caption(f"Dermoscopy: only the central {DERMOSCOPY_CENTRE:.0%} of each photo is compared, so the "
+                   "dermatoscope's dark ring, the same in every photo, does not make different lesions look alike.")
     if not st.toggle("Find near-duplicates", key=KEY + "dup_on"):
         return
     paths = tuple(sample["image_path"])
     try:
-        hashes = cached_hashes(paths)
+        hashes = cached_hashes(paths, DERMOSCOPY_CENTRE if dermoscopy else 1.0)
     except DermLensError as error:
         st.error(str(error))
         return
