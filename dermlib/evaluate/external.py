@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from dermlib.errors import DatasetError
+from dermlib.evaluate.reports import EVALUATION_FILE
 
-__all__ = ["external_record", "external_summary", "external_test_lines", "record_external"]
-
-EVALUATION_FILE = "evaluation.json"
+__all__ = ["external_record", "external_summary", "external_test_lines", "lesion_crop_summary", "record_external"]
 
 
 def external_summary(report: Mapping[str, Any], dataset: str, title: str, command: str = "",
@@ -56,12 +55,15 @@ def external_summary(report: Mapping[str, Any], dataset: str, title: str, comman
     if command:
         summary["command"] = command
     if lesion_crop:
-        crop_mal = (lesion_crop.get("risk_group") or {}).get("malignant") or {}
-        summary["lesion_crop"] = {"segmenter": lesion_crop.get("lesion_crop"),
-                                  "balanced_accuracy": lesion_crop.get("balanced_accuracy"),
-                                  "sensitivity": crop_mal.get("sensitivity"),
-                                  "specificity": crop_mal.get("specificity")}
+        summary["lesion_crop"] = lesion_crop_summary(lesion_crop)
     return summary
+
+
+def lesion_crop_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures kept of the same external test run with each photo cropped to its lesion first."""
+    malignant = (report.get("risk_group") or {}).get("malignant") or {}
+    return {"segmenter": report.get("lesion_crop"), "balanced_accuracy": report.get("balanced_accuracy"),
+            "sensitivity": malignant.get("sensitivity"), "specificity": malignant.get("specificity")}
 
 
 def record_external(folder: str | Path, summary: Mapping[str, Any], report: Mapping[str, Any],

@@ -506,13 +506,13 @@ def models_within(condition_id: str, kb: KnowledgeBase | None = None) -> list[tu
         cards = list(list_models())
     except Exception:  # any failure means "no models", by design
         return []
-    naming = {id(card) for card in models_for(condition_id, kb)}
     found = []
     for card in cards:
-        if id(card) in naming or card_dataset(card) not in DERMNET_CATEGORY_DATASETS:
+        if card_dataset(card) not in DERMNET_CATEGORY_DATASETS:
             continue
-        for class_info in getattr(card, "classes", ()):
-            if condition_id in DERMNET_CATEGORY_COVERS.get(getattr(class_info, "id", ""), ()):
-                found.append((card, str(class_info.name)))
-                break
+        classes = list(getattr(card, "classes", ()))
+        covering = [c for c in classes if condition_id in DERMNET_CATEGORY_COVERS.get(getattr(c, "id", ""), ())]
+        if covering and not any(getattr(resolve_card_class(kb, card, c), "id", None) == condition_id
+                                for c in classes):  # a model that names it is models_for's
+            found.append((card, str(covering[0].name)))
     return found

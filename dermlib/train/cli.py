@@ -271,7 +271,7 @@ def _check_record_external(args: argparse.Namespace) -> str:
 
 def _record_external(args: argparse.Namespace, dataset: str, report: dict) -> None:
     """Store an evaluation as an external test in the model's card (see dermlib.evaluate.external)."""
-    from dermlib.evaluate.external import external_summary, record_external
+    from dermlib.evaluate.external import external_summary, lesion_crop_summary, record_external
     from dermlib.models import get_card
 
     card = get_card(args.model)
@@ -282,8 +282,7 @@ def _record_external(args: argparse.Namespace, dataset: str, report: dict) -> No
                        + ["--record-external", shlex.quote(args.record_external)])
     if args.crop_lesion:
         summary = dict(card.raw["external_tests"][dataset])
-        summary["lesion_crop"] = dict(external_summary({}, dataset, "", lesion_crop=report)["lesion_crop"],
-                                      command=command)
+        summary["lesion_crop"] = dict(lesion_crop_summary(report), command=command)
         record_external(card.path, summary, report, report_key=f"{dataset}-lesion-crop")
     else:
         record_external(card.path, external_summary(report, dataset, args.record_external, command), report)
