@@ -437,6 +437,17 @@ def resolve_card_class(kb: KnowledgeBase, card: Any, class_info: Any) -> Conditi
     return None
 
 
+def _installed_cards() -> list[Any]:
+    """The installed model cards; none when the registry cannot be imported or fails (no models installed, a
+    broken card): the Disease Library works without models."""
+    try:
+        from dermlib.models import list_models  # lazy: the library must load without torch
+
+        return list(list_models())
+    except Exception:  # any failure means "no models", by design
+        return []
+
+
 def models_for(condition_id: str, kb: KnowledgeBase | None = None) -> list[Any]:
     """Return the cards of the installed models that can predict this condition.
 
@@ -452,12 +463,7 @@ def models_for(condition_id: str, kb: KnowledgeBase | None = None) -> list[Any]:
         ``ModelCard`` objects, in the order ``list_models()`` gives them.
     """
     kb = kb or load_knowledge_base()
-    try:
-        from dermlib.models import list_models  # lazy: the library must load without torch
-
-        cards = list(list_models())
-    except Exception:  # any failure means "no models", by design
-        return []
+    cards = _installed_cards()
     found = []
     for card in cards:
         try:
@@ -500,12 +506,7 @@ def models_within(condition_id: str, kb: KnowledgeBase | None = None) -> list[tu
         ``(card, class name)`` pairs, in the order ``list_models()`` gives the cards.
     """
     kb = kb or load_knowledge_base()
-    try:
-        from dermlib.models import list_models  # lazy: the library must load without torch
-
-        cards = list(list_models())
-    except Exception:  # any failure means "no models", by design
-        return []
+    cards = _installed_cards()
     found = []
     for card in cards:
         if card_dataset(card) not in DERMNET_CATEGORY_DATASETS:
