@@ -7,7 +7,7 @@ point the app elsewhere without code changes:
   ``pip install``-ed dermlib, which has no repository around it, ``weights/`` in the working directory).
 * ``DERMLENS_DATA_ROOT``: folder holding datasets (default: ``data/`` in the repository).
 * ``DERMLENS_OFFER_ALL_MODELS``: ``1`` offers every installed model on the Diagnose page, also those whose card
-  keeps them out of it (the six-network ensemble, too heavy for a shared demo server).
+  keeps them out of it (the benchmark ensembles, too heavy for a shared demo server).
 """
 
 from __future__ import annotations

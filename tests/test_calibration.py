@@ -212,3 +212,22 @@ def test_held_out_check_rejects_bad_input() -> None:
         held_out_calibration_check(logits, labels, logits[:, :3], np.minimum(labels, 2), 1.0)
     with pytest.raises(ValueError):
         held_out_calibration_check(logits, labels + 10, logits, labels, 1.0)
+
+
+def test_malignant_alert_is_scored_per_source_where_a_source_has_malignant_photos() -> None:
+    """A multi-source card carries the urgency line's sensitivity and specificity for each source alone."""
+    from dermlib.train.finalize import add_alert_by_source
+
+    malignant = np.array([False, True])  # class 1 is malignant
+    # Source "a": two malignant photos (one above the alert threshold) and two benign (one above it).
+    # Source "b": benign photos only, so no sensitivity can be measured there.
+    probs = np.array([[0.2, 0.8], [0.95, 0.05], [0.9, 0.1], [0.99, 0.01], [0.97, 0.03], [0.96, 0.04]])
+    labels = np.array([1, 1, 0, 0, 0, 0])
+    sources = ["a", "a", "a", "a", "b", "b"]
+    metrics = {"by_source": {"a": {}, "b": {}}}
+    add_alert_by_source(metrics, probs, labels, sources, malignant, threshold=0.08)
+    alert = metrics["by_source"]["a"]["malignant_alert"]
+    assert (alert["n_malignant"], alert["n_other"]) == (2, 2)
+    assert alert["with_alert"]["sensitivity"] == 0.5  # 0.8 fires, 0.05 does not
+    assert alert["with_alert"]["specificity"] == 0.5  # 0.1 fires on a benign photo, 0.01 does not
+    assert "malignant_alert" not in metrics["by_source"]["b"]

@@ -59,10 +59,11 @@ def test_readme_model_table_is_the_cards() -> None:
 
 
 def test_readme_scope_table_is_the_cards() -> None:
-    """The README's scope table is what `dermlib scope report --markdown` prints: every classifier, as measured."""
-    from dermlib.scope.report import markdown_table
+    """The README's scope tables are what `dermlib scope report --markdown` prints: every classifier, as measured."""
+    from dermlib.scope.report import comparison_table, markdown_table
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    rows = markdown_table(_shipped_cards("classifier")).splitlines()
-    assert len(rows) >= 3
+    cards = _shipped_cards("classifier")
+    rows = markdown_table(cards).splitlines() + comparison_table(cards).splitlines()
+    assert len(rows) >= 6
     assert [r for r in rows if r not in readme] == []

@@ -440,3 +440,23 @@ def test_knn_bank_in_int8_reads_back_and_scores_like_float() -> None:
     np.testing.assert_allclose(det.score(probe), np.sqrt(2 - 2 * kth), atol=2e-3)  # int8 costs < 0.002
     legacy = create_score("knn").load_state({"bank": torch.from_numpy(exact).half()})  # older float16 sidecars
     np.testing.assert_allclose(legacy.score(probe), np.sqrt(2 - 2 * kth), atol=2e-3)
+
+
+def test_comparison_table_puts_each_models_scores_in_its_column() -> None:
+    """The README's score comparison: AUROC / refused per model, n/a where a model was not scored that way."""
+    from types import SimpleNamespace
+
+    from dermlib.scope.report import comparison_table
+
+    def card(model_id: str, comparison: dict) -> SimpleNamespace:
+        return SimpleNamespace(id=model_id, raw={"scope": {"score": "knn", "extractor": {"size": 128},
+                                                           "comparison": comparison}})
+
+    single = card("one", {"knn@imagenet": {"auroc_natural": 0.9991, "natural_refused": 1.0},
+                          "vim@model-features": {"auroc_natural": 0.9312, "natural_refused": 0.4571}})
+    ensemble = card("two", {"knn@imagenet": {"auroc_natural": 0.5, "natural_refused": 0.25}})
+    rows = comparison_table([single, ensemble, card("none", {})]).splitlines()
+    assert rows[0] == "| score | features | `one` | `two` |"
+    assert rows[2] == "| knn (shipped) | frozen ImageNet Lite0 (128 px) | 0.999 / 100% | 0.500 / 25% |"
+    assert rows[3] == "| vim | model's pooled features | 0.931 / 46% | n/a |"
+    assert len(rows) == 4

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = actions.add_parser("report", help="print a model's stored scope figures")
     r.add_argument("--model", help="model id (default: the default model)")
     r.add_argument("--json", action="store_true", help="print the card's whole scope section")
-    r.add_argument("--markdown", action="store_true", help="print a Markdown table of every installed model's check")
+    r.add_argument("--markdown", action="store_true",
+                   help="print Markdown tables of every installed model's check and of the scores compared")
     r.set_defaults(func=_cmd_report)
 
 
@@ -50,9 +51,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.markdown:
         from dermlib.models import list_models
-        from dermlib.scope.report import markdown_table
+        from dermlib.scope.report import comparison_table, markdown_table
 
-        print(markdown_table(list_models()))
+        cards = list_models()
+        print(markdown_table(cards) + "\n\n" + comparison_table(cards))
         return 0
     model_id = args.model or default_model_id()
     if model_id is None:

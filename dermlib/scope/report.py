@@ -100,3 +100,41 @@ def markdown_table(cards) -> str:
             f"| {_rate(rep.get('in_scope_test_kept'))} | {_rate(rep.get('natural_refused'))} "
             f"| {_num(rep.get('auroc_natural'))} | {_rate(rep.get('wrong_modality_flagged'))} | {by_source} |")
     return "\n".join(rows)
+
+
+#: How the comparison names the feature sets a score was computed on.
+_FEATURES = {"imagenet": "frozen ImageNet Lite0 ({size} px)", "model-logits": "model's logits",
+             "model-features": "model's pooled features"}
+
+
+def comparison_table(cards) -> str:
+    """Every compared score of every model as one Markdown table (for the README): AUROC / natural photos refused.
+
+    A row is a score on one feature set, a column a model; "n/a" where a model was not scored that way (ViM
+    needs one linear head, which an ensemble does not have). Models without a stored comparison are left out.
+    """
+    cards = [c for c in cards if (c.raw.get("scope") or {}).get("comparison")]
+    names: list[str] = []
+    for card in cards:
+        names += [n for n in card.raw["scope"]["comparison"] if n not in names]
+    rows = ["| score | features | " + " | ".join(f"`{c.id}`" for c in cards) + " |",
+            "| --- | --- |" + " --- |" * len(cards)]
+    for name in names:
+        score, _, features = name.partition("@")
+        size = cards[0].raw["scope"].get("extractor", {}).get("size", "?")
+        cells = []
+        for card in cards:
+            r = card.raw["scope"]["comparison"].get(name)
+            cells.append("n/a" if not r else f"{_num(r.get('auroc_natural'))} / {_pct0(r.get('natural_refused'))}")
+        rows.append(f"| {score}{' (shipped)' if _shipped(cards, name) else ''} "
+                    f"| {_FEATURES.get(features, features).format(size=size)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _pct0(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _shipped(cards, name: str) -> bool:
+    """Whether every model ships this score (the table marks it once, not per cell)."""
+    return all(f"{c.raw['scope'].get('score')}@imagenet" == name for c in cards)

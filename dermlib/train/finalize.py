@@ -97,6 +97,30 @@ def member_agreement_stats(logits: np.ndarray, member_logits: np.ndarray, labels
             "accuracy_when_agree": rate(agree), "accuracy_when_disagree": rate(~agree), "by_agreeing": by_agreeing}
 
 
+def add_alert_by_source(metrics: dict[str, Any], probs: np.ndarray, labels: np.ndarray, sources: list[str],
+                        malignant: np.ndarray, threshold: float) -> None:
+    """Score the malignant alert on each source's test photos, into ``metrics["by_source"][source]``.
+
+    A multi-source model is compared with a single-source one on that source's photos alone (the 21-condition
+    model on Fitzpatrick17k's), so the urgency line's sensitivity and specificity are needed per source too.
+    Sources without a malignant test photo get none.
+
+    Args:
+        metrics: The test report, with ``by_source`` from :func:`dermlib.evaluate.slices.slice_summary`.
+        probs: Calibrated test probabilities, one row per photo.
+        labels: Class indices of the test photos.
+        sources: The source of each test photo.
+        malignant: Per class, whether it is in the malignant risk group.
+        threshold: The card's fitted alert threshold.
+    """
+    truth = malignant[np.asarray(labels, dtype=np.int64)]
+    sources_arr = np.asarray(sources, dtype=object)
+    for source, report in (metrics.get("by_source") or {}).items():
+        rows = sources_arr == source
+        if rows.any() and truth[rows].any():
+            report["malignant_alert"] = score_malignant_alert(probs[rows], truth[rows], malignant, threshold)
+
+
 def recalibrate(folder: str | Path, data_root: str | Path, dataset: str | None = None,
                 target_accuracy: float = 0.8, store_dtype: str | None = None) -> dict[str, Any]:
     """Refit temperature and abstention thresholds on the model's own validation split; re-evaluate test.
@@ -201,6 +225,9 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
             metrics.update(round_floats(slice_summary(
                 softmax(test_logits, temperature), test_y, test_rows["source"].astype(str).tolist(), class_ids,
                 risk, test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)))
+            if alert is not None:
+                add_alert_by_source(metrics, softmax(test_logits, temperature), test_y,
+                                    test_rows["source"].astype(str).tolist(), malignant, alert["threshold"])
         if not val_rows.empty:
             # A test split of a few hundred images cannot tell an ECE of 0.04 from 0.06 (sampling noise);
             # pooling both held-out splits, each scaled by the other's temperature, halves that noise.
