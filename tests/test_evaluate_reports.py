@@ -109,6 +109,17 @@ def test_source_rows_and_pair_line_read_a_combined_report() -> None:
     assert source_rows({"n": 5}) == [] and pair_line({"n": 5}) is None
 
 
+def test_source_alert_line_gives_each_sources_urgency_figures_as_counts() -> None:
+    from dermlib.evaluate.reports import source_alert_line
+
+    alert = {"n_malignant": 221, "n_other": 208, "with_alert": {"sensitivity": 0.9412, "specificity": 0.726}}
+    report = {"by_source": {"fitzpatrick17k": {"n": 429, "malignant_alert": alert}, "dermnet-nz": {"n": 444}}}
+    line = source_alert_line(report)
+    assert "Fitzpatrick17k" in line and "DermNet" not in line  # a source without malignant photos is left out
+    assert "for 208 of 221 malignant photos (94.1%) and for 57 of 208 others (specificity 72.6%)" in line
+    assert source_alert_line({"by_source": {"a": {"n": 3}}}) is None and source_alert_line({}) is None
+
+
 def test_selective_line() -> None:
     report = {"selective": {"coverage": 0.1753, "accuracy": 0.8235, "accuracy_abstained": None}}
     assert selective_line(report) == (

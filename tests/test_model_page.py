@@ -397,6 +397,10 @@ def test_combined_model_is_scored_per_data_source(monkeypatch: pytest.MonkeyPatc
     folded = metrics["by_source_categories"]["dermnet-nz"]["top1_accuracy"]
     assert dermnet["top-1, sub-types counted as their condition"] == f"{folded:.1%}"
     assert "Eczema or psoriasis?" in _text(at) and "128 test photos" in _text(at)
+    fitz_alert = metrics["by_source"]["fitzpatrick17k"]["malignant_alert"]
+    assert (f"Fitzpatrick17k: it names a malignant class for "
+            f"{round(fitz_alert['with_alert']['sensitivity'] * fitz_alert['n_malignant'])} of "
+            f"{fitz_alert['n_malignant']} malignant photos") in _text(at)
     # A single-source model has no such tab.
     _show_shipped(at, "clinical-fitz21")
     assert "By data source" not in [t.label for t in at.tabs]

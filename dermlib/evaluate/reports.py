@@ -294,6 +294,31 @@ def _source_title(name: str) -> str:
     return adapter.title.split(" (")[0] if adapter is not None else name
 
 
+def source_alert_line(report: dict[str, Any]) -> str | None:
+    """What the urgency line does on each source's test photos alone, or None when no source was scored.
+
+    A combined model is compared with a single-source one on that source's photos (the 21-condition model on
+    Fitzpatrick17k's), so the whole test split's sensitivity would not be the figure to set beside it. Read
+    from ``by_source[source]["malignant_alert"]`` (:func:`dermlib.train.finalize.add_alert_by_source`).
+    """
+    parts = []
+    for source, rep in (report.get("by_source") or {}).items():
+        scored = rep.get("malignant_alert") if isinstance(rep, dict) else None
+        if not isinstance(scored, dict) or not scored.get("n_malignant"):
+            continue
+        rule = scored.get("with_alert") or {}
+        n_bad, n_other = int(scored["n_malignant"]), int(scored.get("n_other") or 0)
+        caught = round(float(rule.get("sensitivity", 0.0)) * n_bad)
+        cleared = round(float(rule.get("specificity", 0.0)) * n_other)
+        parts.append(f"{_source_title(source)}: it names a malignant class for {caught} of {n_bad} malignant photos "
+                     f"({_pct(rule.get('sensitivity'))}) and for {n_other - cleared} of {n_other} others "
+                     f"(specificity {_pct(rule.get('specificity'))})")
+    if not parts:
+        return None
+    return "The urgency line, with the card's malignant alert, on each source's test photos alone. " + "; ".join(
+        parts) + "."
+
+
 def pair_line(report: dict[str, Any]) -> str | None:
     """The eczema-versus-psoriasis slice as one sentence, or None when the report has none."""
     pair = (report.get("eczema_vs_psoriasis") or {}).get("all")

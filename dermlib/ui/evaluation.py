@@ -16,6 +16,7 @@ from dermlib.evaluate.reports import (
     pair_line,
     selective_line,
     skin_type_coverage_line,
+    source_alert_line,
     source_rows,
 )
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
@@ -65,6 +66,8 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
         tab.caption("Each source's photos are scored against all of the model's classes. \"Sub-types counted as "
                     "their condition\": an answer of acne vulgaris for acne, or of malignant melanoma for melanoma, "
                     "counts as right. " + (pair_line(report) or ""))
+        if alert := source_alert_line(report):
+            tab.caption(alert)
     with per_class:
         st.table(display_table(eval_charts.per_class_table(report, names)), hide_index=True)
         if (two_class := eval_charts.two_class_figure(report, names)) is not None:
