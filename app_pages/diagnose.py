@@ -12,6 +12,7 @@ from dermlib.images import UPLOAD_EXTENSIONS
 from dermlib.models import ModelCard, scan_models
 from dermlib.ui.common import NO_MODEL_HELP, get_loaded_model, model_cache_key, show_disclaimer
 from dermlib.ui.model_summary import diagnose_models, measured_limits, other_models_hint, withheld_line
+from dermlib.ui.session import forget_photo, keep_photo, keep_widget
 from dermlib.ui.warmup import warm_up
 
 logger = logging.getLogger("dermlens.diagnose")
@@ -35,6 +36,7 @@ def main() -> None:
 
     offered = diagnose_models(cards)  # the default first; heavy benchmark models only where asked for
     by_id = {c.id: c for c in offered}
+    keep_widget("diagnose_model", list(by_id))  # a trip to another page keeps the model, options and photo
     model_id = st.selectbox(
         "Model", list(by_id), format_func=lambda i: by_id[i].name, key="diagnose_model",
         help="Clinical models expect ordinary photos; dermoscopy models expect dermatoscope images.",
@@ -73,20 +75,37 @@ def main() -> None:
         device_notice.warning(loaded.fallback_notice, icon=":material/computer:")
 
 
+SOURCES = ("Upload a photo", "Take a photo")
+
+
 def _photo_input() -> UploadedFile | None:
-    """The image source choice and its uploader or camera; the file, or None before one is given."""
-    source = st.radio("Image source", ["Upload a photo", "Take a photo"], horizontal=True, key="diagnose_source")
-    if source == "Upload a photo":
+    """The image source choice and its uploader or camera; the photo, or None before one is given.
+
+    The photo the user had when leaving the page comes back on return (the widgets themselves forget it).
+    """
+    keep_widget("diagnose_source", SOURCES)
+    source = st.radio("Image source", SOURCES, horizontal=True, key="diagnose_source")
+    widget_key = "diagnose_upload" if source == SOURCES[0] else "diagnose_camera"
+    had_state = widget_key in st.session_state
+    if source == SOURCES[0]:
         upload = st.file_uploader(
-            "Photo of the skin condition", type=list(UPLOAD_EXTENSIONS), key="diagnose_upload",
+            "Photo of the skin condition", type=list(UPLOAD_EXTENSIONS), key=widget_key,
             help="JPEG, PNG, WebP, HEIC, GIF, BMP or TIFF. The photo stays in this session's memory and is "
                  "never saved.",
         )
     else:
-        upload = st.camera_input("Photograph the skin condition", key="diagnose_camera")
-    if upload is None:
+        upload = st.camera_input("Photograph the skin condition", key=widget_key)
+    photo, restored = keep_photo(widget_key, upload, had_state)
+    if restored:
+        note, clear = st.columns([4, 1], vertical_alignment="center")
+        note.info(f"Your photo from before ({photo.name}) is shown again. Choose another above to replace it.",
+                  icon=":material/history:")
+        if clear.button("Clear it", key="diagnose_clear_kept", icon=":material/close:"):
+            forget_photo(widget_key)
+            st.rerun()
+    if photo is None:
         st.caption("Frame the affected skin closely, in good light, in focus, without filters.")
-    return upload
+    return photo
 
 
 def _model_notes(card: ModelCard) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def test_upload_shows_chart_and_heatmaps(tiny_weights_env: Path) -> None:
     assert not at.exception
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # probabilities + risk groups
+    # Plotly's toolbar covered chart titles on phones (always shown on touch screens): drawn without it.
+    assert all(json.loads(c.proto.config) == {"displayModeBar": False} for c in charts)
     images = at.get("image")
     # the model's view, then the original + one overlay per top-3 class
     assert len(images) >= 5
@@ -234,3 +237,50 @@ def test_shipped_ensemble_is_on_the_model_page_but_not_in_the_diagnose_picker(
     # Only a card that says so is withheld: every other shipped model stays in the picker.
     assert set(offered) == {c.id for c in cards if c.diagnose_withheld is None}
     assert len(offered) == len(cards) - len(withheld)
+
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+
+
+def test_a_trip_to_another_page_keeps_the_photo_result_and_options(tiny_weights_env: Path) -> None:
+    """Streamlit forgets the widgets of a page it does not draw: the page keeps the photo and options itself."""
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    at.file_uploader(key="diagnose_upload").upload("lesion.png", image_bytes(synthetic_skin_image(4)), "image/png")
+    at.run()
+    at.slider(key="diagnose_top_k").set_value(2).run()
+    at.selectbox(key="diagnose_cam_method").set_value("hirescam").run()
+    result = [s.value for s in at.subheader]
+    assert "Where the model looked" in result
+    at.switch_page("app_pages/disease_library.py").run()
+    assert not at.exception
+    assert "Where the model looked" not in [s.value for s in at.subheader]
+    at.switch_page("app_pages/diagnose.py").run()
+    assert not at.exception
+    assert [s.value for s in at.subheader] == result  # the same result, drawn again from the kept photo
+    assert at.slider(key="diagnose_top_k").value == 2
+    assert at.selectbox(key="diagnose_cam_method").value == "hirescam"
+    assert "Your photo from before (lesion.png) is shown again" in _texts(at)
+    # Clearing it leaves the page as on a first visit.
+    at.button(key="diagnose_clear_kept").click().run()
+    assert "Where the model looked" not in [s.value for s in at.subheader]
+    assert "Frame the affected skin closely" in _texts(at)
+
+
+def test_removing_the_photo_in_the_uploader_does_not_bring_it_back(tiny_weights_env: Path) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.file_uploader(key="diagnose_upload").upload("lesion.png", image_bytes(synthetic_skin_image(5)), "image/png")
+    at.run()
+    assert "Where the model looked" in [s.value for s in at.subheader]
+    at.file_uploader(key="diagnose_upload").clear().run()
+    assert not at.exception
+    assert "Where the model looked" not in [s.value for s in at.subheader]
+    assert "shown again" not in _texts(at)
+
+
+def test_every_page_draws_plotly_figures_through_one_helper() -> None:
+    """A chart drawn with st.plotly_chart directly would bring the toolbar back on phones."""
+    root = Path(__file__).resolve().parents[1]
+    direct = [str(f.relative_to(root)) for f in [*root.glob("app_pages/*.py"), *root.glob("dermlib/ui/*.py")]
+              if ".plotly_chart(" in f.read_text() and f.name != "charts.py"]
+    assert direct == []

@@ -14,6 +14,7 @@ import streamlit as st
 
 from dermlib.errors import DermLensError
 from dermlib.models import LoadedModel, ModelCard
+from dermlib.ui.charts import chart
 from dermlib.ui.common import cached_prediction, decode_image, digest, model_cache_key
 from dermlib.ui.heatmaps import cam_panel
 from dermlib.ui.lesion import lesion_section
@@ -28,6 +29,7 @@ from dermlib.ui.model_summary import (
     track_record,
     urgency_line,
 )
+from dermlib.ui.session import keep_widget
 from dermlib.viz.prediction_charts import probability_chart, risk_chart
 
 
@@ -50,6 +52,7 @@ def analyse(card: ModelCard, loaded: LoadedModel, upload: Any) -> None:
         st.error(f"**This file cannot be used.** {exc}")
         return
 
+    keep_widget("diagnose_top_k")
     top_k = st.slider("How many diagnoses to list", 1, min(5, card.num_classes), min(3, card.num_classes),
                       key="diagnose_top_k")
     key = model_cache_key(card)
@@ -73,6 +76,7 @@ def analyse(card: ModelCard, loaded: LoadedModel, upload: Any) -> None:
     right.caption(scope_details(prediction.scope))
     with st.expander("Show the model's output anyway (for reviewers: it means nothing for this image)"):
         _result(card, prediction, view)
+        keep_widget("diagnose_scope_cams")
         if st.toggle("Also compute the heatmaps", key="diagnose_scope_cams"):
             cam_panel(loaded, key, image_digest, image, view, prediction)
 
@@ -92,7 +96,7 @@ def _result(card: ModelCard, prediction, view) -> None:
             level, text = urgency
             icon = ":material/emergency:" if level == "urgent" else None
             (st.info if level == "routine" else st.warning)(text, icon=icon)
-        st.plotly_chart(probability_chart(prediction), key="diagnose_prob_chart")
+        chart(st, probability_chart(prediction), key="diagnose_prob_chart")
         if record := track_record(prediction, card):
             st.caption(record)
             if len(rows := record_rows(prediction, card)) > 1:
@@ -109,7 +113,7 @@ def _result(card: ModelCard, prediction, view) -> None:
             with st.expander("Technical details"):
                 st.caption("Abstention rule: " + "; ".join(prediction.reasons) + ".")
         st.markdown("**Risk groups** (probability summed over the classes in each group)")
-        st.plotly_chart(risk_chart(prediction), key="diagnose_risk_chart")
+        chart(st, risk_chart(prediction), key="diagnose_risk_chart")
         for note in risk_notes(prediction, card):
             st.caption(note)
         links = condition_links(prediction, card)

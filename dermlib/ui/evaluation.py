@@ -20,6 +20,7 @@ from dermlib.evaluate.reports import (
     source_rows,
 )
 from dermlib.scope.report import comparison_rows, headline_rows, scope_limit_line
+from dermlib.ui.charts import chart
 from dermlib.viz import eval_charts
 from dermlib.viz.scope_charts import scope_roc_figure
 from dermlib.viz.tables import display_table
@@ -71,22 +72,22 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
     with per_class:
         st.table(display_table(eval_charts.per_class_table(report, names)), hide_index=True)
         if (two_class := eval_charts.two_class_figure(report, names)) is not None:
-            st.plotly_chart(two_class)  # one-vs-rest AUC bars would show the same number twice
+            chart(st, two_class)  # one-vs-rest AUC bars would show the same number twice
         else:
-            st.plotly_chart(eval_charts.auc_figure(report, names))
+            chart(st, eval_charts.auc_figure(report, names))
     with confusion:
         normalize = st.toggle("Normalise rows (recall per class)", value=True, key="model_cm_normalize")
-        st.plotly_chart(eval_charts.confusion_matrix_figure(report, normalize=normalize, class_names=names))
+        chart(st, eval_charts.confusion_matrix_figure(report, normalize=normalize, class_names=names))
     with calibration:
-        st.plotly_chart(eval_charts.reliability_figure(report))
+        chart(st, eval_charts.reliability_figure(report))
         if summary := ece_summary(report):
             st.caption(summary)
         if check := calibration_check_summary(report):
             st.markdown("**Calibration check on validation and test pooled**")
             if (figure := eval_charts.calibration_check_figure(report)) is not None:
-                st.plotly_chart(figure)
+                chart(st, figure)
             st.caption(check)
-        st.plotly_chart(eval_charts.coverage_accuracy_figure(report))
+        chart(st, eval_charts.coverage_accuracy_figure(report))
         if selective := selective_line(report):
             st.markdown(selective)
         _show_agreement(card)
@@ -100,7 +101,7 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
             st.info("Skin type was not recorded for the test images, so this cannot be shown.")
         else:
             st.table(display_table(table), hide_index=True)
-            st.plotly_chart(eval_charts.skin_type_figure(report))
+            chart(st, eval_charts.skin_type_figure(report))
             st.caption("Error bars: 95% interval of top-1 accuracy; a small group gives a wide interval.")
             if missing := eval_charts.skin_types_without_images(report):
                 st.caption(f"No test images of skin type {' or '.join(missing)}: not measured, so not shown.")
@@ -121,7 +122,7 @@ def show_scope(section: dict[str, Any] | None) -> None:
     st.write(scope_limit_line(section))
     left, right = st.columns([3, 2])
     if (figure := scope_roc_figure(section)) is not None:
-        left.plotly_chart(figure)
+        chart(left, figure)
     with right:
         show_table(pd.DataFrame(headline_rows(section), columns=["measured on the report halves", "value"]))
     with st.expander("Every score compared (the shipped one was chosen on calibration data)"):

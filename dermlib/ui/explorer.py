@@ -19,6 +19,7 @@ from dermlib.data import DATASETS, DEFAULT_MAX_DISTANCE, discover, explore, load
 from dermlib.data.download import DOWNLOADERS, MANUAL_DOWNLOAD
 from dermlib.data.duplicates import DERMOSCOPY_CENTRE, compute_hashes, duplicate_pairs, group_ids_from_hashes
 from dermlib.errors import DermLensError
+from dermlib.ui.charts import chart
 from dermlib.viz import data_charts as charts
 from dermlib.viz.palette import FITZPATRICK_NAMES
 
@@ -140,16 +141,12 @@ def show_model_summaries() -> None:
             st.caption("Split: " + ", ".join(f"{k} {int(v):,}" for k, v in splits.items()) + " photos.")
         left, right = st.columns(2)
         if summary.get("class_counts"):
-            left.plotly_chart(
-                charts.class_distribution_figure(summary["class_counts"], item.class_risk_groups or None,
-                                                 item.class_names or None, title="Images per class (all splits)"),
-                key=KEY + f"card_classes_{item.model_id}",
-            )
+            figure = charts.class_distribution_figure(summary["class_counts"], item.class_risk_groups or None,
+                                                      item.class_names or None, title="Images per class (all splits)")
+            chart(left, figure, key=KEY + f"card_classes_{item.model_id}")
         if summary.get("fitzpatrick_counts"):
-            right.plotly_chart(
-                charts.fitzpatrick_distribution_figure(summary["fitzpatrick_counts"], "Skin types (all splits)"),
-                key=KEY + f"card_fitz_{item.model_id}",
-            )
+            figure = charts.fitzpatrick_distribution_figure(summary["fitzpatrick_counts"], "Skin types (all splits)")
+            chart(right, figure, key=KEY + f"card_fitz_{item.model_id}")
 
 
 def show_overview(index: pd.DataFrame) -> None:
@@ -159,22 +156,16 @@ def show_overview(index: pd.DataFrame) -> None:
         st.warning("No image of this dataset is on disk; the charts below count metadata records instead.")
         images = index.assign(image_path="")
     first = images.drop_duplicates("label")
-    st.plotly_chart(
-        charts.class_distribution_figure(
-            images["label"].value_counts(),
-            dict(zip(first["label"], first["risk_group"].fillna(explore.UNKNOWN), strict=True)),
-            dict(zip(first["label"], first["display_name"], strict=True)),
-        ),
-        key=KEY + "classes",
+    figure = charts.class_distribution_figure(
+        images["label"].value_counts(),
+        dict(zip(first["label"], first["risk_group"].fillna(explore.UNKNOWN), strict=True)),
+        dict(zip(first["label"], first["display_name"], strict=True)),
     )
+    chart(st, figure, key=KEY + "classes")
     if images["fitzpatrick"].notna().any():
-        st.plotly_chart(
-            charts.fitzpatrick_distribution_figure(charts.fitzpatrick_counts(images)), key=KEY + "fitz"
-        )
+        chart(st, charts.fitzpatrick_distribution_figure(charts.fitzpatrick_counts(images)), key=KEY + "fitz")
         share = st.toggle("Show shares per class (otherwise counts)", value=True, key=KEY + "fitz_share")
-        st.plotly_chart(
-            charts.fitzpatrick_by_class_figure(images, normalize=share), key=KEY + "fitz_by_class"
-        )
+        chart(st, charts.fitzpatrick_by_class_figure(images, normalize=share), key=KEY + "fitz_by_class")
         known = int(images["fitzpatrick"].notna().sum())
         dark = int(images["fitzpatrick"].isin([5, 6]).sum())
         st.caption(
@@ -220,14 +211,14 @@ def show_demographics(index: pd.DataFrame) -> None:
     rows = rows if len(rows) else index
     shown = False
     if rows["age"].notna().any():
-        st.plotly_chart(charts.age_histogram_figure(rows["age"]), key=KEY + "age")
+        chart(st, charts.age_histogram_figure(rows["age"]), key=KEY + "age")
         shown = True
     left, right = st.columns(2)
     if rows["sex"].notna().any():
-        left.plotly_chart(charts.category_figure(rows["sex"], "Sex"), key=KEY + "sex")
+        chart(left, charts.category_figure(rows["sex"], "Sex"), key=KEY + "sex")
         shown = True
     if rows["body_site"].notna().any():
-        right.plotly_chart(charts.category_figure(rows["body_site"], "Body site"), key=KEY + "site")
+        chart(right, charts.category_figure(rows["body_site"], "Body site"), key=KEY + "site")
         shown = True
     if not shown:
         st.info("This dataset records no age, sex or body site.")
@@ -279,9 +270,9 @@ def show_image_statistics(index: pd.DataFrame) -> None:
     if unreadable:
         st.warning(f"{unreadable} {'image' if unreadable == 1 else 'images'} could not be read.")
     left, right = st.columns(2)
-    left.plotly_chart(charts.image_size_figure(stats), key=KEY + "sizes")
+    chart(left, charts.image_size_figure(stats), key=KEY + "sizes")
     by = "skin type" if sample["fitzpatrick"].notna().any() else "class"
-    right.plotly_chart(charts.brightness_figure(stats, by=by), key=KEY + "brightness")
+    chart(right, charts.brightness_figure(stats, by=by), key=KEY + "brightness")
     if by == "skin type":
         st.caption("Brightness follows skin tone, but also lighting and camera: a model can learn either.")
 
@@ -330,7 +321,7 @@ def show_duplicates(index: pd.DataFrame) -> None:
     if pairs.empty:
         st.success("No near-duplicates at this distance.")
         return
-    st.plotly_chart(charts.duplicate_distance_figure(pairs["distance"], max_distance), key=KEY + "dup_hist")
+    chart(st, charts.duplicate_distance_figure(pairs["distance"], max_distance), key=KEY + "dup_hist")
     rows = sample.set_index("image_path")
     for _, pair in pairs.head(MAX_DUPLICATE_PAIRS_SHOWN).iterrows():
         left, right = st.columns(2)
@@ -395,12 +386,8 @@ def show_embedding_map(index: pd.DataFrame, dataset: str) -> None:
         return
     _, rows, coords = stored
     points = charts.embedding_points(index.loc[rows], coords)
-    event = st.plotly_chart(
-        charts.embedding_figure(points, color),
-        key=KEY + "emb_chart",
-        on_select="rerun",
-        selection_mode="points",
-    )
+    event = chart(st, charts.embedding_figure(points, color), key=KEY + "emb_chart", on_select="rerun",
+                  selection_mode="points")
     st.caption("Click a point to see its image.")
     selected = getattr(getattr(event, "selection", None), "points", None) or []
     for point in selected[:4]:

@@ -12,7 +12,7 @@ from dermlib.explain.faithfulness import signed_points
 from dermlib.explain.methods import unavailable_reason
 from dermlib.explain.overlay import colour_bar, shared_scale
 from dermlib.ui.common import cached_cams
-from dermlib.ui.session import session_memo
+from dermlib.ui.session import keep_widget, session_memo
 
 SCALE_NOTE = ("All maps share one colour scale: each is scaled by its class's probability relative to the top "
               "class, so a class at a tenth of the top probability shows at most a tenth of the heat.")
@@ -51,6 +51,8 @@ def cam_panel(loaded: Any, key: str, image_digest: str, image: Any, view: Any, p
     st.subheader("Where the model looked")
     col_method, col_opacity = st.columns(2)
     offered = [m for m in CAM_METHODS if unavailable_reason(loaded.card, m) is None]
+    keep_widget("diagnose_cam_method", offered)
+    keep_widget("diagnose_opacity")
     method = col_method.selectbox(
         "Explanation method", offered, index=offered.index(DEFAULT_CAM_METHOD),
         format_func=lambda m: CAM_METHODS[m].label, key="diagnose_cam_method",
@@ -91,6 +93,7 @@ def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, in
                         method: str, maps: np.ndarray, scores: list) -> list | None:
     """On request: how far each class's probability falls when its map's hottest pixels are removed (None when
     the user has not asked)."""
+    keep_widget("diagnose_faithfulness")
     if not st.toggle("Test whether these heatmaps can be trusted", key="diagnose_faithfulness",
                      help="Removes the 20% most highlighted pixels (filled in from their surroundings) and "
                           "measures the class's probability again, against removing 20% at random. A few "

@@ -10,7 +10,7 @@ from PIL import Image
 
 from dermlib.errors import DermLensError
 from dermlib.models import ModelCard, list_models
-from dermlib.ui.session import session_memo
+from dermlib.ui.session import keep_widget, session_memo
 
 # One line per measurement, in words a reader of the table needs (the ABCD rule of dermoscopy).
 EXPLANATIONS = {
@@ -82,6 +82,8 @@ def lesion_section(classifier: ModelCard, image: Image.Image, image_digest: str)
     crop_default = bool((classifier.preprocessing.get("lesion_crop") or {}).get("default", False))
     st.subheader("The lesion")
     show, use_crop = st.columns(2)
+    keep_widget("diagnose_outline")
+    keep_widget("diagnose_crop")
     outline = show.toggle("Draw the lesion outline", value=True, key="diagnose_outline")
     cropped = use_crop.toggle("Classify the lesion crop", value=crop_default, key="diagnose_crop",
                               help=crop_note(classifier))

@@ -9,8 +9,8 @@ session keeps only its few most recent results, so memory stays bounded however 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import TypeVar
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -56,3 +56,56 @@ def clear_session_memo() -> None:
     """Forget every memoised upload result of this session."""
     for name in [k for k in st.session_state if str(k).startswith(_PREFIX)]:
         del st.session_state[name]
+
+
+#: Where a page's widget values and its photo are kept while the user is on another page.
+_KEPT = "_dermlens_kept_"
+
+
+def keep_widget(key: str, options: Sequence[Any] | None = None) -> None:
+    """Call before drawing the widget ``key``: it gets back the value it had when the user left the page.
+
+    Streamlit forgets the state of every widget that a run does not draw, so a trip to another page of the
+    app would reset the Diagnose page's model, method and options. Each run copies the widget's value aside
+    (under a key that is not a widget's); when the widget comes back without state, the copy is restored.
+
+    Args:
+        key: The widget's key.
+        options: The values the widget offers now; a kept value no longer among them is not restored.
+    """
+    if key in st.session_state:
+        st.session_state[_KEPT + key] = st.session_state[key]
+        return
+    if _KEPT + key in st.session_state:
+        value = st.session_state[_KEPT + key]
+        if options is None or value in options:
+            st.session_state[key] = value
+
+
+def keep_photo(widget_key: str, upload: Any, had_state: bool) -> tuple[Any, bool]:
+    """The photo to analyse: the one in the widget, else the one the user left the page with.
+
+    Args:
+        widget_key: The uploader's or camera's key (a photo is kept per source).
+        upload: What the widget returned this run.
+        had_state: Whether the widget had state before it was drawn this run. With state and no file, the
+            user removed the photo, and the kept one is forgotten; without state, the page was just opened
+            again, and the kept one comes back.
+
+    Returns:
+        (the photo or None, whether it is the kept one rather than the widget's).
+    """
+    kept = _KEPT + "photo_" + widget_key
+    if upload is not None:
+        st.session_state[kept] = upload  # the same object, not a copy of its bytes
+        return upload, False
+    if had_state:
+        st.session_state.pop(kept, None)
+        return None, False
+    photo = st.session_state.get(kept)
+    return photo, photo is not None
+
+
+def forget_photo(widget_key: str) -> None:
+    """Drop the kept photo of this uploader or camera (the user asked to clear it)."""
+    st.session_state.pop(_KEPT + "photo_" + widget_key, None)
