@@ -196,7 +196,10 @@ def test_urgency_is_the_most_urgent_likely_library_entry(tmp_path: Path) -> None
 
     found, note = urgency([0.15, 0.60, 0.05, 0.20])  # cellulitis (urgent) is under 10%: it does not count
     assert (found.level, found.condition_id, note) == ("soon", "melanoma", "")
-    assert found.sentence().startswith("Soon (Melanoma, 15.0%): ")
+    assert found.sentence().startswith("Soon (because of Melanoma, 15.0%): ")
+    # Beside a first answer of acne, the line must not read as a diagnosis of melanoma.
+    pred = build_prediction(holder, np.array([0.15, 0.60, 0.05, 0.20]), top_k=4)
+    assert found.reason(pred) == "to be safe: Melanoma, 15% is among the possibilities, and the most urgent of them"
     found, _ = urgency([0.15, 0.60, 0.12, 0.13])
     assert (found.level, found.condition_id) == ("urgent", "cellulitis")
     found, _ = urgency([0.02, 0.70, 0.03, 0.25])
@@ -219,7 +222,12 @@ def test_a_malignant_class_without_a_library_entry_still_gets_an_urgency_line(tm
     holder = SimpleNamespace(card=card)
     found, note = urgency_for(build_prediction(holder, np.array([0.03, 0.97]), top_k=2), card)
     assert (found.level, found.condition_id, found.class_name, note) == ("soon", "", "Malignant lesion", "")
-    assert found.sentence().startswith("Soon (Malignant lesion, 97.0%): Have this lesion examined by a doctor")
+    assert found.sentence().startswith("Soon (because of Malignant lesion, 97.0%): Have this lesion examined by a "
+                                       "doctor")
+    confident = build_prediction(holder, np.array([0.03, 0.97]), top_k=2)
+    assert found.reason(dataclasses.replace(confident, uncertain=False)) == "because of Malignant lesion, 97%"
+    assert found.reason(dataclasses.replace(confident, uncertain=True)) == (
+        "to be safe: Malignant lesion, 97% is the likeliest possibility, though the model is not sure")
     assert "biopsy" in found.when_to_see_doctor
     found, note = urgency_for(build_prediction(holder, np.array([0.95, 0.05]), top_k=2), card)
     assert (found.level, found.class_name, note) == ("routine", "Benign lesion", "")  # never read as an all-clear

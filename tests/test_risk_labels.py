@@ -69,3 +69,11 @@ def test_diagnose_notes_the_premalignant_class_when_it_is_listed() -> None:
         ClassScore("eczema", "Eczema", 0.3, "non-neoplastic")), risk={"malignant": 0.5}, uncertain=False)
     notes = risk_notes(pred, card)
     assert len(notes) == 1 and notes[0].startswith("**Actinic keratosis: premalignant.**")
+
+
+def test_humanize_writes_a_trailing_abbreviation_as_readers_expect() -> None:
+    from dermlib.data.labels import humanize
+
+    assert humanize("superficial-spreading-melanoma-ssm") == "Superficial spreading melanoma (SSM)"
+    assert humanize("acne_vulgaris") == "Acne vulgaris"
+    assert humanize("ssm") == "Ssm"  # a label that is only the abbreviation keeps its one word

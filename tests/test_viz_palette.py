@@ -331,3 +331,20 @@ def test_probability_chart_wraps_long_names_and_keeps_its_legend_out_of_the_titl
     # In the page's narrow column a legend row above the plot wrapped up into the title; it sits at the foot now.
     legend = figure.layout.legend
     assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom")
+
+
+def test_long_titles_are_broken_into_lines_and_given_room() -> None:
+    """Plotly never wraps a title: on a phone a long one ran off the chart."""
+    import plotly.graph_objects as go
+
+    from dermlib.viz.palette import style_figure, title_lines
+
+    assert title_lines("By Fitzpatrick skin type (skin type unknown: 459)") == [
+        "By Fitzpatrick skin type", "(skin type unknown: 459)"]
+    assert title_lines("Short title") == ["Short title"]
+    assert title_lines("Validation + test, temperature cross-fitted (ECE 0.150)") == [
+        "Validation + test, temperature", "cross-fitted (ECE 0.150)"]  # never broken at a hyphen
+    short = style_figure(go.Figure(layout={"title": "Short title"}))
+    long = style_figure(go.Figure(layout={"title": "By Fitzpatrick skin type (skin type unknown: 459)"}))
+    assert long.layout.title.text == "By Fitzpatrick skin type<br>(skin type unknown: 459)"
+    assert long.layout.margin.t > short.layout.margin.t  # the second line gets its own room

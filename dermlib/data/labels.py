@@ -127,9 +127,20 @@ def slugify(text: str) -> str:
     return _SLUG_DROP.sub("-", text.strip().lower()).strip("-")
 
 
+#: Abbreviations that a slug ends with, written as a reader expects them.
+_TRAILING_ABBREVIATIONS = {"ssm": "SSM"}
+
+
 def humanize(label: str) -> str:
-    """Turn a folder or slug label into a readable name: ``"acne-vulgaris"`` -> ``"Acne vulgaris"``."""
+    """Turn a folder or slug label into a readable name: ``"acne-vulgaris"`` -> ``"Acne vulgaris"``.
+
+    A trailing abbreviation goes in capitals and parentheses:
+    ``"superficial-spreading-melanoma-ssm"`` -> ``"Superficial spreading melanoma (SSM)"``.
+    """
     text = re.sub(r"[-_]+", " ", label).strip()
+    head, _, last = text.rpartition(" ")
+    if head and last.lower() in _TRAILING_ABBREVIATIONS:
+        text = f"{head} ({_TRAILING_ABBREVIATIONS[last.lower()]})"
     return text[:1].upper() + text[1:] if text else label
 
 

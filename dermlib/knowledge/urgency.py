@@ -75,9 +75,30 @@ class Urgency:
             return f"malignant conditions together {self.malignant_total:.{digits}%}, most likely {self.class_name}"
         return f"{self.class_name}, {self.probability:.{digits}%}"
 
-    def sentence(self) -> str:
-        """The urgency line, e.g. ``Soon (Melanoma, 34.5%): Seek care within days, ...``."""
-        return f"{self.level.capitalize()} ({self.because()}): {self.when_to_see_doctor}"
+    def reason(self, prediction: Prediction | None = None, digits: int = 0) -> str:
+        """Why the line says what it says, worded so that it is not read as the diagnosis.
+
+        The line follows the most urgent condition among the likely ones, which need not be the first answer,
+        and it is given even when the model is not sure (a possible melanoma must not go unmentioned). Said
+        plainly, "because of Dermatomyositis, 12%" beside a first answer of eczema, or beside "no diagnosis",
+        read as one.
+
+        Args:
+            prediction: The prediction the line is for; without it, plainly "because of ...".
+            digits: Decimals of the percentage.
+        """
+        because = self.because(digits)
+        first = prediction.top_k[0].name if prediction is not None and prediction.top_k else None
+        if prediction is None or self.malignant_total is not None or (
+                self.class_name == first and not prediction.uncertain):
+            return f"because of {because}"
+        if self.class_name == first:
+            return f"to be safe: {because} is the likeliest possibility, though the model is not sure"
+        return f"to be safe: {because} is among the possibilities, and the most urgent of them"
+
+    def sentence(self, prediction: Prediction | None = None) -> str:
+        """The urgency line, e.g. ``Soon (because of Melanoma, 34.5%): Seek care within days, ...``."""
+        return f"{self.level.capitalize()} ({self.reason(prediction, 1)}): {self.when_to_see_doctor}"
 
 
 def urgency_for(prediction: Prediction, card: ModelCard, kb: KnowledgeBase | None = None,

@@ -118,7 +118,7 @@ def conclusion(case: CaseReport) -> str:
     listed = ", ".join(f"{s.name} {format_probability(s.probability)} ({s.risk_group})" for s in pred.top_k)
     parts.append(f"Most likely of the {card.num_classes} conditions model {card.id} knows (calibrated): {listed}.")
     parts.append("Risk groups: " + ", ".join(f"{g} {format_probability(p)}" for g, p in pred.risk.items()) + ".")
-    parts.append("Urgency: " + (case.urgency.sentence() if case.urgency is not None else case.urgency_note))
+    parts.append("Urgency: " + (case.urgency.sentence(pred) if case.urgency is not None else case.urgency_note))
     parts.extend(f"Photo quality: {w.message} {w.advice}" for w in pred.scope.quality)
     parts.append(DISCLAIMER_TEXT)
     return " ".join(p.strip() for p in parts if p.strip())

@@ -155,7 +155,7 @@ def _results(pdf: FPDF, case: CaseReport) -> None:
 
     _heading(pdf, "When to see a doctor")
     if case.urgency is not None:
-        _text(pdf, "Urgency: " + case.urgency.sentence(), size=8)
+        _text(pdf, "Urgency: " + case.urgency.sentence(case.prediction), size=8)
         _text(pdf, "From the Disease Library entry of the most urgent condition of at least 10% probability.",
               size=7, style="I")
     else:

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from dermlib.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay_heatmap
-from dermlib.explain.faithfulness import signed_points
+from dermlib.explain.faithfulness import CHANCE_MARGIN, signed_points
 from dermlib.explain.methods import unavailable_reason
 from dermlib.explain.overlay import colour_bar, shared_scale
 from dermlib.ui.common import cached_cams
@@ -108,6 +108,9 @@ def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, in
     st.table(rows)  # a table wraps its text; a data frame scrolls sideways
     st.caption("Probability: the class's calibrated probability on the photo as it is, then with its map's "
                "hottest 20% of pixels removed, then with a random 20% removed. Score: the first drop minus the "
-               "second, in percentage points. A faithful map scores well above zero; near zero, the map is no "
-               "better than chance at showing what the model used.")
+               f"second, in percentage points. The verdict is \"faithful\" from {signed_points(CHANCE_MARGIN)} "
+               f"points up: removing the map's hottest pixels then costs the class more than removing as many "
+               f"at random. Between {signed_points(-CHANCE_MARGIN)} and {signed_points(CHANCE_MARGIN)} the map is "
+               "no better than chance at showing what the model used; the higher the score, the stronger the "
+               "evidence.")
     return results

@@ -308,8 +308,8 @@ def urgency_line(prediction: Prediction, card: ModelCard) -> tuple[str, str] | N
     urgency, _why = urgency_for(prediction, card)
     if urgency is None:
         return None
-    return urgency.level, (f"**{URGENCY_WORDS.get(urgency.level, urgency.level)}** (because of "
-                           f"{urgency.because(0)}): {urgency.when_to_see_doctor}")
+    words = URGENCY_WORDS.get(urgency.level, urgency.level)
+    return urgency.level, f"**{words}** ({urgency.reason(prediction)}): {urgency.when_to_see_doctor}"
 
 
 def risk_notes(prediction: Prediction, card: ModelCard) -> list[str]:

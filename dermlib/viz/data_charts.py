@@ -160,7 +160,7 @@ def fitzpatrick_by_class_figure(
         barmode="stack",
         title=title or ("Skin-type mix per class" + (" (share)" if normalize else "")),
         xaxis={"tickformat": ".0%"} if normalize else {},
-        xaxis_title="share of the class's images" if normalize else "images",
+        xaxis_title="share of images" if normalize else "images",
         height=max(320, 22 * len(table) + 170),
     )
     return style_figure(figure, legend_title="Fitzpatrick skin type")

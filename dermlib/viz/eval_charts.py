@@ -22,6 +22,7 @@ from dermlib.viz.palette import (
     TICK_FONT_SIZE,
     style_figure,
     text_color_on,
+    wrap_label,
 )
 
 _METRIC_LABELS = {
@@ -36,9 +37,9 @@ SKIN_TYPE_METRICS = tuple(k for k in HEADLINE_KEYS if k != "n")
 MAX_CELL_TEXT = 12  # confusion matrices of more classes show their numbers on hover only
 
 
-def _layout(fig: go.Figure, title: str, legend: bool = True, **kwargs: Any) -> go.Figure:
+def _layout(fig: go.Figure, title: str, legend: bool = True, legend_side: str = "top", **kwargs: Any) -> go.Figure:
     fig.update_layout(title=title, **kwargs)
-    return style_figure(fig, legend=legend)
+    return style_figure(fig, legend=legend, legend_side=legend_side)
 
 
 def n_classes(report: dict[str, Any]) -> int:
@@ -337,7 +338,7 @@ def auc_figure(report: dict[str, Any], class_names: dict[str, str] | None = None
     fig = go.Figure(
         go.Bar(
             x=[v for _, v in items],
-            y=[(class_names or {}).get(k, k) for k, _ in items],
+            y=[wrap_label((class_names or {}).get(k, k)) for k, _ in items],
             orientation="h",
             name="ROC-AUC of the class against all others",
             marker_color=PRIMARY,
@@ -358,7 +359,11 @@ def auc_figure(report: dict[str, Any], class_names: dict[str, str] | None = None
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name,
                                  line={"dash": dash, "color": colour}))
     fig.update_xaxes(range=[0, 1], title="ROC-AUC (one vs rest)")
-    return _layout(fig, "ROC-AUC per class", height=max(320, 24 * len(items) + 170))
+    # The legend below the bars: above them its three entries ran into the title on a phone.
+    # Every row is as tall as the longest wrapped name needs (plotly spaces bars evenly).
+    lines = max((wrap_label((class_names or {}).get(k, k)).count("<br>") + 1 for k, _ in items), default=1)
+    return _layout(fig, "ROC-AUC per class", legend_side="bottom",
+                   height=max(340, max(24, 15 * lines + 6) * len(items) + 230))
 
 
 def two_class_figure(report: dict[str, Any], class_names: dict[str, str] | None = None) -> go.Figure | None:

@@ -12,6 +12,7 @@ Nothing here imports Streamlit, and plotly only when :func:`style_figure` styles
 from __future__ import annotations
 
 import functools
+import textwrap
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +117,8 @@ FONT_FAMILY = "Source Sans Pro, Helvetica, Arial, sans-serif"  # Streamlit's own
 FONT_SIZE = 14  # axis titles, legend, hover
 TICK_FONT_SIZE = 12  # tick labels, text on bars
 TITLE_FONT_SIZE = 17
+#: Characters a title line may take before it is broken (about a phone's width at the title font).
+TITLE_WRAP = 40
 
 
 def skin_type_name(value: Any) -> str:
@@ -243,10 +246,17 @@ def style_figure(
     Returns:
         The same figure.
     """
+    # Plotly never wraps a title: on a phone a long one ran off the chart. Broken into lines, with room above.
+    title = fig.layout.title.text or ""
+    lines = title_lines(title)
+    extra = (len(lines) - 1) * (TITLE_FONT_SIZE + 6)
+    # Anchored by its top, a title of several lines started above the figure: placed from the top in pixels.
+    place = {"y": 0.98} if len(lines) == 1 else {"yref": "container", "y": 1, "pad": {"t": 22}}
     layout: dict[str, Any] = {
         "template": white_template(),
         "font": {"family": FONT_FAMILY, "size": FONT_SIZE, "color": GREY_DARK},
-        "title": {"font": {"size": TITLE_FONT_SIZE}, "x": 0.01, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        "title": {"text": "<br>".join(lines) if title else None, "font": {"size": TITLE_FONT_SIZE}, "x": 0.01,
+                  "xanchor": "left", "yanchor": "top", **place},
         "hoverlabel": {"font": {"size": FONT_SIZE}},
         "showlegend": legend,
         "legend": {
@@ -255,7 +265,7 @@ def style_figure(
             "traceorder": "normal",  # as the traces were added (plotly reverses stacked bars otherwise)
             **({"title": {"text": legend_title}} if legend_title else {}),
         },
-        "margin": {"l": 10, "r": 20, "t": 90 if legend and legend_side == "top" else 60,
+        "margin": {"l": 10, "r": 20, "t": (90 if legend and legend_side == "top" else 60) + extra,
                    "b": 10,
                    "autoexpand": True},
     }
@@ -263,3 +273,26 @@ def style_figure(
     fig.update_xaxes(automargin=True, tickfont={"size": TICK_FONT_SIZE}, title_font={"size": FONT_SIZE})
     fig.update_yaxes(automargin=True, tickfont={"size": TICK_FONT_SIZE}, title_font={"size": FONT_SIZE})
     return fig
+
+
+def wrap_label(text: str, width: int = 24) -> str:
+    """A bar label broken into lines of about ``width`` characters, so a long class name leaves the bars room."""
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
+def title_lines(title: str, width: int = TITLE_WRAP) -> list[str]:
+    """A chart title as lines of at most about ``width`` characters (Plotly never wraps one).
+
+    A title with its own ``<br>`` keeps its lines. A long one breaks before its parenthesis where the part
+    before it fits ("By Fitzpatrick skin type" / "(skin type unknown: 459)"), else between words.
+    """
+    if not title:
+        return [""]
+    if "<br>" in title:
+        return title.split("<br>")
+    if len(title) <= width:
+        return [title]
+    cut = title.find(" (")
+    if 0 < cut <= width:
+        return [title[:cut], *title_lines(title[cut + 1:], width)]
+    return textwrap.wrap(title, width, break_on_hyphens=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import plotly.graph_objects as go
 
 from dermlib.inference import Prediction
@@ -16,6 +14,7 @@ from dermlib.viz.palette import (
     risk_order,
     style_figure,
     text_color_on,
+    wrap_label,
 )
 
 __all__ = ["MIN_INSIDE_LABEL", "MIN_INSIDE_NAME", "RISK_COLORS", "probability_chart", "risk_chart", "segment_text"]
@@ -31,11 +30,6 @@ def segment_text(group: str, value: float) -> str:
     if value >= MIN_INSIDE_NAME:
         return f"{group} {value:.0%}"
     return f"{value:.0%}" if value >= MIN_INSIDE_LABEL else ""
-
-
-def wrap_label(text: str, width: int = 24) -> str:
-    """A bar label broken into lines of about ``width`` characters, so a long class name leaves the bars room."""
-    return "<br>".join(textwrap.wrap(text, width)) or text
 
 
 def probability_chart(prediction: Prediction) -> go.Figure:
