@@ -85,9 +85,10 @@ def test_embed_paths_batches(tmp_path: Path) -> None:
 def test_caption(index: pd.DataFrame) -> None:
     row = index.dropna(subset=["image_path"]).iloc[1]
     text = explore.caption_for(row)
-    assert text.startswith("Melanoma · malignant · skin type I ·") and text.endswith(".jpg")  # I-VI, never 1-6
+    assert text.startswith("Melanoma · malignant · skin type I") and not text.endswith(".jpg")  # I-VI, never 1-6
+    assert explore.caption_for(row, with_file=True).endswith(".jpg")  # near-duplicate pairs name their files
     unknown = index.dropna(subset=["image_path"]).iloc[0]  # row 0 carries -1
-    assert " · skin type unknown · " in explore.caption_for(unknown)
+    assert explore.caption_for(unknown) == "Acne vulgaris · non-neoplastic · skin type unknown"
 
 
 def test_chart_builders(index: pd.DataFrame) -> None:

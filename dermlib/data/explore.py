@@ -294,8 +294,14 @@ def model_data_summaries() -> list[ModelDataSummary]:
     return out
 
 
-def caption_for(row: pd.Series) -> str:
-    """Return a one-line description of an index row for a gallery caption (skin type written I-VI)."""
+def caption_for(row: pd.Series, with_file: bool = False) -> str:
+    """Return a one-line description of an index row for a gallery caption (skin type written I-VI).
+
+    Args:
+        row: An index row.
+        with_file: End with the file's name (where two photos are compared and a reviewer may look them up;
+            elsewhere a hash-named file means nothing to a reader).
+    """
     parts = [str(row["display_name"])]
     if pd.notna(row["risk_group"]):
         parts.append(str(row["risk_group"]))
@@ -306,5 +312,6 @@ def caption_for(row: pd.Series) -> str:
     for column in ("sex", "body_site", "split"):
         if pd.notna(row[column]):
             parts.append(str(row[column]))
-    parts.append(os.path.basename(str(row["image_path"])))
+    if with_file:
+        parts.append(os.path.basename(str(row["image_path"])))
     return " · ".join(parts)

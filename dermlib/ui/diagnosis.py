@@ -57,23 +57,29 @@ def analyse(card: ModelCard, loaded: LoadedModel, upload: Any) -> None:
                       key="diagnose_top_k")
     key = model_cache_key(card)
     prediction = cached_prediction(loaded, key, image_digest, image, top_k)
+    # The answer is drawn above the lesion section, although the section decides which photo it is for (the
+    # lesion crop, if asked for): on a phone the outline and its measurements pushed it two screens down.
+    answer = st.container()
     if prediction.in_scope:  # dermoscopy: outline, measurements, and the crop if the user asks for it
         image, seen_digest = lesion_section(card, image, image_digest)
         if seen_digest != image_digest:
             image_digest, prediction = seen_digest, cached_prediction(loaded, key, seen_digest, image, top_k)
 
-    for warning in prediction.scope.quality:
-        st.warning(f"**Photo quality:** {warning.message} {warning.advice}", icon=":material/photo_camera:")
+    with answer:
+        for warning in prediction.scope.quality:
+            st.warning(f"**Photo quality:** {warning.message} {warning.advice}", icon=":material/photo_camera:")
     view = loaded.model_view(image)
     if prediction.in_scope:
-        _result(card, prediction, view)
+        with answer:
+            _result(card, prediction, view)
         cam_panel(loaded, key, image_digest, image, view, prediction)
         return
     # Out of scope: the refusal comes first, and nothing that reads as a diagnosis is drawn by default.
-    left, right = st.columns([2, 3])
-    left.image(view, caption="Your photo (as the model would see it)", width="stretch")
-    right.error(f"**{prediction.scope.message}**", icon=":material/block:")
-    right.caption(scope_details(prediction.scope))
+    # Refusal first, photo second: on a phone the columns stack in this order.
+    message, photo = st.columns([3, 2])
+    photo.image(view, caption="Your photo (as the model would see it)", width="stretch")
+    message.error(f"**{prediction.scope.message}**", icon=":material/block:")
+    message.caption(scope_details(prediction.scope))
     with st.expander("Show the model's output anyway (for reviewers: it means nothing for this image)"):
         _result(card, prediction, view)
         keep_widget("diagnose_scope_cams")
@@ -83,9 +89,10 @@ def analyse(card: ModelCard, loaded: LoadedModel, upload: Any) -> None:
 
 def _result(card: ModelCard, prediction, view) -> None:
     """The model's view, the probability and risk charts, and links to the Library."""
-    left, right = st.columns([2, 3])
-    left.image(view, caption="What the model sees (resized and cropped)", width="stretch")
-    with right:
+    # The answer first and the photo second: on a phone the columns stack in this order.
+    told, seen = st.columns([3, 2])
+    seen.image(view, caption="What the model sees (resized and cropped)", width="stretch")
+    with told:
         if prediction.uncertain:
             st.warning(
                 "**The model is not sure about this image, so DermLens does not offer a diagnosis:** "

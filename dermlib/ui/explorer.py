@@ -162,6 +162,9 @@ def show_overview(index: pd.DataFrame) -> None:
         dict(zip(first["label"], first["display_name"], strict=True)),
     )
     chart(st, figure, key=KEY + "classes")
+    st.caption("Risk groups are the data set's own grouping (Fitzpatrick17k's three-partition label, for "
+               "instance), which models trained on it count by. For a few conditions the clinical group differs "
+               "(actinic keratosis, filed as malignant, is premalignant): the Disease Library gives the clinical one.")
     if images["fitzpatrick"].notna().any():
         chart(st, charts.fitzpatrick_distribution_figure(charts.fitzpatrick_counts(images)), key=KEY + "fitz")
         share = st.toggle("Show shares per class (otherwise counts)", value=True, key=KEY + "fitz_share")
@@ -329,7 +332,7 @@ def show_duplicates(index: pd.DataFrame) -> None:
             row = rows.loc[path]
             column.image(
                 cached_thumbnail(path, 160),
-                caption=explore.caption_for(pd.Series({**row, "image_path": path})),
+                caption=explore.caption_for(pd.Series({**row, "image_path": path}), with_file=True),
             )
         st.caption(f"distance {pair['distance']}")
 

@@ -46,8 +46,8 @@ def withheld_line(cards: Sequence[ModelCard]) -> str | None:
         return None
     parts = "; ".join(f"*{c.name}*: {c.diagnose_withheld}" for c in left_out)
     its, it = ("Its", "it") if len(left_out) == 1 else ("Their", "them")
-    return (f"Installed but not offered here: {parts}. {its} measured results are on the Model page; set "
-            f"`{OFFER_ALL_ENV}=1` to offer {it} on a server with the memory for {it}.")
+    return (f"Installed but not offered here: {parts}. {its} measured results are on the Model page. (For whoever "
+            f"runs DermLens: setting `{OFFER_ALL_ENV}=1` offers {it} on a server with the memory for {it}.)")
 
 
 def measured_limits(card: ModelCard) -> list[str]:
