@@ -21,6 +21,7 @@ from dermlib.knowledge import (
 )
 from dermlib.ui.knowledge import (
     CONTAGIOUS_LABELS,
+    LIBRARY_PAGE_SIZE,
     RISK_GROUP_LABELS,
     URGENCY_LABELS,
     md_escape,
@@ -38,27 +39,41 @@ def _close() -> None:
     st.query_params.pop(CONDITION_QUERY_PARAM, None)
 
 
+def _show_more() -> None:
+    st.session_state["dl_shown"] = st.session_state.get("dl_shown", LIBRARY_PAGE_SIZE) + LIBRARY_PAGE_SIZE
+
+
 def _list_view(kb: KnowledgeBase) -> None:
     st.title("Disease Library")
     query = st.text_input("Search conditions", key="dl_search", placeholder="e.g. itchy rings, mole, eczema")
-    risk_col, urgency_col, contagious_col = st.columns(3)
-    risk = risk_col.multiselect(
-        "Risk group", RISK_GROUPS, key="dl_risk", format_func=RISK_GROUP_LABELS.__getitem__
-    )
-    urgency = urgency_col.multiselect(
-        "Urgency", URGENCIES, key="dl_urgency", format_func=URGENCY_LABELS.__getitem__
-    )
-    contagious = contagious_col.multiselect(
-        "Contagious", CONTAGIOUS_VALUES, key="dl_contagious", format_func=CONTAGIOUS_LABELS.__getitem__
-    )
+    filtered = any(st.session_state.get(k) for k in ("dl_risk", "dl_urgency", "dl_contagious"))
+    with st.expander("Filter by risk group, urgency or contagiousness", expanded=filtered):
+        risk_col, urgency_col, contagious_col = st.columns(3)
+        risk = risk_col.multiselect(
+            "Risk group", RISK_GROUPS, key="dl_risk", format_func=RISK_GROUP_LABELS.__getitem__
+        )
+        urgency = urgency_col.multiselect(
+            "Urgency", URGENCIES, key="dl_urgency", format_func=URGENCY_LABELS.__getitem__
+        )
+        contagious = contagious_col.multiselect(
+            "Contagious", CONTAGIOUS_VALUES, key="dl_contagious", format_func=CONTAGIOUS_LABELS.__getitem__
+        )
     results = kb.search(
         query, risk_group=risk or None, urgency=urgency or None, contagious=contagious or None
     )
-    st.caption(f"{len(results)} of {len(kb)} conditions")
+    asked = (query, tuple(risk), tuple(urgency), tuple(contagious))
+    if st.session_state.get("dl_asked") != asked:  # a new search starts from the top of its list
+        st.session_state["dl_asked"], st.session_state["dl_shown"] = asked, LIBRARY_PAGE_SIZE
+    shown = results[: st.session_state.get("dl_shown", LIBRARY_PAGE_SIZE)]
+    st.caption(f"{len(results)} of {len(kb)} conditions"
+               + (f"; the first {len(shown)} are listed" if len(shown) < len(results) else ""))
     if not results:
         st.info("No condition matches. Try other words (a symptom, a body part, a name) or clear a filter.")
-    for condition in results:
+    for condition in shown:
         render_condition_row(condition, on_open=_open)
+    if len(shown) < len(results):
+        st.button(f"Show {min(LIBRARY_PAGE_SIZE, len(results) - len(shown))} more", key="dl_more", on_click=_show_more,
+                  icon=":material/expand_more:")
 
 
 def main() -> None:

@@ -79,6 +79,15 @@ def test_diagnose_upload_shows_charts_and_heatmaps(tmp_path: Path) -> None:
                 page.wait_for_timeout(500)  # let Plotly re-layout to the new size
                 page.screenshot(path=str(screenshot), full_page=True)
 
+                # A trip to another page through the sidebar and back keeps the photo and its result
+                # (Streamlit forgets the uploader's file when its page is not drawn; the page keeps it).
+                nav.get_by_text("Disease Library").click()
+                expect(page.get_by_role("heading", name="Disease Library")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+                nav.get_by_text("Diagnose").click()
+                expect(page.get_by_text("Your photo from before (lesion.png) is shown again")).to_be_visible(
+                    timeout=RENDER_TIMEOUT_MS)
+                expect(page.locator("[data-testid=stPlotlyChart]")).to_have_count(2, timeout=RENDER_TIMEOUT_MS)
+
                 # A deep link from a prediction opens that condition's entry, even on a first visit.
                 page.goto(server.url + "/disease_library?condition=eczema", wait_until="domcontentloaded")
                 expect(page.get_by_role("heading", name="Atopic eczema (atopic dermatitis)")).to_be_visible(

@@ -44,8 +44,26 @@ def run_page(condition: str | None = None) -> AppTest:
 
 
 def listed_ids(at: AppTest) -> list[str]:
-    """Ids of the conditions in the result list, in display order (one button each, named after it)."""
+    """Ids of the whole result list, in display order (one button each, named after it), pressing "Show more"
+    until every match is listed."""
+    while any(b.key == "dl_more" for b in at.button):
+        at.button(key="dl_more").click().run()
+        assert not at.exception
     return [b.key.removeprefix("dl_open_") for b in at.button if b.key and b.key.startswith("dl_open_")]
+
+
+def test_the_list_grows_by_pages_and_a_new_search_starts_again() -> None:
+    from dermlib.ui.knowledge import LIBRARY_PAGE_SIZE as PAGE_SIZE
+
+    kb = _bundled()
+    at = run_page()
+    first = [b.key for b in at.button if b.key and b.key.startswith("dl_open_")]
+    assert len(first) == min(PAGE_SIZE, len(kb))
+    assert f"{len(kb)} of {len(kb)} conditions; the first {PAGE_SIZE} are listed" in [c.value for c in at.caption]
+    at.button(key="dl_more").click().run()
+    assert len([b for b in at.button if b.key and b.key.startswith("dl_open_")]) == min(2 * PAGE_SIZE, len(kb))
+    at.text_input(key="dl_search").input("skin").run()  # a new search: its first page only
+    assert len([b for b in at.button if b.key and b.key.startswith("dl_open_")]) <= PAGE_SIZE
 
 
 def assert_disclaimer(at: AppTest) -> None:

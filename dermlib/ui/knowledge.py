@@ -101,6 +101,11 @@ def badges(condition: Condition) -> str:
     )
 
 
+#: Library entries listed at first and added by each "Show more": all 130 at once made a phone's page 16,000 px
+#: tall.
+LIBRARY_PAGE_SIZE = 20
+
+
 def render_condition_row(
     condition: Condition, on_open: Callable[[str], None], key_prefix: str = "dl"
 ) -> None:
