@@ -127,3 +127,17 @@ def test_selective_line() -> None:
         "accuracy; on the images it flags as uncertain its accuracy is n/a.")
     assert selective_line({"n": 5}) is None
 
+
+
+def test_frequent_mistakes_lists_the_largest_confusions_first() -> None:
+    from dermlib.evaluate.reports import frequent_mistakes
+
+    report = {"confusion_matrix": {"labels": ["ecz", "pso", "mel"],
+                                   "matrix": [[8, 2, 0], [5, 3, 0], [0, 2, 1]]}}
+    rows = frequent_mistakes(report, {"ecz": "Eczema", "pso": "Psoriasis"})
+    assert [(r["photos of"], r["taken for"], r["test photos"]) for r in rows] == [
+        ("Psoriasis", "Eczema", 5), ("mel", "Psoriasis", 2), ("Eczema", "Psoriasis", 2)]  # 2 of 3 before 2 of 10
+    assert rows[0]["share of its photos"] == "62%"  # 5 of 8
+    assert frequent_mistakes(report, limit=1)[0]["photos of"] == "pso"
+    assert frequent_mistakes({"n": 3}) == [] and frequent_mistakes({"confusion_matrix": {
+        "labels": ["a"], "matrix": [[4]]}}) == []

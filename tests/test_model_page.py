@@ -401,6 +401,7 @@ def test_combined_model_is_scored_per_data_source(monkeypatch: pytest.MonkeyPatc
     assert (f"Fitzpatrick17k: it names a malignant class for "
             f"{round(fitz_alert['with_alert']['sensitivity'] * fitz_alert['n_malignant'])} of "
             f"{fitz_alert['n_malignant']} malignant photos") in _text(at)
+    assert "**Its most frequent mistakes** (test photos)" in _text(at)  # readable where the matrix is not
     # The per-class table's risk group is the data set's; where the clinical group differs, the page says so.
     assert "**Actinic keratosis** is in the data set's malignant group" in _text(at)
     assert "clinically it is premalignant" in _text(at)

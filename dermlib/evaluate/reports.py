@@ -294,6 +294,35 @@ def _source_title(name: str) -> str:
     return adapter.title.split(" (")[0] if adapter is not None else name
 
 
+def frequent_mistakes(report: dict[str, Any], class_names: dict[str, str] | None = None,
+                      limit: int = 10) -> list[dict[str, Any]]:
+    """The report's most frequent confusions, largest first, as table rows.
+
+    A confusion matrix of 38 classes cannot be read on a phone, and even on a wide screen the few cells that
+    matter hide among 1,400: the list names them.
+
+    Args:
+        report: An evaluation report with ``confusion_matrix`` (``labels`` and ``matrix``, rows = truth).
+        class_names: Display name per class id.
+        limit: How many rows at most.
+
+    Returns:
+        Rows with the true class, what it was taken for, how many test photos, and that share of the true
+        class's photos; empty when the report has no matrix or no mistake.
+    """
+    cm = report.get("confusion_matrix") or {}
+    ids, matrix = cm.get("labels") or [], cm.get("matrix") or []
+    names = class_names or {}
+    cells = []
+    for i, row in enumerate(matrix):
+        support = sum(row)
+        cells += [(int(count), i, j, support) for j, count in enumerate(row) if j != i and count]
+    cells.sort(key=lambda c: (-c[0], -c[0] / c[3], c[1], c[2]))
+    return [{"photos of": names.get(ids[i], ids[i]), "taken for": names.get(ids[j], ids[j]),
+             "test photos": count, "share of its photos": f"{count / support:.0%}"}
+            for count, i, j, support in cells[:limit]]
+
+
 def source_alert_line(report: dict[str, Any]) -> str | None:
     """What the urgency line does on each source's test photos alone, or None when no source was scored.
 

@@ -13,6 +13,7 @@ import streamlit as st
 from dermlib.evaluate import calibration_check_summary, ece_summary, malignant_alert_line
 from dermlib.evaluate.reports import (
     agreement_rows,
+    frequent_mistakes,
     pair_line,
     selective_line,
     skin_type_coverage_line,
@@ -82,6 +83,9 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
     with confusion:
         normalize = st.toggle("Normalise rows (recall per class)", value=True, key="model_cm_normalize")
         chart(st, eval_charts.confusion_matrix_figure(report, normalize=normalize, class_names=names))
+        if mistakes := frequent_mistakes(report, names):
+            st.markdown("**Its most frequent mistakes** (test photos)")
+            st.table(display_table(pd.DataFrame(mistakes)), hide_index=True)
     with calibration:
         chart(st, eval_charts.reliability_figure(report))
         if summary := ece_summary(report):
