@@ -52,7 +52,7 @@ def analyse(card: ModelCard, loaded: LoadedModel, upload: Any) -> None:
         st.error(f"**This file cannot be used.** {exc}")
         return
 
-    keep_widget("diagnose_top_k")
+    keep_widget("diagnose_top_k", range(1, min(5, card.num_classes) + 1))
     top_k = st.slider("How many diagnoses to list", 1, min(5, card.num_classes), min(3, card.num_classes),
                       key="diagnose_top_k")
     key = model_cache_key(card)
