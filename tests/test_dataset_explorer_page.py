@@ -116,7 +116,7 @@ def test_with_data_charts_gallery_and_duplicates(
     assert len(at.get("plotly_chart")) == 3
     assert len(at.get("image")) == 12  # a full gallery page
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
-    assert all(" · skin type " in c and c.endswith(".jpg") for c in captions)
+    assert all(" · skin type " in c and not c.endswith(".jpg") for c in captions)  # no hash-named files
     assert not any(" · FST " in c or re.search(r"skin type [1-6]\b", c) for c in captions)
     assert any("needs an installed model" in i.value for i in at.info)
 

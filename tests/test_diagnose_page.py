@@ -209,11 +209,11 @@ def test_a_model_whose_card_withholds_it_is_left_out_of_the_picker(
     assert picker.value == "tiny-test" and len(picker.options) == 1 and "Heavy benchmark" not in picker.options
     note = next(c.value for c in at.caption if "not offered here" in c.value)
     assert "Heavy benchmark" in note and "too big for a shared server" in note and "Model page" in note
-    assert "Its measured results" in note and "to offer it on" in note
+    assert "Its measured results" in note and "offers it on" in note
     write_tiny_model(tiny_weights_env / "heavier", model_id="heavier", extra={
         "name": "Heavier benchmark", "diagnose": {"offered": False, "reason": "even bigger"}})
     note = next(c.value for c in AppTest.from_file(PAGE).run(timeout=60).caption if "not offered here" in c.value)
-    assert "Heavier benchmark*: even bigger" in note and "Their measured results" in note and "offer them" in note
+    assert "Heavier benchmark*: even bigger" in note and "Their measured results" in note and "offers them on" in note
 
     monkeypatch.setenv("DERMLENS_OFFER_ALL_MODELS", "1")
     at = AppTest.from_file(PAGE).run(timeout=60)
