@@ -29,7 +29,9 @@ pages = [
     for path, title, icon, url in _PAGES
     if (_ROOT / path).is_file()
 ]
-st.navigation(pages).run()
+# In the header on a wide screen, where a sidebar only for four page names took a quarter of the width; on a
+# phone Streamlit folds it into the sidebar as before.
+st.navigation(pages, position="top").run()
 # After a run that imported modules: Streamlit collects garbage fully after every run, and without this each
 # collection walks every object torch, timm and plotly left behind (0.4 s, twice per upload; RELIABILITY.md).
 freeze_after_run()

@@ -44,8 +44,8 @@ def test_diagnose_upload_shows_charts_and_heatmaps(tmp_path: Path) -> None:
 
                 expect(page.get_by_role("heading", name="Diagnose")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
                 expect(page.get_by_text("decision support, not a diagnosis")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
-                # st.navigation is in charge: titled pages in the sidebar (not file names).
-                nav = page.locator("[data-testid=stSidebarNav]")
+                # st.navigation is in charge: titled pages in the header (not file names).
+                nav = page.locator("[data-testid=stTopNav]")
                 expect(nav.get_by_text("Disease Library")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
                 expect(nav.get_by_text("streamlit app")).to_have_count(0)
                 page.locator("input[type=file]").first.set_input_files(str(photo))
@@ -79,7 +79,7 @@ def test_diagnose_upload_shows_charts_and_heatmaps(tmp_path: Path) -> None:
                 page.wait_for_timeout(500)  # let Plotly re-layout to the new size
                 page.screenshot(path=str(screenshot), full_page=True)
 
-                # A trip to another page through the sidebar and back keeps the photo and its result
+                # A trip to another page through the navigation and back keeps the photo and its result
                 # (Streamlit forgets the uploader's file when its page is not drawn; the page keeps it).
                 nav.get_by_text("Disease Library").click()
                 expect(page.get_by_role("heading", name="Disease Library")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
