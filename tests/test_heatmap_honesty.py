@@ -152,8 +152,8 @@ def test_page_faithfulness_check_on_request(tiny_weights_env: Path) -> None:
     assert not at.exception
     table = at.table[-1].value
     # The verdict second: in the page's column a wide table had cut it off.
-    assert list(table.columns) == ["Class", "Verdict", "Score", "Probability", "Hot 20% removed",
-                                   "Random 20% removed"]
+    assert list(table.columns) == ["Class", "Verdict", "Score", "Probability", "Hot 20% out",
+                                   "Random 20% out"]
     assert len(table) == 3
     assert set(table["Verdict"]) <= {"faithful", "no better than chance", "worse than chance"}
 

@@ -403,8 +403,8 @@ def test_combined_model_is_scored_per_data_source(monkeypatch: pytest.MonkeyPatc
             f"{fitz_alert['n_malignant']} malignant photos") in _text(at)
     assert "**Its most frequent mistakes** (test photos)" in _text(at)  # readable where the matrix is not
     # The per-class table's risk group is the data set's; where the clinical group differs, the page says so.
-    assert "**Actinic keratosis** is in the data set's malignant group" in _text(at)
-    assert "clinically it is premalignant" in _text(at)
+    assert ("**Actinic keratosis: clinically premalignant** (the table gives the data set's group, malignant)"
+            in _text(at))
     # A single-source model has no such tab.
     _show_shipped(at, "clinical-fitz21")
     assert "By data source" not in [t.label for t in at.tabs]

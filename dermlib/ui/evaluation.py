@@ -74,8 +74,8 @@ def show_report(report: dict[str, Any], names: dict[str, str], card: Any = None)
         st.table(display_table(eval_charts.per_class_table(report, names)), hide_index=True)
         for info in (c for c in getattr(card, "classes", ()) if c.risk_note):
             # The table's group is the data set's, which the malignant figures count by; the Library's may differ.
-            st.caption(f"**{info.name}** is in the data set's {info.risk_group} group, which the risk-group and "
-                       f"malignant figures count it in; clinically it is {info.display_risk}. {info.risk_note}")
+            st.caption(f"**{info.name}: clinically {info.display_risk}** (the table gives the data set's group, "
+                       f"{info.risk_group}). {info.risk_note}")
         if (two_class := eval_charts.two_class_figure(report, names)) is not None:
             chart(st, two_class)  # one-vs-rest AUC bars would show the same number twice
         else:

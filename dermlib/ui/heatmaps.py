@@ -103,11 +103,12 @@ def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, in
         results = cached_faithfulness(loaded, key, image_digest, image, indices, method, maps)
     # Verdict first and short headers: in the page's column a wide table cut the verdict off.
     rows = [{"Class": s.name, "Verdict": r.verdict, "Score": signed_points(r.score),
-             "Probability": f"{r.probability:.0%}", "Hot 20% removed": f"{r.after_top:.0%}",
-             "Random 20% removed": f"{r.after_random:.0%}"} for s, r in zip(scores, results, strict=True)]
+             "Probability": f"{r.probability:.0%}", "Hot 20% out": f"{r.after_top:.0%}",
+             "Random 20% out": f"{r.after_random:.0%}"} for s, r in zip(scores, results, strict=True)]
     st.table(rows)  # a table wraps its text; a data frame scrolls sideways
-    st.caption("Probability: the class's calibrated probability on the photo as it is, then with its map's "
-               "hottest 20% of pixels removed, then with a random 20% removed. Score: the first drop minus the "
+    st.caption("Probability: the class's calibrated probability on the photo as it is; \"Hot 20% out\": with its "
+               "map's hottest 20% of pixels removed; \"Random 20% out\": with a random 20% removed. Score: the "
+               "first drop minus the "
                f"second, in percentage points. The verdict is \"faithful\" from {signed_points(CHANCE_MARGIN)} "
                f"points up: removing the map's hottest pixels then costs the class more than removing as many "
                f"at random. Between {signed_points(-CHANCE_MARGIN)} and {signed_points(CHANCE_MARGIN)} the map is "

@@ -249,7 +249,7 @@ def style_figure(
     # Plotly never wraps a title: on a phone a long one ran off the chart. Broken into lines, with room above.
     title = fig.layout.title.text or ""
     lines = title_lines(title)
-    extra = (len(lines) - 1) * (TITLE_FONT_SIZE + 6)
+    extra = (len(lines) - 1) * (TITLE_FONT_SIZE + 12)  # the line, and a gap above a legend row
     # Anchored by its top, a title of several lines started above the figure: placed from the top in pixels.
     place = {"y": 0.98} if len(lines) == 1 else {"yref": "container", "y": 1, "pad": {"t": 22}}
     layout: dict[str, Any] = {
