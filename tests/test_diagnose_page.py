@@ -44,6 +44,9 @@ def test_upload_shows_chart_and_heatmaps(tiny_weights_env: Path) -> None:
     assert len(charts) == 2  # probabilities + risk groups
     # Plotly's toolbar covered chart titles on phones (always shown on touch screens): drawn without it.
     assert all(json.loads(c.proto.config) == {"displayModeBar": False} for c in charts)
+    # Each chart is named for screen readers, with the figures it shows.
+    assert charts[0].proto.alt.startswith("Top diagnoses by calibrated probability: Class ")
+    assert charts[1].proto.alt.startswith("Probability by risk group: ")
     images = at.get("image")
     # the model's view, then the original + one overlay per top-3 class
     assert len(images) >= 5

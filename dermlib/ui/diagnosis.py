@@ -103,7 +103,9 @@ def _result(card: ModelCard, prediction, view) -> None:
             level, text = urgency
             icon = ":material/emergency:" if level == "urgent" else None
             (st.info if level == "routine" else st.warning)(text, icon=icon)
-        chart(st, probability_chart(prediction), key="diagnose_prob_chart")
+        listed = ", ".join(f"{s.name} {s.probability:.0%}" for s in prediction.top_k)
+        chart(st, probability_chart(prediction), alt=f"Top diagnoses by calibrated probability: {listed}.",
+              key="diagnose_prob_chart")
         if record := track_record(prediction, card):
             st.caption(record)
             if len(rows := record_rows(prediction, card)) > 1:
@@ -120,7 +122,8 @@ def _result(card: ModelCard, prediction, view) -> None:
             with st.expander("Technical details"):
                 st.caption("Abstention rule: " + "; ".join(prediction.reasons) + ".")
         st.markdown("**Risk groups** (probability summed over the classes in each group)")
-        chart(st, risk_chart(prediction), key="diagnose_risk_chart")
+        groups = ", ".join(f"{g} {p:.0%}" for g, p in prediction.risk.items())
+        chart(st, risk_chart(prediction), alt=f"Probability by risk group: {groups}.", key="diagnose_risk_chart")
         for note in risk_notes(prediction, card):
             st.caption(note)
         links = condition_links(prediction, card)
