@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         expect(page.locator("[data-testid=stPlotlyChart]").first).to_be_visible()
         expect(page.get_by_text("Where the model looked")).to_be_visible()
         page.get_by_text("Test whether these heatmaps can be trusted").click()
-        expect(page.get_by_text("Score = the drop")).to_be_visible()
+        expect(page.get_by_text("Random 20% out").first).to_be_visible()
         _wait_idle(page)
         _full_page(page, out / "diagnose.png")
 
