@@ -97,3 +97,23 @@ def test_diagnose_upload_shows_charts_and_heatmaps(tmp_path: Path) -> None:
         assert server.process.poll() is None, server.log()
 
     assert screenshot.stat().st_size > 20_000
+
+
+def test_a_bookmarked_diagnose_address_opens_the_diagnose_page(tmp_path: Path) -> None:
+    """Streamlit serves the default page only at "/"; /diagnose used to answer "Page not found"."""
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    weights = tmp_path / "weights"
+    write_tiny_model(weights / "tiny-test", model_id="tiny-test", num_classes=4)
+    env = {WEIGHTS_ENV: str(weights), "OMP_NUM_THREADS": "1"}
+    with streamlit_server("streamlit_app.py", tmp_path / "streamlit.log", env=env) as server:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(server.url + "/diagnose", wait_until="domcontentloaded")
+                expect(page.get_by_text("Photo of the skin condition")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+                assert "does not seem to exist" not in page.inner_text("body")
+            finally:
+                browser.close()
