@@ -119,9 +119,9 @@ def comparison_table(cards) -> str:
         names += [n for n in card.raw["scope"]["comparison"] if n not in names]
     rows = ["| score | features | " + " | ".join(f"`{c.id}`" for c in cards) + " |",
             "| --- | --- |" + " --- |" * len(cards)]
+    size = cards[0].raw["scope"].get("extractor", {}).get("size", "?") if cards else "?"
     for name in names:
         score, _, features = name.partition("@")
-        size = cards[0].raw["scope"].get("extractor", {}).get("size", "?")
         cells = []
         for card in cards:
             r = card.raw["scope"]["comparison"].get(name)

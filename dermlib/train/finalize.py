@@ -213,21 +213,22 @@ def finalize_model(out: Path, val_rows: pd.DataFrame, test_rows: pd.DataFrame, t
     if not test_rows.empty:
         test_logits = model_logits(out, test_rows)
         test_y = test_rows["label"].map(label_of).to_numpy(np.int64)
-        metrics = evaluation_report(softmax(test_logits, temperature), test_y, class_ids, risk,
-                                    test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)
+        test_probs = softmax(test_logits, temperature)
+        metrics = evaluation_report(test_probs, test_y, class_ids, risk, test_rows["fitzpatrick"].to_numpy(),
+                                    uncertain_thresholds=calibration)
         metrics["split"] = "test"
         if alert is not None:
-            metrics["malignant_alert"] = score_malignant_alert(softmax(test_logits, temperature),
-                                                               malignant[test_y], malignant, alert["threshold"])
+            metrics["malignant_alert"] = score_malignant_alert(test_probs, malignant[test_y], malignant,
+                                                               alert["threshold"])
         if "source" in test_rows and test_rows["source"].nunique() > 1:
             # A combined dataset: each source scored alone (skin types exist only in some), plus the
             # eczema-versus-psoriasis slice.
-            metrics.update(round_floats(slice_summary(
-                softmax(test_logits, temperature), test_y, test_rows["source"].astype(str).tolist(), class_ids,
-                risk, test_rows["fitzpatrick"].to_numpy(), uncertain_thresholds=calibration)))
+            sources = test_rows["source"].astype(str).tolist()
+            metrics.update(round_floats(slice_summary(test_probs, test_y, sources, class_ids, risk,
+                                                      test_rows["fitzpatrick"].to_numpy(),
+                                                      uncertain_thresholds=calibration)))
             if alert is not None:
-                add_alert_by_source(metrics, softmax(test_logits, temperature), test_y,
-                                    test_rows["source"].astype(str).tolist(), malignant, alert["threshold"])
+                add_alert_by_source(metrics, test_probs, test_y, sources, malignant, alert["threshold"])
         if not val_rows.empty:
             # A test split of a few hundred images cannot tell an ECE of 0.04 from 0.06 (sampling noise);
             # pooling both held-out splits, each scaled by the other's temperature, halves that noise.

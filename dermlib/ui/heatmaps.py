@@ -106,12 +106,11 @@ def _faithfulness_check(loaded: Any, key: str, image_digest: str, image: Any, in
              "Probability": f"{r.probability:.0%}", "Hot 20% out": f"{r.after_top:.0%}",
              "Random 20% out": f"{r.after_random:.0%}"} for s, r in zip(scores, results, strict=True)]
     st.table(rows)  # a table wraps its text; a data frame scrolls sideways
+    low, high = signed_points(-CHANCE_MARGIN), signed_points(CHANCE_MARGIN)
     st.caption("Probability: the class's calibrated probability on the photo as it is; \"Hot 20% out\": with its "
                "map's hottest 20% of pixels removed; \"Random 20% out\": with a random 20% removed. Score: the "
-               "first drop minus the "
-               f"second, in percentage points. The verdict is \"faithful\" from {signed_points(CHANCE_MARGIN)} "
-               f"points up: removing the map's hottest pixels then costs the class more than removing as many "
-               f"at random. Between {signed_points(-CHANCE_MARGIN)} and {signed_points(CHANCE_MARGIN)} the map is "
-               "no better than chance at showing what the model used; the higher the score, the stronger the "
-               "evidence.")
+               f"first drop minus the second, in percentage points. The verdict is \"faithful\" from {high} points "
+               "up: removing the map's hottest pixels then costs the class more than removing as many at random. "
+               f"Between {low} and {high} the map is no better than chance at showing what the model used; the "
+               "higher the score, the stronger the evidence.")
     return results

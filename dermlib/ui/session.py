@@ -95,7 +95,7 @@ def keep_photo(widget_key: str, upload: Any, had_state: bool) -> tuple[Any, bool
     Returns:
         (the photo or None, whether it is the kept one rather than the widget's).
     """
-    kept = _KEPT + "photo_" + widget_key
+    kept = _photo_key(widget_key)
     if upload is not None:
         st.session_state[kept] = upload  # the same object, not a copy of its bytes
         return upload, False
@@ -108,4 +108,8 @@ def keep_photo(widget_key: str, upload: Any, had_state: bool) -> tuple[Any, bool
 
 def forget_photo(widget_key: str) -> None:
     """Drop the kept photo of this uploader or camera (the user asked to clear it)."""
-    st.session_state.pop(_KEPT + "photo_" + widget_key, None)
+    st.session_state.pop(_photo_key(widget_key), None)
+
+
+def _photo_key(widget_key: str) -> str:
+    return f"{_KEPT}photo_{widget_key}"
